@@ -1,0 +1,63 @@
+"""Command line: `python -m kdutils sweep|run|bench ...` (also installed as `kdutils`)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from .profiles import PROFILES
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import parse_value, run_sweep
+
+    grid = {name: [parse_value(v) for v in values] for name, *values in args.param or []}
+    empty = [name for name, values in grid.items() if not values]
+    if empty:
+        raise SystemExit(f"parameter(s) {', '.join(empty)} given without values: use -p NAME V1 V2 ...")
+    report = run_sweep(args.notebook, grid, profile=args.profile, out_dir=args.out)
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run one experiment's named configs without Jupyter (the GPU machine has no papermill)."""
+    module = importlib.import_module(f"kdutils.experiments.{args.experiment}")
+    params = {name: __import__("kdutils.sweep", fromlist=["parse_value"]).parse_value(v) for name, v in args.set or []}
+    records = module.run_all(profile=args.profile, **params)
+    for rec in records:
+        print(json.dumps({"role": rec["config"]["role"], "key": rec["key"], "status": rec["status"], **rec["metrics"]}))
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kdutils", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sw = sub.add_parser("sweep", help="execute a notebook once per grid point with papermill (resumable)")
+    sw.add_argument("notebook")
+    sw.add_argument("-p", "--param", nargs="+", action="append", metavar=("NAME", "VALUE"),
+                    help="a grid axis: -p tau 1 4 8 16 (repeat for more axes)")
+    sw.add_argument("--profile", default="smoke", choices=PROFILES)
+    sw.add_argument("--out", default="runs", help="folder for executed notebooks and completion markers")
+    sw.set_defaults(func=_sweep)
+    rn = sub.add_parser("run", help="run an experiment's configs directly (no Jupyter needed)")
+    rn.add_argument("experiment", help="a module in kdutils.experiments, e.g. hinton")
+    rn.add_argument("--profile", default="cpu", choices=PROFILES)
+    rn.add_argument("--set", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    rn.set_defaults(func=_run)
+    bn = sub.add_parser("bench", help="throughput benchmarks (prints figures)")
+    bn.add_argument("rest", nargs=argparse.REMAINDER)
+    bn.set_defaults(func=_bench)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

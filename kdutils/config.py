@@ -1,0 +1,122 @@
+"""Run configurations: a frozen dataclass per run whose stable hash names its record in the results store."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from .losses import check_alpha, check_tau
+
+KD_DIRECTIONS = ("forward", "reverse")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("none", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is optimised. Augmentation strings are parsed by `device_loader.parse_augment`."""
+
+    epochs: int = 1
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "none"
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    augment: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which examples a run trains and is evaluated on.
+
+    `n_train` takes a seeded random subset of the training split (the cpu/smoke profiles);
+    `val_size` holds out a deterministic validation set; `fold`/`k_folds` select a k-fold partition
+    of the training split, whose held-out fold is then the evaluation set's companion `val` split.
+    """
+
+    dataset: str = "mnist"
+    n_train: int | None = None
+    n_test: int | None = None
+    val_size: int = 0
+    fold: int | None = None
+    k_folds: int = 5
+    split_seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. `alpha` is the weight on the KD term; `teacher` is the run that produced the teacher."""
+
+    experiment: str
+    role: str
+    model: str
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    teacher: "RunConfig | None" = None
+    tau: float = 1.0
+    alpha: float = 0.0
+    kd_direction: str = "forward"
+    label_smoothing: float = 0.0
+    seed: int = 0
+    profile: str = "cpu"
+    invariance: str | None = None
+
+    def __post_init__(self) -> None:
+        check_tau(self.tau)
+        check_alpha(self.alpha)
+        object.__setattr__(self, "tau", float(self.tau))
+        object.__setattr__(self, "alpha", float(self.alpha))
+        object.__setattr__(self, "label_smoothing", float(self.label_smoothing))
+        if self.kd_direction not in KD_DIRECTIONS:
+            raise ValueError(f"unknown kd_direction {self.kd_direction!r}; choose one of: {', '.join(KD_DIRECTIONS)}")
+        if self.alpha > 0 and self.teacher is None:
+            raise ValueError(f"alpha={self.alpha} puts weight on a KD term, but the run names no teacher")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def key(self) -> str:
+        """A stable 16-hex-digit hash of everything that defines the run (the teacher's config included)."""
+        return config_hash(self.to_dict())
+
+    def with_(self, **changes: Any) -> "RunConfig":
+        return replace(self, **changes)
+
+
+def config_hash(payload: dict[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, default=_jsonable, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return str(value)
+
+
+def run_config_from_dict(payload: dict[str, Any]) -> RunConfig:
+    """Rebuild a RunConfig from its recorded dict (the inverse of `to_dict`)."""
+    payload = dict(payload)
+    payload["data"] = DataConfig(**payload["data"])
+    payload["train"] = TrainConfig(**payload["train"])
+    if payload.get("teacher") is not None:
+        payload["teacher"] = run_config_from_dict(payload["teacher"])
+    return RunConfig(**payload)

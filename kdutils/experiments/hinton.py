@@ -1,0 +1,121 @@
+"""Hinton, Vinyals & Dean (2015), MNIST: a big regularised MLP distilled into a small one.
+
+Paper figures (test errors out of 10,000): teacher 2x1200 with dropout and inputs jittered by up to two
+pixels, 67; the 2x800 net trained alone, 146; the same 2x800 net distilled at T=20, 74.
+Here `alpha` is the weight on the KD term, the student sees un-jittered training images (so the teacher's
+logits are computed once and reused), and the KL direction is the paper's forward KL(P_t || P_s).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..config import DataConfig, RunConfig, TrainConfig
+from ..profiles import check_profile
+from ..runner import run
+from ..store import ResultStore
+from ..verdict import Verdict
+
+EXPERIMENT = "hinton_mnist"
+PAPER_ERRORS = {"teacher": 67, "student": 146, "distilled": 74}
+TAUS = (1.0, 2.0, 4.0, 8.0, 20.0)
+DEFAULT_ALPHA = 0.9
+
+
+@dataclass(frozen=True)
+class Recipe:
+    n_train: int | None
+    n_test: int | None
+    teacher_epochs: int
+    student_epochs: int
+    batch_size: int
+    lr: float
+
+
+RECIPES = {
+    "smoke": Recipe(n_train=2000, n_test=1000, teacher_epochs=1, student_epochs=1, batch_size=128, lr=0.05),
+    "cpu": Recipe(n_train=None, n_test=None, teacher_epochs=12, student_epochs=12, batch_size=128, lr=0.05),
+    "full": Recipe(n_train=None, n_test=None, teacher_epochs=100, student_epochs=60, batch_size=128, lr=0.05),
+}
+
+
+def _base(profile: str, role: str, model: str, epochs: int, augment: str, seed: int) -> RunConfig:
+    r = RECIPES[check_profile(profile)]
+    return RunConfig(
+        experiment=EXPERIMENT, role=role, model=model, profile=profile, seed=seed,
+        data=DataConfig(dataset="mnist", n_train=r.n_train, n_test=r.n_test),
+        train=TrainConfig(epochs=epochs, batch_size=r.batch_size, optimizer="sgd", lr=r.lr, momentum=0.9,
+                          schedule="cosine", augment=augment),
+    )
+
+
+def teacher_config(profile: str, seed: int = 0) -> RunConfig:
+    """2x1200 ReLU MLP, dropout 0.2 on inputs and 0.5 on hidden units, inputs jittered by up to 2 px."""
+    return _base(profile, "teacher", "mlp_1200x2", RECIPES[profile].teacher_epochs, "shift2", seed)
+
+
+def student_config(profile: str, seed: int = 0) -> RunConfig:
+    """2x800 ReLU MLP trained alone on hard labels, no regularisation."""
+    return _base(profile, "student", "mlp_800x2", RECIPES[profile].student_epochs, "none", seed)
+
+
+def distilled_config(profile: str, tau: float, alpha: float = DEFAULT_ALPHA, seed: int = 0) -> RunConfig:
+    """The same 2x800 MLP trained on alpha * tau^2 KL(P_t||P_s) + (1 - alpha) * CE."""
+    return student_config(profile, seed).with_(role="distilled", teacher=teacher_config(profile), tau=tau,
+                                               alpha=alpha)
+
+
+def configs(profile: str, taus=TAUS, alphas=(DEFAULT_ALPHA,), seeds=(0,)) -> list[RunConfig]:
+    out = [teacher_config(profile)] + [student_config(profile, s) for s in seeds]
+    out += [distilled_config(profile, t, a, s) for t in taus for a in alphas for s in seeds]
+    return out
+
+
+def run_all(profile: str = "cpu", taus=TAUS, alphas=(DEFAULT_ALPHA,), seeds=(0,), tau=None, alpha=None,
+            store: ResultStore | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Run (or load) every config of the chapter; `tau`/`alpha` restrict it to one grid point."""
+    taus = (tau,) if tau is not None else taus
+    alphas = (alpha,) if alpha is not None else alphas
+    return [run(cfg, store, progress=progress) for cfg in configs(profile, taus, alphas, seeds)]
+
+
+def results_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+    """One row per recorded run of this profile, with the columns the chapter shows."""
+    table = (store or ResultStore()).table(EXPERIMENT, profile=profile)
+    if table.empty:
+        return table
+    columns = {"config.role": "role", "config.tau": "tau", "config.alpha": "alpha", "config.seed": "seed",
+               "errors": "test errors", "accuracy": "accuracy", "nll": "NLL", "ece": "ECE",
+               "agreement": "agreement", "kl": "KL(t||s)", "device": "device", "commit": "commit",
+               "wall_time_s": "wall time (s)", "n_test": "n_test"}
+    table = table[[c for c in columns if c in table]].rename(columns=columns)
+    table.loc[table.role != "distilled", ["tau", "alpha"]] = float("nan")
+    order = {"teacher": 0, "student": 1, "distilled": 2}
+    return table.sort_values(["role", "tau", "alpha", "seed"], key=lambda s: s.map(order) if s.name == "role" else s)\
+        .reset_index(drop=True)
+
+
+def verdict(table: pd.DataFrame, profile: str) -> Verdict:
+    """Reproduced if distillation at T=20 closes >= 75% of the student-teacher error gap (the paper: 91%)."""
+    claim = ("Distilling a large regularised MLP at a high temperature (T=20) brings a small MLP most of the way "
+             "to the teacher's test error (paper: 146 -> 74 errors, teacher 67).")
+    if table.empty or "distilled" not in set(table.role):
+        return Verdict(claim, "not yet run", "no recorded runs for this profile", profile)
+    errors = {role: table[table.role == role]["test errors"].mean() for role in ("teacher", "student")}
+    distilled = table[(table.role == "distilled") & (table.tau == 20.0)]
+    if distilled.empty:
+        return Verdict(claim, "not yet run", "no recorded T=20 run", profile)
+    d20 = distilled["test errors"].mean()
+    gap = errors["student"] - errors["teacher"]
+    closed = (errors["student"] - d20) / gap if gap > 0 else float("nan")
+    label = "reproduced" if closed >= 0.75 else "partly reproduced" if closed >= 0.25 else "not reproduced"
+    if gap <= 0:
+        label = "not reproduced"
+    n_test = int(table["n_test"].iloc[0])
+    evidence = (f"teacher {errors['teacher']:.0f}, student alone {errors['student']:.0f}, distilled at T=20 "
+                f"{d20:.0f} test errors (of {n_test}); distillation closes {closed:.0%} of the gap "
+                f"(paper: {(146 - 74) / (146 - 67):.0%}).")
+    devices = ", ".join(sorted(set(table.device.dropna())))
+    return Verdict(claim, label, evidence, f"profile `{profile}` on {devices}")

@@ -1,0 +1,105 @@
+"""Grid sweeps over a parameterized notebook, executed headlessly with papermill.
+
+Each grid point gets an output notebook `<out>/<stem>/<point>.ipynb` and, once papermill finishes it
+without error, a completion marker `<out>/<stem>/.done/<point>.json` written atomically. A restarted sweep
+skips points with a marker, so killing it loses at most the point in flight (which reruns, and inside it
+every finished run is loaded from the results store rather than retrained). Failed points are recorded,
+do not stop the sweep, and are listed at the end.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm.auto import tqdm
+
+from .config import config_hash
+from .profiles import check_profile
+from .store import atomic_write_json
+
+Executor = Callable[[Path, Path, dict[str, Any], Path], None]
+
+
+def expand_grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Cartesian product, in the order the parameters were given."""
+    names = list(params)
+    return [dict(zip(names, values)) for values in itertools.product(*(params[n] for n in names))]
+
+
+def parse_value(text: str) -> Any:
+    """Command-line values: int, then float, then true/false/none, else the string itself."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def point_name(params: dict[str, Any]) -> str:
+    """A readable, filesystem-safe name plus a hash so distinct points never collide."""
+    readable = "_".join(f"{k}{v}" for k, v in params.items()).replace("/", "-").replace(" ", "")[:80]
+    return f"{readable}-{config_hash(params)[:8]}"
+
+
+def papermill_executor(notebook: Path, output: Path, params: dict[str, Any], cwd: Path) -> None:
+    import papermill as pm
+
+    pm.execute_notebook(str(notebook), str(output), parameters=params, cwd=str(cwd), kernel_name="python3",
+                        progress_bar=False, log_output=False)
+
+
+@dataclass
+class SweepReport:
+    done: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = [f"{len(self.done)} ran, {len(self.skipped)} already done, {len(self.failed)} failed"]
+        for params, error in self.failed:
+            lines.append(f"  FAILED {params}: {error}")
+        return "\n".join(lines)
+
+
+def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str = "smoke",
+              out_dir: str | Path = "runs", executor: Executor = papermill_executor,
+              progress: bool = True) -> SweepReport:
+    """Execute `notebook` once per grid point (plus `profile`), skipping points already completed."""
+    notebook = Path(notebook).resolve()
+    if not notebook.exists():
+        raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
+    check_profile(profile)
+    folder = Path(out_dir) / notebook.stem
+    markers = folder / ".done"
+    markers.mkdir(parents=True, exist_ok=True)
+    report = SweepReport()
+    points = [{**p, "profile": profile} for p in expand_grid(grid)]
+    bar = tqdm(points, desc=f"sweep {notebook.stem}", disable=not progress)
+    for params in bar:
+        name = point_name(params)
+        marker = markers / f"{name}.json"
+        if marker.exists():
+            report.skipped.append(params)
+            continue
+        bar.set_postfix_str(name[:40])
+        output = folder / f"{name}.ipynb"
+        try:
+            executor(notebook, output, params, notebook.parent)
+        except Exception as err:  # keep going: one failed point must not lose the rest of the grid
+            message = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+            report.failed.append((params, message))
+            (folder / f"{name}.error.txt").write_text(traceback.format_exc())
+            continue
+        atomic_write_json(marker, {"params": params, "notebook": str(notebook), "output": str(output)})
+        report.done.append(params)
+    return report
+
+
+def completed_points(notebook: str | Path, out_dir: str | Path = "runs") -> list[dict[str, Any]]:
+    folder = Path(out_dir) / Path(notebook).stem / ".done"
+    return [json.loads(p.read_text())["params"] for p in sorted(folder.glob("*.json"))]
