@@ -56,6 +56,7 @@ class ResultStore:
 
     def put(self, cfg: RunConfig, record: dict[str, Any]) -> dict[str, Any]:
         record = {**record, "key": cfg.key(), "config": cfg.to_dict()}
+        record = json.loads(json.dumps(record))  # return exactly what a later `get` will read back
         atomic_write_json(self.path(cfg), record)
         return record
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .config import config_hash
 from .profiles import check_profile

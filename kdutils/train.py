@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import tqdm
 
 from .config import TrainConfig
 from .losses import kd_objective
