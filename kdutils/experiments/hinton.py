@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import DataConfig, RunConfig, TrainConfig
-from ..profiles import check_profile
+from ..profiles import check_profile, resolve_profile
 from ..runner import run
 from ..store import ResultStore
 from ..verdict import Verdict
@@ -35,28 +35,33 @@ class Recipe:
     student_epochs: int
     batch_size: int
     lr: float
+    teacher_lr: float | None = None  # the dropout teacher tolerates (and needs) a larger step
 
 
 RECIPES = {
     "smoke": Recipe(n_train=2000, n_test=1000, teacher_epochs=1, student_epochs=1, batch_size=128, lr=0.05),
-    "cpu": Recipe(n_train=None, n_test=None, teacher_epochs=30, student_epochs=20, batch_size=128, lr=0.05),
-    "full": Recipe(n_train=None, n_test=None, teacher_epochs=100, student_epochs=60, batch_size=128, lr=0.05),
+    "cpu": Recipe(n_train=None, n_test=None, teacher_epochs=50, student_epochs=20, batch_size=128, lr=0.05,
+                  teacher_lr=0.1),
+    "full": Recipe(n_train=None, n_test=None, teacher_epochs=200, student_epochs=60, batch_size=128, lr=0.05,
+                   teacher_lr=0.1),
 }
 
 
-def _base(profile: str, role: str, model: str, epochs: int, augment: str, seed: int) -> RunConfig:
+def _base(profile: str, role: str, model: str, epochs: int, augment: str, seed: int,
+          lr: float | None = None) -> RunConfig:
     r = RECIPES[check_profile(profile)]
     return RunConfig(
         experiment=EXPERIMENT, role=role, model=model, profile=profile, seed=seed,
         data=DataConfig(dataset="mnist", n_train=r.n_train, n_test=r.n_test),
-        train=TrainConfig(epochs=epochs, batch_size=r.batch_size, optimizer="sgd", lr=r.lr, momentum=0.9,
+        train=TrainConfig(epochs=epochs, batch_size=r.batch_size, optimizer="sgd", lr=lr or r.lr, momentum=0.9,
                           schedule="cosine", augment=augment),
     )
 
 
 def teacher_config(profile: str, seed: int = 0) -> RunConfig:
     """2x1200 ReLU MLP, dropout 0.2 on inputs and 0.5 on hidden units, inputs jittered by up to 2 px."""
-    return _base(profile, "teacher", "mlp_1200x2", RECIPES[check_profile(profile)].teacher_epochs, "shift2", seed)
+    r = RECIPES[check_profile(profile)]
+    return _base(profile, "teacher", "mlp_1200x2", r.teacher_epochs, "shift2", seed, lr=r.teacher_lr)
 
 
 def student_config(profile: str, seed: int = 0) -> RunConfig:
@@ -80,6 +85,12 @@ def configs(profile: str, taus=TAUS, alphas=(DEFAULT_ALPHA,), seeds=None) -> lis
     return out
 
 
+def point_configs(profile: str, tau: float = 20.0, alpha: float = DEFAULT_ALPHA, seed: int = 0) -> list[RunConfig]:
+    """The configs that one point of `notebooks/hinton_kd.ipynb` runs (same defaults as its parameters cell,
+    profile resolved as the notebook resolves it), so the sweep can train all points' students together first."""
+    return configs(resolve_profile(profile), (float(tau),), (float(alpha),), (int(seed),))
+
+
 def run_all(profile: str = "cpu", taus=TAUS, alphas=(DEFAULT_ALPHA,), seeds=None, tau=None, alpha=None,
             seed=None, store: ResultStore | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Run (or load) every config of the chapter; `tau`/`alpha`/`seed` restrict it to one grid point."""
@@ -91,7 +102,11 @@ def run_all(profile: str = "cpu", taus=TAUS, alphas=(DEFAULT_ALPHA,), seeds=None
 
 def results_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
     """One row per recorded run of this profile, with the columns the chapter shows."""
-    table = (store or ResultStore()).table(EXPERIMENT, profile=profile)
+    store = store or ResultStore()
+    current = {cfg.key() for cfg in configs(profile)}  # records of older recipes stay on disk but are not shown
+    table = store.table(EXPERIMENT, profile=profile)
+    if not table.empty:
+        table = table[table.key.isin(current)]
     if table.empty:
         return table
     columns = {"config.role": "role", "config.tau": "tau", "config.alpha": "alpha", "config.seed": "seed",
