@@ -16,7 +16,7 @@ def _sweep(args: argparse.Namespace) -> int:
     empty = [name for name, values in grid.items() if not values]
     if empty:
         raise SystemExit(f"parameter(s) {', '.join(empty)} given without values: use -p NAME V1 V2 ...")
-    report = run_sweep(args.notebook, grid, profile=args.profile, out_dir=args.out)
+    report = run_sweep(args.notebook, grid, profile=args.profile, out_dir=args.out, group=not args.no_group)
     print(report.summary())
     return 1 if report.failed else 0
 
@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="a grid axis: -p tau 1 4 8 16 (repeat for more axes)")
     sw.add_argument("--profile", default="smoke", choices=PROFILES)
     sw.add_argument("--out", default="runs", help="folder for executed notebooks and completion markers")
+    sw.add_argument("--no-group", action="store_true",
+                    help="do not train the points' students together before running the notebooks")
     sw.set_defaults(func=_sweep)
     rn = sub.add_parser("run", help="run an experiment's configs directly (no Jupyter needed)")
     rn.add_argument("experiment", help="a module in kdutils.experiments, e.g. hinton")
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     bn = sub.add_parser("bench", help="throughput benchmarks (prints figures)")
     bn.add_argument("rest", nargs=argparse.REMAINDER)
     bn.set_defaults(func=_bench)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # argparse's REMAINDER does not take a leading "--option": hand over directly
+        return _bench(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     return args.func(args)
 

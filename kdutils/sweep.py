@@ -5,6 +5,12 @@ without error, a completion marker `<out>/<stem>/.done/<point>.json` written ato
 skips points with a marker, so killing it loses at most the point in flight (which reruns, and inside it
 every finished run is loaded from the results store rather than retrained). Failed points are recorded,
 do not stop the sweep, and are listed at the end.
+
+Students trained together: when the notebook's metadata names an experiment module
+(`"kdutils": {"experiment": "hinton"}`), the sweep first asks that module's `point_configs(profile, **params)`
+for the runs of every point not yet done and trains them with `group_runner.run_grouped` (students that
+differ only in tau/alpha/seed share one process and one data pipeline); the notebooks then only load records.
+A failure there is reported and the notebooks train whatever is still missing on their own.
 """
 from __future__ import annotations
 
@@ -58,18 +64,47 @@ class SweepReport:
     done: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    grouped: int = 0  # runs recorded by the grouped pre-run
+    group_error: str = ""  # why the grouped pre-run stopped, if it did
 
     def summary(self) -> str:
         lines = [f"{len(self.done)} ran, {len(self.skipped)} already done, {len(self.failed)} failed"]
+        if self.grouped:
+            lines.append(f"  {self.grouped} run(s) trained together before the notebooks")
+        if self.group_error:
+            lines.append(f"  grouped pre-run failed (the notebooks trained on their own): {self.group_error}")
         for params, error in self.failed:
             lines.append(f"  FAILED {params}: {error}")
         return "\n".join(lines)
 
 
+def notebook_experiment(notebook: Path) -> str | None:
+    """The experiment module a notebook declares in its metadata (`"kdutils": {"experiment": ...}`), if any."""
+    meta = json.loads(Path(notebook).read_text()).get("metadata", {})
+    return (meta.get("kdutils") or {}).get("experiment")
+
+
+def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: bool = True) -> int:
+    """Train the runs of `points` together where the grid allows; returns how many runs it recorded."""
+    import importlib
+
+    from .group_runner import run_grouped
+    from .store import ResultStore
+
+    module = importlib.import_module(f"kdutils.experiments.{experiment}")
+    cfgs = [cfg for params in points for cfg in module.point_configs(**params)]
+    store = ResultStore()
+    missing = {c.key() for c in cfgs if store.get(c) is None}
+    run_grouped(cfgs, store, progress=progress)
+    return len(missing)
+
+
 def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str = "smoke",
               out_dir: str | Path = "runs", executor: Executor = papermill_executor,
-              progress: bool = True) -> SweepReport:
-    """Execute `notebook` once per grid point (plus `profile`), skipping points already completed."""
+              progress: bool = True, group: bool = True) -> SweepReport:
+    """Execute `notebook` once per grid point (plus `profile`), skipping points already completed.
+
+    group: first train the pending points' runs together (when the notebook names its experiment module)."""
     notebook = Path(notebook).resolve()
     if not notebook.exists():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
@@ -79,6 +114,14 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
     markers.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
     points = [{**p, "profile": profile} for p in expand_grid(grid)]
+    experiment = notebook_experiment(notebook) if group else None
+    pending = [p for p in points if not (markers / f"{point_name(p)}.json").exists()]
+    if experiment and pending:
+        try:
+            report.grouped = pre_run_grouped(experiment, pending, progress)
+        except Exception as err:  # the notebooks still run, and train (or fail) on their own
+            report.group_error = f"{type(err).__name__}: {err}"
+            (folder / "grouped.error.txt").write_text(traceback.format_exc())
     bar = tqdm(points, desc=f"sweep {notebook.stem}", disable=not progress)
     for params in bar:
         name = point_name(params)

@@ -1,0 +1,41 @@
+"""The benchmark command at a tiny size: it prints samples/s and ratios and records them with provenance."""
+import json
+
+import torch
+
+from kdutils import bench
+
+
+def test_tiny_bench_prints_ratios_and_writes_a_record(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path))
+    threads = torch.get_num_threads()
+    try:
+        code = bench.main(["--task", "mlp", "--device", "cpu", "--steps", "3", "--warmup", "1", "--batch-size", "16",
+                           "--data", "random", "--threads", "1", "--record", "-k", "2"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ratio fast path / reference:" in out and "ratio 2 together / 2 in sequence:" in out
+    assert "reference (DataLoader" in out and "random uint8 images" in out
+    record = json.loads((tmp_path / "bench" / "mlp-cpu.json").read_text())
+    assert record["task"] == "mlp" and record["k"] == 2 and record["batch_size"] == 16
+    assert [r["samples"] for r in record["rows"]] == [48, 48, 96, 96]  # 3 steps of 16; 2 students
+    for r in record["rows"]:
+        assert r["samples_per_s"] > 0 and abs(r["samples_per_s"] * r["seconds"] - r["samples"]) < 1e-6 * r["samples"]
+    fast, ref = record["rows"][1]["samples_per_s"], record["rows"][0]["samples_per_s"]
+    assert abs(record["ratios"]["fast_vs_reference"] - fast / ref) < 1e-9
+    assert abs(record["ratios"]["together_vs_sequential"] - record["rows"][2]["seconds"] / record["rows"][3]["seconds"]) < 1e-9
+    assert record["provenance"]["device"].startswith("cpu") and record["provenance"]["torch"] == torch.__version__
+
+
+def test_bench_arguments_are_checked(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        bench.main(["--task", "imagenet"])
+    assert "invalid choice: 'imagenet'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--steps", "0"])
+    with pytest.raises(ValueError, match="unknown data 'cifar'"):
+        bench.load_images("cifar", 4)
