@@ -53,13 +53,14 @@ def dataset_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None) -> ArrayDataset:
-    """Load a registered dataset split; unknown names fail with the list of known ones."""
+def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None,
+                 **options) -> ArrayDataset:
+    """Load a registered dataset split; `options` go to loaders that take them (e.g. set_mnist's n_points)."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}")
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
-    return _REGISTRY[name](split=split, root=root, download=download)
+    return _REGISTRY[name](split=split, root=root, download=download, **options)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -450,3 +451,14 @@ for _name in _IDX_INFO:
 for _name in _CIFAR_INFO:
     register_dataset(_name, _make_loader(_load_cifar_dataset, _name))
 del _name
+
+
+def _register_pointsets() -> None:
+    """Point-set datasets (set-MNIST, ModelNet40, hls4ml jets) live in kdutils.pointsets."""
+    from . import pointsets
+
+    for name, loader in pointsets.DATASETS.items():
+        register_dataset(name, loader)
+
+
+_register_pointsets()

@@ -122,11 +122,55 @@ class RandomHFlip:
         return f"RandomHFlip(p={self.p})"
 
 
+class RandomTranslate:
+    """Point sets (B, P, F): add one random vector, uniform in [-r, r] per coordinate, to the coordinate
+    features of every element of a set (each set its own vector; see `kdutils.symmetry.translate_points`).
+    `coord_dims` = 3 translates (x, y, z), 2 translates (x, y) only (set-MNIST, whose third feature is the
+    pixel intensity)."""
+
+    data_kind = "points"
+
+    def __init__(self, max_translation: float, coord_dims: int = 3) -> None:
+        if isinstance(max_translation, bool) or not isinstance(max_translation, numbers.Real) or not (
+                math.isfinite(max_translation) and max_translation >= 0):
+            raise ValueError(f"max_translation must be a finite number >= 0, got {max_translation!r}")
+        if coord_dims not in (2, 3):
+            raise ValueError(f"coord_dims must be 2 (x, y) or 3 (x, y, z), got {coord_dims!r}")
+        self.max_translation = float(max_translation)
+        self.coord_dims = int(coord_dims)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        from kdutils.symmetry import translate_points
+
+        return translate_points(x, self.max_translation, generator, coord_dims=slice(0, self.coord_dims))
+
+    def __repr__(self) -> str:
+        return f"RandomTranslate(max_translation={self.max_translation}, coord_dims={self.coord_dims})"
+
+
+class RandomPermute:
+    """Point sets (B, P, F): reorder the elements of each set by its own uniformly random permutation."""
+
+    data_kind = "points"
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        from kdutils.symmetry import permute_set
+
+        return permute_set(x, generator)
+
+    def __repr__(self) -> str:
+        return "RandomPermute()"
+
+
 class Compose:
     """Apply augmentations in order, all drawing from the same generator."""
 
     def __init__(self, transforms: Sequence[Augment]) -> None:
         self.transforms = list(transforms)
+        kinds = {data_kind(t) for t in self.transforms}
+        if len(kinds) > 1:
+            raise ValueError(f"cannot compose image and point-set augmentations: {self.transforms!r}")
+        self.data_kind = kinds.pop() if kinds else "images"
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         for t in self.transforms:
@@ -137,14 +181,22 @@ class Compose:
         return f"Compose([{', '.join(map(repr, self.transforms))}])"
 
 
-_TOKEN = re.compile(r"^(?:shift(?P<shift>\d+)(?P<circ>c?)|crop(?P<crop>\d+)|(?P<flip>h?flip))$")
+_TOKEN = re.compile(r"^(?:shift(?P<shift>\d+)(?P<circ>c?)|crop(?P<crop>\d+)|(?P<flip>h?flip)"
+                    r"|translate(?P<xy>xy)?(?P<tr>\d+(?:\.\d+)?)|(?P<perm>permute))$")
 _GRAMMAR = ("'none', or '+'-joined parts from: 'shift<k>' (zero-filled shift up to k px), "
             "'shift<k>c' (circular shift), 'crop<p>' (pad p + random crop), 'flip' (horizontal flip, p=0.5); "
-            "e.g. 'shift2', 'shift2c', 'crop4+flip'")
+            "for point sets: 'translate<r>' (x, y, z each shifted by U[-r, r]), 'translatexy<r>' (x, y only), "
+            "'permute' (random reordering of each set); e.g. 'shift2', 'shift2c', 'crop4+flip', 'translatexy0.25'")
+
+
+def data_kind(augment: Augment) -> str:
+    """"images" (needs (N, C, H, W) data) or "points" (needs (N, P, F) sets); image augmentations by default."""
+    return getattr(augment, "data_kind", "images")
 
 
 def parse_augment(spec: str | None) -> Augment | None:
-    """Turn a config string like "shift2", "shift2c" or "crop4+flip" into an augmentation ("none" -> None)."""
+    """Turn a config string like "shift2", "shift2c", "crop4+flip" or, for point sets, "translatexy0.25" or
+    "permute" into an augmentation ("none" -> None)."""
     if spec is None:
         return None
     if not isinstance(spec, str):
@@ -161,6 +213,10 @@ def parse_augment(spec: str | None) -> Augment | None:
             parts.append(RandomShift(int(m["shift"]), "circular" if m["circ"] else "zeros"))
         elif m["crop"] is not None:
             parts.append(RandomCrop(int(m["crop"])))
+        elif m["tr"] is not None:
+            parts.append(RandomTranslate(float(m["tr"]), 2 if m["xy"] else 3))
+        elif m["perm"] is not None:
+            parts.append(RandomPermute())
         else:
             parts.append(RandomHFlip(0.5))
     return parts[0] if len(parts) == 1 else Compose(parts)
@@ -211,7 +267,11 @@ class DeviceLoader:
             raise ValueError("give both mean and std, or neither")
         if isinstance(augment, str):
             augment = parse_augment(augment)
-        if augment is not None and (x.ndim != 4 or not callable(augment)):
+        if augment is not None and data_kind(augment) == "points":
+            if x.ndim != 3 or not x.dtype.is_floating_point:
+                raise ValueError(f"augment {augment!r} needs float point-set data (N, P, F), got dtype {x.dtype}"
+                                 f" shape {tuple(x.shape)}")
+        elif augment is not None and (x.ndim != 4 or not callable(augment)):
             raise ValueError(f"augment needs image data (N, C, H, W) and a callable, got x shape {tuple(x.shape)}"
                              f" and augment {augment!r}")
 

@@ -316,9 +316,10 @@ def modelnet40_split_files(ds_dir: Path, split: str, manifest=None) -> list[str]
     """Relative paths `<class>/<class>_NNNN.txt` of one split, from the first source that exists:
     1. the official list `modelnet40_{split}.txt` (every listed file must be present);
     2. a manifest CSV (`manifest=` path) with columns `path` and `official_split_derived`;
-    3. otherwise derived from the files present: a shape is test iff its id > n_train of its class,
-       where n_train = (class total in filelist.txt, if present) - official n_test, or the official
-       n_train. This is how the shared 156-shape subset gets its 127 train / 29 test shapes."""
+    3. otherwise derived from the files present: a shape is test iff its id > the official n_train
+       of its class (`MODELNET40_SPLIT_COUNTS`). If filelist.txt is present, its per-class totals
+       must equal the official train + test counts, or we raise. This is how the shared 156-shape
+       subset gets its 127 train / 29 test shapes."""
     _check_split(split)
     listfile = ds_dir / f"modelnet40_{split}.txt"
     if listfile.is_file():

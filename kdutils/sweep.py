@@ -78,21 +78,26 @@ class SweepReport:
         return "\n".join(lines)
 
 
-def notebook_experiment(notebook: Path) -> str | None:
-    """The experiment module a notebook declares in its metadata (`"kdutils": {"experiment": ...}`), if any."""
-    meta = json.loads(Path(notebook).read_text()).get("metadata", {})
-    return (meta.get("kdutils") or {}).get("experiment")
+def notebook_experiment(notebook: Path) -> tuple[str | None, dict[str, Any]]:
+    """The experiment module a notebook declares in its metadata (`"kdutils": {"experiment": ..., "params":
+    {...}}`), if any, and the parameters it pins."""
+    meta = json.loads(Path(notebook).read_text()).get("metadata", {}).get("kdutils") or {}
+    return meta.get("experiment"), dict(meta.get("params") or {})
 
 
-def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: bool = True) -> int:
-    """Train the runs of `points` together where the grid allows; returns how many runs it recorded."""
+def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: bool = True,
+                    fixed: dict[str, Any] | None = None) -> int:
+    """Train the runs of `points` together where the grid allows; returns how many runs it recorded.
+
+    `fixed` holds parameters a notebook pins in its metadata (e.g. which teacher/student pair it shows)."""
     import importlib
 
     from .group_runner import run_grouped
     from .store import ResultStore
 
+    fixed = fixed or {}
     module = importlib.import_module(f"kdutils.experiments.{experiment}")
-    cfgs = [cfg for params in points for cfg in module.point_configs(**params)]
+    cfgs = [cfg for params in points for cfg in module.point_configs(**{**fixed, **params})]
     store = ResultStore()
     missing = {c.key() for c in cfgs if store.get(c) is None}
     run_grouped(cfgs, store, progress=progress)
@@ -114,11 +119,11 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
     markers.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
     points = [{**p, "profile": profile} for p in expand_grid(grid)]
-    experiment = notebook_experiment(notebook) if group else None
+    experiment, fixed = notebook_experiment(notebook) if group else (None, {})
     pending = [p for p in points if not (markers / f"{point_name(p)}.json").exists()]
     if experiment and pending:
         try:
-            report.grouped = pre_run_grouped(experiment, pending, progress)
+            report.grouped = pre_run_grouped(experiment, pending, progress, fixed)
         except Exception as err:  # the notebooks still run, and train (or fail) on their own
             report.group_error = f"{type(err).__name__}: {err}"
             (folder / "grouped.error.txt").write_text(traceback.format_exc())

@@ -2,6 +2,8 @@
 tests are not vacuous (a model without the mechanism, or a non-symmetry, does change the output)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -10,7 +12,8 @@ from kdutils.models import aps_resnet, deepsets, dgcnn
 from kdutils.models.aps_resnet import (APSDown, build_aps_resnet18, polyphase_norms, polyphase_select)
 from kdutils.models.deepsets import PermEquivariant
 from kdutils.models.dgcnn import build_dgcnn, build_dgcnn2, knn_indices
-from kdutils.symmetry import circular_shift, permute_set, random_circular_shift, translate_points
+from kdutils.symmetry import (circular_shift, permute_set, random_circular_shift, shape_preserving_roll,
+                              translate_points)
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -87,6 +90,23 @@ def test_aps_resnet_float32_invariance_and_head_contract():
     assert isinstance(model.head, nn.Linear) and feats.shape == (4, 32) and logits.shape == (4, 10)
     torch.testing.assert_close(logits, model.head(feats), rtol=0, atol=0)
     torch.testing.assert_close(shifted, logits, rtol=0, atol=1e-4)
+
+
+def test_aps_resnet_invariant_to_authors_shift_on_real_mnist():
+    """On real digits (normalised, so the background is a nonzero constant) the authors' IM shift is a
+    circular shift, so an untrained APS-ResNet already has IM ~ 0 in float32."""
+    root = Path("/work/shared/data")
+    if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST absent under {root}")
+    from kdutils.data import load_dataset
+    x = (load_dataset("mnist", "test", root=root).x[:64].float() / 255 - 0.1307) / 0.3081
+    torch.manual_seed(0)
+    model = build_aps_resnet18((1, 28, 28), 10, width=8).eval()
+    xs, s = shape_preserving_roll(x, 5, _gen(0), return_shifts=True)
+    assert s.abs().sum(1).float().mean() > 3  # the digits really moved
+    with torch.no_grad():
+        p, q = model(x).softmax(1), model(xs).softmax(1)
+    assert (p - q).norm(dim=1).mean() < 1e-5
 
 
 def test_fixed_subsampling_would_not_be_invariant(monkeypatch):

@@ -91,6 +91,21 @@ def test_set_mnist_loader_converts_the_mnist_split(monkeypatch):
     assert set(DATASETS) == {"set_mnist", "modelnet40", "modelnet40_h5", "hls4ml_jets"}
 
 
+def test_set_mnist_on_real_mnist_if_present():
+    if not (SHARED / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST absent under {SHARED}")
+    images = kdutils.data.load_dataset("mnist", "test", root=SHARED).x[:500]
+    pts = mnist_to_pointset(images, n_points=100, seed=0)
+    cols = torch.round((pts[..., 0] + 1) * 27 / 2).long()
+    rows = torch.round((1 - pts[..., 1]) * 27 / 2).long()
+    vals = images[torch.arange(500)[:, None], 0, rows, cols]
+    assert (vals > 0).all()  # every element is a lit pixel of its own digit
+    torch.testing.assert_close(pts[..., 2], vals.float() / 255)
+    lit = (images > 0).flatten(1).sum(1)
+    distinct = torch.tensor([len(set((r * 28 + c).tolist())) for r, c in zip(rows, cols)])
+    assert torch.equal(distinct, lit.clamp(max=100))  # duplicates only when fewer than 100 lit pixels
+
+
 # ---- ModelNet40: the shared real subset -----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -158,7 +173,8 @@ def _write_resampled_archive(path: Path, n_lines: int = 30) -> dict[str, np.ndar
     names = list(MODELNET40_SPLIT_COUNTS)
     files = {"airplane/airplane_0626.txt": None, "airplane/airplane_0627.txt": None,
              "bed/bed_0001.txt": None, "bed/bed_0600.txt": None}
-    filelist = [f"{c}/{c}_{i:04d}.txt" for c in ("airplane", "bed") for i in range(1, sum(MODELNET40_SPLIT_COUNTS[c]) + 1)]
+    filelist = [f"{c}/{c}_{i:04d}.txt" for c in ("airplane", "bed")
+                for i in range(1, sum(MODELNET40_SPLIT_COUNTS[c]) + 1)]
     with tarfile.open(path, "w:gz") as tf:
         def add(name: str, text: str) -> None:
             data = text.encode()
@@ -284,7 +300,8 @@ def test_hls4ml_jets_sorting_cut_padding_and_labels(tmp_path):
     const[:, :, i_phi] = -const[:, :, i_pt]
     onehot = np.eye(5)[[3, 0, 4]]
     # label columns deliberately not at 53..57: the loader must find them by name
-    _write_jet_file(tmp_path / "hls4ml_jets" / "train" / "jetImage_0_150p_0_10000.h5", const, onehot, [2, 7, 11, 40, 58])
+    path = tmp_path / "hls4ml_jets" / "train" / "jetImage_0_150p_0_10000.h5"
+    _write_jet_file(path, const, onehot, [2, 7, 11, 40, 58])
     ds = load_hls4ml_jets("train", root=tmp_path, cache=False)
     assert ds.x.shape == (2, 16, 3) and ds.x.dtype == torch.float32
     assert ds.y.tolist() == [3, 0] and ds.classes == JET_CLASSES == ["g", "q", "w", "z", "t"]

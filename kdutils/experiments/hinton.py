@@ -35,33 +35,32 @@ class Recipe:
     student_epochs: int
     batch_size: int
     lr: float
-    teacher_lr: float | None = None  # the dropout teacher tolerates (and needs) a larger step
 
 
 RECIPES = {
     "smoke": Recipe(n_train=2000, n_test=1000, teacher_epochs=1, student_epochs=1, batch_size=128, lr=0.05),
-    "cpu": Recipe(n_train=None, n_test=None, teacher_epochs=50, student_epochs=20, batch_size=128, lr=0.05,
-                  teacher_lr=0.1),
-    "full": Recipe(n_train=None, n_test=None, teacher_epochs=200, student_epochs=60, batch_size=128, lr=0.05,
-                   teacher_lr=0.1),
+    "cpu": Recipe(n_train=None, n_test=None, teacher_epochs=40, student_epochs=20, batch_size=128, lr=0.05),
+    "full": Recipe(n_train=None, n_test=None, teacher_epochs=200, student_epochs=60, batch_size=128, lr=0.05),
 }
 
 
-def _base(profile: str, role: str, model: str, epochs: int, augment: str, seed: int,
-          lr: float | None = None) -> RunConfig:
+def _base(profile: str, role: str, model: str, epochs: int, augment: str, seed: int) -> RunConfig:
     r = RECIPES[check_profile(profile)]
     return RunConfig(
         experiment=EXPERIMENT, role=role, model=model, profile=profile, seed=seed,
         data=DataConfig(dataset="mnist", n_train=r.n_train, n_test=r.n_test),
-        train=TrainConfig(epochs=epochs, batch_size=r.batch_size, optimizer="sgd", lr=lr or r.lr, momentum=0.9,
+        train=TrainConfig(epochs=epochs, batch_size=r.batch_size, optimizer="sgd", lr=r.lr, momentum=0.9,
                           schedule="cosine", augment=augment),
     )
 
 
 def teacher_config(profile: str, seed: int = 0) -> RunConfig:
-    """2x1200 ReLU MLP, dropout 0.2 on inputs and 0.5 on hidden units, inputs jittered by up to 2 px."""
-    r = RECIPES[check_profile(profile)]
-    return _base(profile, "teacher", "mlp_1200x2", r.teacher_epochs, "shift2", seed, lr=r.teacher_lr)
+    """2x1200 ReLU MLP, dropout 0.5 on hidden units, inputs jittered by up to 2 px.
+
+    The paper names dropout and jitter but no input dropout; at 40 epochs an extra input dropout of 0.2 on
+    top of the jitter left the teacher under-trained, so it is off here."""
+    cfg = _base(profile, "teacher", "mlp_1200x2", RECIPES[check_profile(profile)].teacher_epochs, "shift2", seed)
+    return cfg.with_(model_kwargs={"input_dropout": 0.0})
 
 
 def student_config(profile: str, seed: int = 0) -> RunConfig:

@@ -77,13 +77,10 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 # ---- built-in registrations (add new modules' lines below) -------------------------------------------
-from . import cnn, mlp, resnet_cifar  # noqa: E402  (registry must exist before builders are registered)
+from . import aps_resnet, cnn, deepsets, dgcnn, mlp, resnet_cifar  # noqa: E402  (registry must exist first)
 
-for _name, _builder in mlp.BUILDERS.items():
-    register_model(_name, _builder)
-for _name, _builder in cnn.BUILDERS.items():
-    register_model(_name, _builder)
-for _name, _builder in resnet_cifar.BUILDERS.items():
-    register_model(_name, _builder)
+for _module in (mlp, cnn, resnet_cifar, aps_resnet, dgcnn, deepsets):
+    for _name, _builder in _module.BUILDERS.items():
+        register_model(_name, _builder)
 
 __all__ = ["MODEL_NAMES", "build_model", "count_parameters", "model_names", "register_model"]
