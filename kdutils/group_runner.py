@@ -31,7 +31,6 @@ from . import runner
 from .config import RunConfig
 from .device_loader import DeviceLoader, parse_augment
 from .multi_student import capture_rng_state, fit_students
-from .provenance import provenance
 from .store import ResultStore
 from .train import freeze
 
@@ -130,25 +129,9 @@ def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str,
                            rng_states=rng_states)
     shared_time = (time.perf_counter() - started) / len(group)
     for cfg, model, result in zip(group, models, results):
-        t0 = time.perf_counter()
         own_teacher = teacher if cfg.teacher is not None else None
-        metrics = runner.evaluate(cfg, model, own_teacher, splits, device) if result.status == "ok" else {}
-        ckpt = store.checkpoint_path(cfg)
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, ckpt)
-        record = {
-            "status": result.status,
-            "message": result.message,
-            "metrics": metrics,
-            "history": result.history,
-            "epochs_run": result.epochs_run,
-            "n_train": len(splits.train),
-            "n_test": len(splits.test),
-            "wall_time_s": round(shared_time + time.perf_counter() - t0, 3),
-            "provenance": provenance(device),
-            "trained_together": len(group),
-        }
-        store.put(cfg, record)
+        runner.record_run(cfg, model, own_teacher, splits, result, store, device, time.perf_counter(),
+                          train_share_s=shared_time, trained_together=len(group))
 
 
 __all__ = ["GROUP_FIELDS", "group_key", "partition", "run_grouped"]

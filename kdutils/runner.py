@@ -25,7 +25,7 @@ from .models import build_model
 from .provenance import provenance
 from .splits import kfold_indices, train_val_split
 from .store import ResultStore
-from .train import fit, freeze
+from .train import FitResult, fit, freeze
 
 # name -> function(x, generator) -> transformed x; filled by the chapters that measure invariance (IM).
 INVARIANCE_TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {}
@@ -155,6 +155,14 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
                  tau=cfg.tau, alpha=cfg.alpha, kd_direction=cfg.kd_direction,
                  label_smoothing=cfg.label_smoothing, device=device, progress=progress,
                  desc=f"{cfg.experiment}/{cfg.role}")
+    return record_run(cfg, model, teacher, splits, result, store, device, started)
+
+
+def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits: Splits, result: FitResult,
+               store: ResultStore, device: torch.device, started: float, train_share_s: float = 0.0,
+               **extra: Any) -> dict[str, Any]:
+    """Evaluate a trained model, checkpoint it and write its record (wall time counted from `started`,
+    plus `train_share_s` for work shared with other runs)."""
     metrics = evaluate(cfg, model, teacher, splits, device) if result.status == "ok" else {}
     ckpt = store.checkpoint_path(cfg)
     ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +175,9 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
         "epochs_run": result.epochs_run,
         "n_train": len(splits.train),
         "n_test": len(splits.test),
-        "wall_time_s": round(time.perf_counter() - started, 3),
+        "wall_time_s": round(train_share_s + time.perf_counter() - started, 3),
         "provenance": provenance(device),
+        **extra,
     }
     return store.put(cfg, record)
 

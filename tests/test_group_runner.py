@@ -12,13 +12,7 @@ from kdutils.store import ResultStore
 DATA = DataConfig(dataset="mnist", n_train=512, n_test=256)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets: a second intra-op thread only fights the other jobs on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def teacher(augment="shift1"):

@@ -21,13 +21,7 @@ from kdutils.train import fit
 RTOL, ATOL = 1e-4, 1e-5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These nets are tiny: a second intra-op thread only fights the other jobs on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SPECS = [dict(tau=1.0, alpha=0.0), dict(tau=4.0, alpha=0.5, label_smoothing=0.1),
          dict(tau=2.0, alpha=1.0, kd_direction="reverse")]
 
