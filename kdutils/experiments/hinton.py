@@ -111,7 +111,7 @@ def results_table(profile: str, store: ResultStore | None = None) -> pd.DataFram
     columns = {"config.role": "role", "config.tau": "tau", "config.alpha": "alpha", "config.seed": "seed",
                "errors": "test errors", "accuracy": "accuracy", "nll": "NLL", "ece": "ECE",
                "agreement": "agreement", "kl": "KL(t||s)", "device": "device", "commit": "commit",
-               "wall_time_s": "wall time (s)", "n_test": "n_test"}
+               "wall_time_s": "wall time (s)", "n_test": "n_test", "status": "status"}
     table = table[[c for c in columns if c in table]].rename(columns=columns)
     table.loc[table.role != "distilled", ["tau", "alpha"]] = float("nan")
     order = {"teacher": 0, "student": 1, "distilled": 2}
@@ -130,6 +130,10 @@ def verdict(table: pd.DataFrame, profile: str) -> Verdict:
     distilled = table[(table.role == "distilled") & (table.tau == VERDICT_TAU)]
     if distilled.empty:
         return Verdict(claim, "not yet run", "no recorded T=20 run", profile)
+    diverged = int((distilled.status != "ok").sum())
+    distilled = distilled[distilled.status == "ok"]
+    if distilled.empty:
+        return Verdict(claim, "not reproduced", f"every T=20 run diverged ({diverged})", profile)
     d20 = distilled["test errors"].mean()
     gap = errors["student"] - errors["teacher"]
     closed = (errors["student"] - d20) / gap if gap > 0 else float("nan")
@@ -141,5 +145,10 @@ def verdict(table: pd.DataFrame, profile: str) -> Verdict:
                 f"distilled at T=20 {d20:.0f} (mean of {len(distilled)} seeds) test errors out of {n_test}; "
                 f"distillation closes {closed:.0%} of the gap "
                 f"(paper: {(146 - 74) / (146 - 67):.0%}).")
+    if diverged:
+        evidence += (f" {diverged} T=20 run(s) diverged (non-finite loss in the first epoch) and are left out of "
+                     "the mean. At high T the KD term approaches a squared error between the logits (Hinton et al., "
+                     "Sec. 2.1), whose gradient grows with the teacher's logit scale, so a fixed learning rate that "
+                     "is safe at T=1 can be too large at T=20.")
     devices = ", ".join(sorted(set(table.device.dropna())))
     return Verdict(claim, label, evidence, f"profile `{profile}` on {devices}")
