@@ -82,3 +82,16 @@ def test_sweep_command_reports_failures_with_exit_code(tmp_path):
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "1 ran, 0 already done, 1 failed" in result.stdout and "x': 2" in result.stdout
+
+
+def test_run_command_runs_a_chapter_without_jupyter(tmp_path, monkeypatch, capsys):
+    import json
+
+    from kdutils.__main__ import main
+
+    monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
+    assert main(["run", "hinton", "--profile", "smoke", "--set", "tau", "4"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["role"] for line in lines] == ["teacher", "student", "distilled"]
+    assert all(line["status"] == "ok" for line in lines)
+    assert len(list((tmp_path / "results" / "hinton_mnist").glob("*.json"))) == 3
