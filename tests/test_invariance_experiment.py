@@ -12,7 +12,7 @@ import torch
 from kdutils import runner
 from kdutils.data import ArrayDataset
 from kdutils.device_loader import DeviceLoader, RandomPermute, RandomTranslate, parse_augment
-from kdutils.experiments import invariance as inv
+from kdutils.experiments import invariance as inv, invariance_report as report
 from kdutils.models import build_model
 from kdutils.store import ResultStore
 
@@ -221,25 +221,25 @@ def _table(im_distilled: float, im_aug: float, acc_kd: float, collapse_tau1: boo
 
 def test_verdicts_follow_their_rules():
     t = _table(im_distilled=0.75, im_aug=0.05, acc_kd=0.97, collapse_tau1=True)
-    gaps = inv.transfer_gaps(t, "cpu")
+    gaps = report.transfer_gaps(t, "cpu")
     # collapsed tau=1 runs are left out; elsewhere g = (0.8 - 0.75) / (0.8 - 1e-7)
     assert list(gaps.tau) == [4.0, 8.0, 16.0]
     assert np.allclose(gaps["gap closed"], 0.05 / (0.8 - 1e-7))
-    assert inv.verdict_transfer(t, "cpu").label == "reproduced"
-    assert inv.verdict_augmentation(t, "cpu").label == "reproduced"
-    assert inv.verdict_generalisation(t, "cpu").label == "reproduced"
+    assert report.verdict_transfer(t, "cpu").label == "reproduced"
+    assert report.verdict_augmentation(t, "cpu").label == "reproduced"
+    assert report.verdict_generalisation(t, "cpu").label == "reproduced"
     t = _table(im_distilled=0.3, im_aug=0.4, acc_kd=0.90)
-    assert inv.verdict_transfer(t, "cpu").label == "not reproduced"  # g = 0.5 / 0.8 >= 0.5
-    assert inv.verdict_augmentation(t, "cpu").label == "not reproduced"
+    assert report.verdict_transfer(t, "cpu").label == "not reproduced"  # g = 0.5 / 0.8 >= 0.5
+    assert report.verdict_augmentation(t, "cpu").label == "not reproduced"
     # accuracy falls but NLL and ECE improve: partly
-    assert inv.verdict_generalisation(t, "cpu").label == "partly reproduced"
-    assert inv.verdict_transfer(_table(0.45, 0.1, 0.96), "cpu").label == "partly reproduced"  # g = 0.44
+    assert report.verdict_generalisation(t, "cpu").label == "partly reproduced"
+    assert report.verdict_transfer(_table(0.45, 0.1, 0.96), "cpu").label == "partly reproduced"  # g = 0.44
     t = _table(im_distilled=0.75, im_aug=0.01, acc_kd=0.97)
     t.loc[t.role == "student_aug", ["accuracy", "collapsed"]] = (0.12, True)  # a near-constant predictor
-    v = inv.verdict_augmentation(t, "cpu")
+    v = report.verdict_augmentation(t, "cpu")
     assert v.label == "not reproduced" and "did not learn" in v.evidence
-    empty = inv.results_table("cpu", store=ResultStore("/nonexistent-kdutils-store"))
-    for fn in (inv.verdict_transfer, inv.verdict_augmentation, inv.verdict_generalisation):
+    empty = report.results_table("cpu", store=ResultStore("/nonexistent-kdutils-store"))
+    for fn in (report.verdict_transfer, report.verdict_augmentation, report.verdict_generalisation):
         assert fn(empty, "cpu").label == "not yet run"
 
 
@@ -247,7 +247,7 @@ def test_kl_gradients_match_the_closed_forms():
     p_t = torch.softmax(torch.tensor([3.0, 0.0, -1.0], dtype=torch.float64), 0)
     z = torch.tensor([0.0, 2.0, 0.5])
     p_s = torch.softmax(z.double(), 0)
-    g = inv.kl_gradients(p_t, z)
+    g = report.kl_gradients(p_t, z)
     assert math.isclose(g["forward"], float((p_s - p_t).norm()), rel_tol=1e-9)
     kl = float((p_s * (p_s.log() - p_t.log())).sum())
     assert math.isclose(g["reverse"], float((p_s * (p_s.log() - p_t.log() - kl)).norm()), rel_tol=1e-9)
@@ -294,15 +294,27 @@ def test_run_point_end_to_end_records_im_and_extras(tmp_path, monkeypatch):
     assert "kl_tprime" in store.get(inv.kd_config("smoke", "deepsets_mlp", "mlp", 1.0, "distilled", 0))["metrics"]
     again = inv.run_point("smoke", "deepsets_mlp", tau=1.0, fold=0, store=store, progress=False)
     assert [r["key"] for r in again] == [r["key"] for r in records]
-    table = inv.results_table("smoke", store=store)
+    table = report.results_table("smoke", store=store)
     assert len(table) == 9 and set(table.student) == {"", "mlp"} and set(table.pair) == {"deepsets_mlp"}
-    shown = inv.display_table(table)
+    shown = report.display_table(table)
     assert len(shown) == 9 and {"IM L1", "agree", "collapsed"} <= set(shown.columns)
-    assert set(inv.direction_table(table).direction) == {"forward", "reverse"}
-    curves = inv.training_curves("smoke", store=store)
+    assert set(report.direction_table(table).direction) == {"forward", "reverse"}
+    curves = report.training_curves("smoke", store=store)
     assert len(curves) == 2 and set(curves.epoch) == {1}
     import matplotlib
 
     matplotlib.use("Agg")
-    fig = inv.plot_figure1(table, "smoke")
-    assert len(fig.axes) == len(inv.figure_rows("smoke")) * len(inv.FIGURE_METRICS)
+    fig = report.plot_figure1(table, "smoke")
+    assert len(fig.axes) == len(report.figure_rows("smoke")) * len(report.FIGURE_METRICS)
+
+
+def test_experiment_module_does_not_import_the_report():
+    """The split is one-directional: the report reads the experiment, the experiment never imports the report."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(inv))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    modules = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any("invariance_report" in m for m in imported | modules)
+    assert report.TAUS is inv.TAUS and report.PAIRS is inv.PAIRS
