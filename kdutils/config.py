@@ -6,9 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .losses import check_alpha, check_tau
+from .losses import check_alpha, check_direction, check_smoothing, check_tau
 
-KD_DIRECTIONS = ("forward", "reverse")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine")
 
@@ -84,9 +83,8 @@ class RunConfig:
         check_alpha(self.alpha)
         object.__setattr__(self, "tau", float(self.tau))
         object.__setattr__(self, "alpha", float(self.alpha))
-        object.__setattr__(self, "label_smoothing", float(self.label_smoothing))
-        if self.kd_direction not in KD_DIRECTIONS:
-            raise ValueError(f"unknown kd_direction {self.kd_direction!r}; choose one of: {', '.join(KD_DIRECTIONS)}")
+        object.__setattr__(self, "label_smoothing", check_smoothing(self.label_smoothing))
+        check_direction(self.kd_direction)
         if self.alpha > 0 and self.teacher is None:
             raise ValueError(f"alpha={self.alpha} puts weight on a KD term, but the run names no teacher")
 

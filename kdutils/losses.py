@@ -28,6 +28,8 @@ __all__ = [
     "REDUCTIONS",
     "check_tau",
     "check_alpha",
+    "check_direction",
+    "check_smoothing",
     "kd_loss",
     "kd_objective",
     "label_smoothing_ce",
@@ -66,7 +68,15 @@ def check_alpha(alpha: object) -> float:
     return a
 
 
-def _check_smoothing(smoothing: object) -> float:
+def check_direction(direction: str) -> str:
+    """Validate the KL direction: "forward" = KL(P_t || P_s), "reverse" = KL(P_s || P_t)."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown direction {direction!r}; choose one of: {', '.join(DIRECTIONS)}")
+    return direction
+
+
+def check_smoothing(smoothing: object) -> float:
+    """Validate a label-smoothing epsilon: a number in [0, 1). Returns it as a float."""
     eps = _as_float(smoothing, "label_smoothing")
     if not (0.0 <= eps < 1.0):
         raise ValueError(f"label_smoothing must be in [0, 1), got {smoothing!r}")
@@ -114,8 +124,7 @@ def kd_loss(
     element-wise "mean"); "sum" = sum over everything; "none" = per-sample vector of shape (batch,).
     """
     tau = check_tau(tau)
-    if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}; choose one of: {', '.join(DIRECTIONS)}")
+    check_direction(direction)
     _check_reduction(reduction)
     _check_logits(student_logits, "student_logits")
     _check_logits(teacher_logits, "teacher_logits")
@@ -144,7 +153,7 @@ def label_smoothing_ce(
     Identical to ``F.cross_entropy(..., label_smoothing=eps)``; written out so the formula is visible and the
     smoothing value is validated (eps in [0, 1)).
     """
-    eps = _check_smoothing(smoothing)
+    eps = check_smoothing(smoothing)
     _check_reduction(reduction)
     _check_logits(logits, "logits")
     if targets.shape != logits.shape[:1]:
@@ -175,9 +184,8 @@ def kd_objective(
     """
     tau = check_tau(tau)
     alpha = check_alpha(alpha)
-    eps = _check_smoothing(label_smoothing)
-    if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}; choose one of: {', '.join(DIRECTIONS)}")
+    eps = check_smoothing(label_smoothing)
+    check_direction(direction)
     if teacher_logits is None and alpha != 0.0:
         raise ValueError(f"teacher_logits is None but alpha={alpha!r}; a teacher is required unless alpha == 0")
     total: torch.Tensor | None = None

@@ -41,7 +41,6 @@ grows slowly with training (the tests use rtol 1e-4, atol 1e-5 after a few epoch
 from __future__ import annotations
 
 import copy
-import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -51,10 +50,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import KD_DIRECTIONS, TrainConfig
-from .losses import check_alpha, check_tau, kd_objective
+from .config import TrainConfig
+from .losses import check_alpha, check_direction, check_smoothing, check_tau, kd_objective
 from .progress import tqdm
-from .train import FitResult, freeze, make_optimizer, make_scheduler, progress_enabled
+from .train import FitResult, freeze, loss_is_healthy, make_optimizer, make_scheduler, progress_enabled
 
 MODES = ("auto", "vmap", "loop")
 
@@ -72,12 +71,8 @@ class StudentSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "tau", check_tau(self.tau))
         object.__setattr__(self, "alpha", check_alpha(self.alpha))
-        if self.kd_direction not in KD_DIRECTIONS:
-            raise ValueError(f"unknown kd_direction {self.kd_direction!r}; choose one of: {', '.join(KD_DIRECTIONS)}")
-        eps = float(self.label_smoothing)
-        if not 0.0 <= eps < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        object.__setattr__(self, "label_smoothing", eps)
+        object.__setattr__(self, "label_smoothing", check_smoothing(self.label_smoothing))
+        check_direction(self.kd_direction)
 
 
 def as_spec(spec: StudentSpec | Mapping[str, Any]) -> StudentSpec:
@@ -553,7 +548,7 @@ def fit_students(
             if (step + 1) % check_every == 0:
                 values = losses.tolist()
                 for k in range(k_students):
-                    if results[k] is None and not _healthy(values[k], max_loss):
+                    if results[k] is None and not loss_is_healthy(values[k], max_loss):
                         diverge(k, epoch, values[k])
                 if all(r is not None for r in results):
                     break
@@ -565,7 +560,7 @@ def fit_students(
         for k in range(k_students):
             if results[k] is not None:
                 continue
-            if not _healthy(epoch_losses[k], max_loss):
+            if not loss_is_healthy(epoch_losses[k], max_loss):
                 diverge(k, epoch, epoch_losses[k])
                 continue
             histories[k].append({"epoch": epoch + 1, "loss": epoch_losses[k], "train_acc": accs[k], "lr": lr})
@@ -606,8 +601,6 @@ def _assemble(parts, which: list[int], need_teacher: bool, teacher, teacher_logi
     return x, False, y, t
 
 
-def _healthy(value: float, max_loss: float) -> bool:
-    return math.isfinite(value) and value < max_loss
 
 
 def _check_same_architecture(models: Iterable[nn.Module]) -> None:

@@ -119,10 +119,10 @@ def fit(
             loss_sum += loss.detach() * n
             correct += (logits.detach().argmax(1) == batch.y).sum()
             seen += n
-            if (step + 1) % check_every == 0 and not _healthy(loss.detach(), max_loss):
+            if (step + 1) % check_every == 0 and not loss_is_healthy(loss.detach(), max_loss):
                 return _diverged(history, epoch, start, loss.item())
         epoch_loss = (loss_sum / max(seen, 1)).item()
-        if not _healthy(torch.tensor(epoch_loss), max_loss):
+        if not loss_is_healthy(epoch_loss, max_loss):
             return _diverged(history, epoch, start, epoch_loss)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "train_acc": correct.item() / max(seen, 1),
                   "lr": opt.param_groups[0]["lr"]}
@@ -131,7 +131,8 @@ def fit(
     return FitResult("ok", cfg.epochs, history, time.perf_counter() - start)
 
 
-def _healthy(loss: torch.Tensor, max_loss: float) -> bool:
+def loss_is_healthy(loss: float | torch.Tensor, max_loss: float) -> bool:
+    """A loss is healthy when finite and below `max_loss` (an exploding loss counts as divergence too)."""
     value = float(loss)
     return math.isfinite(value) and value < max_loss
 

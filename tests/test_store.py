@@ -40,6 +40,7 @@ def test_config_round_trips_through_its_record():
 @pytest.mark.parametrize("kw, needle", [
     (dict(tau=0.0), "0.0"), (dict(tau=-2.0), "-2.0"), (dict(alpha=1.5, teacher=None), "1.5"),
     (dict(kd_direction="sideways"), "sideways"), (dict(alpha=0.5), "teacher"),
+    (dict(label_smoothing=1.5), "1.5"),
 ])
 def test_bad_configs_raise_naming_the_value(kw, needle):
     with pytest.raises(ValueError, match=needle):
