@@ -1,0 +1,108 @@
+"""kdutils.present: the numbers, tables and figures a reader sees."""
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from kdutils import present  # noqa: E402
+
+
+def test_mean_std_of_known_numbers():
+    # mean of 0.97, 0.98, 0.99 is 0.98; sample std is 0.01
+    t = present.mean_std_table(pd.DataFrame({"arm": ["a"] * 3, "acc": [0.97, 0.98, 0.99],
+                                             "status": ["ok"] * 3}), by=["arm"], metrics=["acc"])
+    assert t.loc[0, "acc"] == "0.9800 ± 0.0100"
+    assert t.loc[0, "runs"] == 3 and t.loc[0, "status"] == "ok"
+    assert present.fmt_mean_std(0.5, 0.25, digits=2, n=4) == "0.50 ± 0.25 (n=4)"
+    assert present.fmt_mean_std(0.5, float("nan")) == "0.5000"
+    assert present.fmt_mean_std(float("nan"), 0.1) == present.MISSING
+
+
+def test_mean_std_table_counts_failed_runs():
+    df = pd.DataFrame({"arm": ["kd"] * 3, "acc": [0.9, np.nan, 0.8], "status": ["ok", "diverged", "ok"]})
+    t = present.mean_std_table(df, by=["arm"], metrics=["acc"])
+    assert t.loc[0, "acc"] == "0.8500 ± 0.0707"  # over the two finished runs
+    assert t.loc[0, "runs"] == 3
+    assert t.loc[0, "status"] == "1 diverged"
+
+
+def test_interval_and_small_values():
+    assert present.fmt_interval(-17, -25, -9, unit="errors") == "-17 errors [-25, -9]"
+    assert present.fmt_value(7.03e-05) == "7.03e-05"  # not rounded to 0.0001
+    assert present.fmt_value(0.123456) == "0.1235"
+    assert present.fmt_value(None) == present.MISSING
+
+
+def test_short_device():
+    assert present.short_device("cpu: x86_64, 1 threads") == "CPU ×1"
+    assert present.short_device("cuda: NVIDIA H100 80GB HBM3") == "H100"
+    assert present.short_device(float("nan")) == present.MISSING
+
+
+def _diverged_table() -> pd.DataFrame:
+    return pd.DataFrame({"role": ["teacher", "student", "distilled"], "tau": [np.nan, np.nan, 4.0],
+                         "accuracy": [0.99, 0.97, np.nan], "paper_acc": [0.992, np.nan, 0.98],
+                         "status": ["ok", "ok", "diverged"], "device": ["cpu: x86_64, 1 threads"] * 3})
+
+
+def test_no_nan_in_rendered_html_and_status_visible():
+    t = present.results_table(_diverged_table(), {"role": "arm", "tau": "τ", "accuracy": "test accuracy",
+                                                  "device": "device"}, paper={"accuracy": "paper_acc"})
+    html = t.to_html()
+    assert not re.search(r">\s*(NaN|nan|None)\s*<", html)
+    assert "NaN" not in t.frame.to_string()
+    assert list(t.frame.columns) == ["arm", "τ", "test accuracy", "test accuracy (paper)", "device", "status"]
+    # the diverged run shows its status in its empty metric cell, and in the status column
+    assert t.frame.loc[2, "test accuracy"] == "diverged"
+    assert t.frame.loc[2, "status"] == "diverged"
+    assert t.frame.loc[2, "test accuracy (paper)"] == "0.9800"
+    assert t.frame.loc[1, "test accuracy (paper)"] == present.MISSING
+    assert t.frame.loc[0, "device"] == "CPU ×1"
+    assert "<th>" in html and "index" not in html.lower()  # no pandas index column
+    assert 'class="kd-text kd-bad"' in html or 'class="kd-bad"' in html
+
+
+def test_toggle_only_above_max_rows():
+    df = pd.DataFrame({"x": range(20), "status": ["ok"] * 20})
+    short = present.results_table(df.head(5), max_rows=10).to_html()
+    assert "<details" not in short
+    long = present.results_table(df, max_rows=10).to_html()
+    assert "<details" in long and "Show all 20 rows" in long
+    # nothing is cut: every value appears in the toggled full table
+    full = long.split("<details")[1]
+    assert all(f"<td>{i}</td>" in full for i in range(20))
+
+
+def test_bad_column_names_are_errors():
+    with pytest.raises(KeyError, match="accurcy"):
+        present.results_table(_diverged_table(), ["accurcy"])
+    with pytest.raises(ValueError, match="max_rows"):
+        present.results_table(_diverged_table(), max_rows=0)
+
+
+def test_page_figure_layout_and_shared_legend():
+    fig, axes = present.page_figure(5)
+    assert len(axes) == 5 and len(fig.axes) == 5  # the 6th slot of the 2x3 grid is removed
+    assert fig.get_size_inches()[0] == pytest.approx(present.PAGE_WIDTH_IN)
+    df = pd.DataFrame({"tau": [1, 1, 4, 4] * 2, "acc": [0.9, 0.92, 0.95, 0.97] * 2,
+                       "arm": ["a"] * 4 + ["b"] * 4})
+    for ax in axes[:2]:
+        agg = present.errorbar_lines(ax, df, "tau", "acc", hue="arm")
+        ax.legend()
+    row = agg[(agg.arm == "a") & (agg.tau == 4)].iloc[0]
+    assert row["mean"] == pytest.approx(0.96) and row["spread"] == pytest.approx(np.std([0.95, 0.97], ddof=1))
+    leg = present.shared_legend(fig, axes)
+    assert [t.get_text() for t in leg.get_texts()] == ["a", "b"]
+    assert all(ax.get_legend() is None for ax in axes)
+    plt.close(fig)
+
+
+def test_figure_captions_are_numbered():
+    figs = present.Figures()
+    assert figs.caption("one") == "**Figure 1.** one"
+    assert figs.caption("two") == "**Figure 2.** two"
