@@ -22,6 +22,7 @@ __all__ = [
     "agreement",
     "predictive_kl",
     "invariance_metric",
+    "flip_rate",
     "predict_logits",
     "classification_metrics",
 ]
@@ -131,6 +132,21 @@ def invariance_metric(probs: torch.Tensor, probs_transformed: torch.Tensor, norm
     diff = probs.detach().to(torch.float64) - probs_transformed.detach().to(torch.float64).to(probs.device)
     order = {"l1": 1, "l2": 2, "linf": float("inf")}[norm]
     return torch.linalg.vector_norm(diff, ord=order, dim=1).mean().item()
+
+
+def flip_rate(outputs: torch.Tensor, outputs_transformed: torch.Tensor) -> float:
+    """Fraction of samples whose top-1 class changes under the transformation: mean_i [argmax f(x_i) !=
+    argmax f(T x_i)].
+
+    A second invariance measure beside `invariance_metric`: IM shrinks as a model grows more confident (two
+    near one-hot outputs of the same class are close whatever the input), so a fall in IM can be a rise in
+    confidence; the flip rate only counts changed decisions. Takes logits or probabilities (the argmax is the
+    same); ties go to the lowest class index, as `torch.argmax`.
+    """
+    _check_pair(outputs, outputs_transformed, "outputs", "outputs_transformed")
+    a = outputs.detach().argmax(dim=1)
+    b = outputs_transformed.detach().to(a.device).argmax(dim=1)
+    return (a != b).to(torch.float64).mean().item()
 
 
 # ----------------------------------------------------------------------------------------------- inference

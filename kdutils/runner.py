@@ -200,4 +200,7 @@ def evaluate(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits
         p, p_t = logits.softmax(1), logits_t.softmax(1)
         metrics["im_l1"] = float(invariance_metric(p, p_t, norm="l1"))
         metrics["im_l2"] = float(invariance_metric(p, p_t, norm="l2"))
+        from .metrics import flip_rate  # top-1 changes under the same transformation (does not move with confidence)
+
+        metrics["flip_rate"] = float(flip_rate(logits, logits_t))
     return {k: (float(v) if not isinstance(v, int) else v) for k, v in metrics.items()}
