@@ -203,4 +203,7 @@ def evaluate(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits
         from .metrics import flip_rate  # top-1 changes under the same transformation (does not move with confidence)
 
         metrics["flip_rate"] = float(flip_rate(logits, logits_t))
+    if splits.val is not None:  # val_* metrics: what hyperparameter selection reads (kdutils.tuning), never test
+        v_logits = predict_logits(model, splits.val.x, device=device, mean=splits.mean, std=splits.std)
+        metrics.update({f"val_{k}": v for k, v in classification_metrics(v_logits, splits.val.y).items()})
     return {k: (float(v) if not isinstance(v, int) else v) for k, v in metrics.items()}
