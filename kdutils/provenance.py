@@ -1,6 +1,7 @@
 """What produced a number: git commit, device, library versions. Recorded with every run."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -13,9 +14,20 @@ import torch
 from .paths import REPO_ROOT
 
 
-@lru_cache(maxsize=1)
 def git_commit() -> dict[str, object]:
-    """HEAD of the checkout kdutils runs from, and whether the tree had uncommitted changes."""
+    """HEAD of the checkout kdutils runs from, and whether the tree had uncommitted changes.
+
+    `KDUTILS_GIT_COMMIT` / `KDUTILS_GIT_DIRTY` (1/0) override it: the Ray executor sets them on a worker
+    once it has checked that the worker's kdutils source is byte-identical to the driver's, since an
+    installed copy there has no .git to ask."""
+    if os.environ.get("KDUTILS_GIT_COMMIT"):
+        return {"commit": os.environ["KDUTILS_GIT_COMMIT"], "dirty": os.environ.get("KDUTILS_GIT_DIRTY") == "1"}
+    return checkout_commit()
+
+
+@lru_cache(maxsize=1)
+def checkout_commit() -> dict[str, object]:
+    """What git says about the checkout kdutils runs from (asked once per process)."""
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
         return done.stdout.strip() if done.returncode == 0 else ""

@@ -78,6 +78,25 @@ class SweepReport:
         return "\n".join(lines)
 
 
+def sweep_folders(notebook: Path, out_dir: str | Path) -> tuple[Path, Path]:
+    """Where a sweep of `notebook` writes its executed notebooks, and its completion markers."""
+    folder = Path(out_dir) / notebook.stem
+    return folder, folder / ".done"
+
+
+def mark_done(report: SweepReport, marker: Path, params: dict[str, Any], notebook: Path, output: Path) -> None:
+    """A point's last step under every executor: the marker goes down only once its outputs are written."""
+    atomic_write_json(marker, {"params": params, "notebook": str(notebook), "output": str(output)})
+    report.done.append(params)
+
+
+def mark_failed(report: SweepReport, folder: Path, params: dict[str, Any], err: BaseException, detail: str) -> None:
+    """List a failed point (one line) and keep its full traceback next to the outputs."""
+    message = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+    report.failed.append((params, message))
+    (folder / f"{point_name(params)}.error.txt").write_text(detail)
+
+
 def notebook_experiment(notebook: Path) -> tuple[str | None, dict[str, Any]]:
     """The experiment module a notebook declares in its metadata (`"kdutils": {"experiment": ..., "params":
     {...}}`), if any, and the parameters it pins."""
@@ -114,8 +133,7 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
     if not notebook.exists():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
     check_profile(profile)
-    folder = Path(out_dir) / notebook.stem
-    markers = folder / ".done"
+    folder, markers = sweep_folders(notebook, out_dir)
     markers.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
     points = [{**p, "profile": profile} for p in expand_grid(grid)]
@@ -139,12 +157,9 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
         try:
             executor(notebook, output, params, notebook.parent)
         except Exception as err:  # keep going: one failed point must not lose the rest of the grid
-            message = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
-            report.failed.append((params, message))
-            (folder / f"{name}.error.txt").write_text(traceback.format_exc())
+            mark_failed(report, folder, params, err, traceback.format_exc())
             continue
-        atomic_write_json(marker, {"params": params, "notebook": str(notebook), "output": str(output)})
-        report.done.append(params)
+        mark_done(report, marker, params, notebook, output)
     return report
 
 
