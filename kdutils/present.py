@@ -111,6 +111,15 @@ def short_device(device: Any) -> str:
     return s if len(s) <= 16 else s[:15] + "…"
 
 
+_DEVICE_IN_TEXT = re.compile(r"(cpu|cuda|mps): [^;,()]*?(?:, \d+ threads?)?(?=$|[;.)]|, (?!\d+ thread))")
+
+
+def shorten_devices(text: str) -> str:
+    """Every device string inside free text (a verdict's scale, a caption) shortened with `short_device`:
+    "profile `cpu` on cpu: x86_64, 1 threads" -> "profile `cpu` on CPU ×1"."""
+    return _DEVICE_IN_TEXT.sub(lambda m: short_device(m.group(0)), str(text))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Aggregation
 
@@ -150,7 +159,8 @@ def mean_std_table(df: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], 
 _TABLE_CSS = ("<style>.kd-table{border-collapse:collapse;font-size:0.85em;margin:0.4em 0}"
               ".kd-table th,.kd-table td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;"
               "white-space:nowrap}.kd-table th{border-bottom:2px solid #999}"
-              ".kd-table td.kd-text,.kd-table th.kd-text{text-align:left}"
+              ".kd-table td.kd-text,.kd-table th.kd-text{text-align:left}.kd-table td.kd-wrap-text{white-space:normal;"
+              "min-width:12em;max-width:28em}"
               ".kd-table td.kd-bad{color:#b00020;font-weight:600}.kd-table td.kd-paper{color:#555;"
               "font-style:italic}.kd-wrap{overflow-x:auto;max-width:100%}"
               "details.kd-more>summary{cursor:pointer;color:#1a5fb4;margin:0.3em 0}</style>")
@@ -167,6 +177,8 @@ class Table:
     bad_cells: set[tuple[int, str]] = field(default_factory=set)
     paper_columns: set[str] = field(default_factory=set)
     text_columns: set[str] = field(default_factory=set)
+    links: dict[tuple[int, str], str] = field(default_factory=dict)
+    wrap_columns: set[str] = field(default_factory=set)
 
     def _rows_html(self, rows: Iterable[int]) -> str:
         out = []
@@ -180,8 +192,13 @@ class Table:
                     cls.append("kd-bad")
                 if c in self.paper_columns:
                     cls.append("kd-paper")
+                if c in self.wrap_columns:
+                    cls.append("kd-wrap-text")
                 attr = f' class="{" ".join(cls)}"' if cls else ""
-                cells.append(f"<td{attr}>{html.escape(str(self.frame.iat[i, self.frame.columns.get_loc(c)]))}</td>")
+                text = html.escape(str(self.frame.iat[i, self.frame.columns.get_loc(c)]))
+                if (i, c) in self.links:
+                    text = f'<a href="{html.escape(self.links[(i, c)], quote=True)}">{text}</a>'
+                cells.append(f"<td{attr}>{text}</td>")
             out.append("<tr>" + "".join(cells) + "</tr>")
         return "".join(out)
 
@@ -224,7 +241,8 @@ class Table:
 def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] | None = None, *,
                   status: str | None = "status", paper: Mapping[str, str] | None = None,
                   formats: Mapping[str, Callable[[Any], str]] | None = None, digits: int = 4,
-                  max_rows: int = 15, caption: str = "", device: str | None = "device") -> Table:
+                  max_rows: int = 15, caption: str = "", device: str | None = "device",
+                  links: Mapping[str, str] | None = None, wrap: Iterable[str] = ()) -> Table:
     """A results table a reader can read.
 
     df: one row per run or per aggregated arm. columns: which columns to show, in order, as {column: readable
@@ -232,7 +250,9 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
     it is always shown (right after the chosen columns) when the table has it, and a non-ok run's empty
     cells show its status instead of "—". paper: {our column: column holding the paper's value}; the paper's
     value is shown right after ours as "<name> (paper)". formats: per-column formatter overriding the default
-    number format. device: a column shortened with `short_device`.
+    number format. device: a column shortened with `short_device`. links: {column: column holding a URL}:
+    the cell links there (the URL column itself is not shown unless chosen). wrap: columns of long text
+    (claims, evidence) that wrap instead of widening the table.
     """
     if columns is None:
         columns = {c: str(c) for c in df.columns}
@@ -240,7 +260,8 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
         columns = {c: str(c) for c in columns}
     paper = dict(paper or {})
     formats = dict(formats or {})
-    missing = [c for c in [*columns, *paper.values(), *paper.keys()] if c not in df.columns]
+    links = dict(links or {})
+    missing = [c for c in [*columns, *paper.values(), *paper.keys(), *links.values()] if c not in df.columns]
     if missing:
         raise KeyError(f"results_table: columns {missing} not in the table; it has {list(df.columns)}")
     if max_rows < 1:
@@ -260,6 +281,7 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
     data = df.reset_index(drop=True)
     cells: dict[str, list[str]] = {h: [] for _, h, _ in order}
     bad: set[tuple[int, str]] = set()
+    link_cells: dict[tuple[int, str], str] = {}
     text_cols: set[str] = set()
     for i in range(len(data)):
         st = str(data.at[i, status]) if has_status and not _is_missing(data.at[i, status]) else "ok"
@@ -280,12 +302,15 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
                 if failed:
                     bad.add((i, header))
             cells[header].append(s)
+            if src in links and not _is_missing(data.at[i, links[src]]) and not is_paper:
+                link_cells[(i, header)] = str(data.at[i, links[src]])
     frame = pd.DataFrame(cells, columns=[h for _, h, _ in order])
     for src, header, _ in order:
         if not pd.api.types.is_numeric_dtype(df[src]) or src in (status, device):
             text_cols.add(header)
     return Table(frame, caption=caption, max_rows=max_rows, bad_cells=bad,
-                 paper_columns={h for _, h, p in order if p}, text_columns=text_cols)
+                 paper_columns={h for _, h, p in order if p}, text_columns=text_cols, links=link_cells,
+                 wrap_columns={h for src, h, _ in order if src in set(wrap)})
 
 
 # ---------------------------------------------------------------------------------------------------------
