@@ -77,9 +77,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 # ---- built-in registrations (add new modules' lines below) -------------------------------------------
-from . import aps_resnet, cnn, deepsets, dgcnn, mlp, resnet_cifar  # noqa: E402  (registry must exist first)
+from . import aps_resnet, cnn, deepsets, dgcnn, lenet, mlp, preact_resnet, resnet_cifar  # noqa: E402
 
-for _module in (mlp, cnn, resnet_cifar, aps_resnet, dgcnn, deepsets):
+for _module in (mlp, cnn, resnet_cifar, aps_resnet, dgcnn, deepsets, preact_resnet, lenet):
     for _name, _builder in _module.BUILDERS.items():
         register_model(_name, _builder)
 
