@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -56,8 +56,31 @@ __all__ = [
     "centroid_distances",
     "relative_distances",
     "diffusion_index",
+    "diffusion_table",
     "DiffusionIndex",
+    "METHODS_MARKDOWN",
 ]
+
+#: The formula as the chapter's methods page shows it (MyST/Markdown with dollar math).
+METHODS_MARKDOWN = r"""
+For a target class $c_t$, its semantically similar classes $S_s$ and dissimilar classes $S_d$
+($c_t \notin S_s \cup S_d = N$), and class centroids $\mu^{T}_{c}$ of the student's penultimate features
+after distillation at temperature $T$:
+
+$$
+d^{T}(c_t, c_k) = \frac{\lVert \mu^{T}_{c_t} - \mu^{T}_{c_k} \rVert_2}
+                       {\sum_{c_j \in N} \lVert \mu^{T}_{c_t} - \mu^{T}_{c_j} \rVert_2},
+\qquad
+\eta_{S}^{T_0 \to T_1}(c_t) = \frac{100}{|S|} \sum_{c_k \in S}
+    \frac{d^{T_1}(c_t, c_k) - d^{T_0}(c_t, c_k)}{d^{T_0}(c_t, c_k)},
+\quad S \in \{S_s, S_d\}.
+$$
+
+Systematic diffusion is $\eta_{S_s} < 0 < \eta_{S_d}$. The normaliser sums over $N = S_s \cup S_d$ (our
+reading of Eq. 1, whose symbols are lost in our copy); then $\sum_{c_k \in N} d^{T_0}_k\,r_k = 0$ for the
+fractional changes $r_k$, so the two indices have opposite signs almost by construction and $\eta_{S_s}$
+carries the evidence.
+"""
 
 NORMALISERS = ("union", "per_set")
 
@@ -214,3 +237,19 @@ def diffusion_index(
         eta_s = _mean_pct_change(relative_distances(c0, t, sim), relative_distances(c1, t, sim), sim)
         eta_d = _mean_pct_change(relative_distances(c0, t, dis), relative_distances(c1, t, dis), dis)
     return DiffusionIndex(t, sim, dis, eta_s, eta_d, normaliser)
+
+
+def diffusion_table(
+    centroids_t0: torch.Tensor,
+    centroids_t1: torch.Tensor,
+    sets: Mapping[int, tuple[Sequence[int], Sequence[int]]],
+    normaliser: str = "union",
+) -> list[DiffusionIndex]:
+    """:func:`diffusion_index` for every target in ``sets`` ({target: (similar, dissimilar)}), as Table 3.
+
+    ``sets`` typically comes from ``kdutils.semantic_groups.SemanticGroups.all_sets()`` (method 1) or from
+    nearest / farthest centroids (method 2).
+    """
+    if not sets:
+        raise ValueError("sets is empty: no target class to compute a diffusion index for")
+    return [diffusion_index(centroids_t0, centroids_t1, t, sim, dis, normaliser) for t, (sim, dis) in sets.items()]

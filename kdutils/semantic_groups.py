@@ -93,6 +93,10 @@ class SemanticGroups:
         dissimilar = tuple(c for c in range(self.num_classes) if c not in members)
         return similar, dissimilar
 
+    def all_sets(self) -> dict[int, tuple[tuple[int, ...], tuple[int, ...]]]:
+        """{target: (similar, dissimilar)} for every target, the input of ``diffusion.diffusion_table``."""
+        return {t: self.sets(t) for t in self.targets()}
+
 
 # ----------------------------------------------------------------------------------------------- datasets
 FASHION_MNIST = SemanticGroups(

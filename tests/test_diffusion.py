@@ -130,3 +130,26 @@ def test_diffusion_index_centroid_on_the_target():
     assert eta.eta_similar == pytest.approx(100.0 * (-1.0 + (1 / 9.5 - 0.1) / 0.1) / 2)
     with pytest.raises(ValueError, match="at T0 the centroids of classes \\[1\\] coincide"):
         diffusion_index(collapsed, C_T1, 0, [1, 2], [3, 4])
+
+
+def test_diffusion_table_runs_every_target_with_its_sets():
+    from kdutils.diffusion import diffusion_table
+
+    sets = {0: ([1, 2], [3, 4]), 3: ([4], [1, 2])}
+    rows = diffusion_table(C_T0, C_T1, sets)
+    assert [r.target for r in rows] == [0, 3]
+    assert rows[0].eta_similar == pytest.approx(-25.0)
+    # target 3 at (4, 0): T0 distances to 4, 1, 2 = sqrt 32, 3, sqrt 17; T1 = sqrt(16 + 20.25), 3.5, sqrt 17
+    d0 = [math.sqrt(32), 3.0, math.sqrt(17)]
+    d1 = [math.sqrt(36.25), 3.5, math.sqrt(17)]
+    r0, r1 = [d / sum(d0) for d in d0], [d / sum(d1) for d in d1]
+    assert rows[1].eta_similar == pytest.approx(100 * (r1[0] - r0[0]) / r0[0])
+    assert rows[1].eta_dissimilar == pytest.approx(50 * ((r1[1] - r0[1]) / r0[1] + (r1[2] - r0[2]) / r0[2]))
+    with pytest.raises(ValueError, match="sets is empty"):
+        diffusion_table(C_T0, C_T1, {})
+
+
+def test_methods_markdown_states_the_implemented_normaliser():
+    from kdutils.diffusion import METHODS_MARKDOWN
+
+    assert "N = S_s \\cup S_d" in METHODS_MARKDOWN and "\\frac{100}{|S|}" in METHODS_MARKDOWN

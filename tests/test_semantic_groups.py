@@ -105,3 +105,14 @@ def test_agreement_table_on_hand_made_centroids():
     assert sim_mean == pytest.approx(sum(r.similar_agreement for r in rows) / 3)
     with pytest.raises(ValueError, match="centroids have 4 classes, toy has 5"):
         agreement_table(groups, LINE[:4])
+
+
+def test_all_sets_feed_the_diffusion_table():
+    from kdutils.diffusion import diffusion_table
+
+    sets = FASHION_MNIST.all_sets()
+    assert list(sets) == list(FASHION_MNIST.targets()) and sets[9] == FASHION_MNIST.sets(9)
+    g = torch.Generator().manual_seed(0)
+    c0 = torch.randn(10, 6, generator=g, dtype=torch.float64)
+    rows = diffusion_table(c0, c0 * 3.0, sets)  # a uniform rescaling is no diffusion
+    assert len(rows) == 7 and all(abs(r.eta_similar) < 1e-9 and abs(r.eta_dissimilar) < 1e-9 for r in rows)
