@@ -1,0 +1,70 @@
+"""The does-KD-work experiment skeleton: recipes and arms are valid, pure KD at tau 4, every claim has its
+arms, CIFAR-100 is one parameter away, and the cpu profile's size stays near its budget."""
+from __future__ import annotations
+
+import pytest
+
+from kdutils.experiments import does_kd_work as dkw
+from kdutils.fidelity import parse_policy
+from kdutils.models import model_names
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "full"])
+def test_arms_are_valid_and_unique(profile):
+    specs = dkw.grid(profile)
+    assert len({s.key() for s in specs}) == len(specs)
+    for s in specs:
+        assert s.student_model in model_names() and all(t.model in model_names() for t in s.teachers)
+        assert s.alpha == 1.0  # pure distillation (the authors' alpha = 0)
+        assert s.tau == (1.0 if s.policy == "mixup_t1" else 4.0)
+        assert s.augment == "none" or parse_policy(s.augment) is not None
+        assert s.epochs == dkw.recipe(profile).student_epochs and s.lr_candidates
+    assert {s.claim for s in specs} == set(dkw.CLAIMS)
+
+
+def test_claim_arms_on_cpu():
+    r = dkw.recipe("cpu")
+    assert r.ensemble_sizes == (1, 3, 5) and len(r.seeds) >= 3
+    sizes = {s.ensemble_size for s in dkw.claim_specs(2, "cpu")}
+    assert sizes == {1, 3, 5}
+    five = next(s for s in dkw.claim_specs(2, "cpu") if s.ensemble_size == 5)
+    assert [t.seed for t in five.teachers] == [0, 1, 2, 3, 4]  # members are teacher seeds 0..4
+    policies = {s.policy: s for s in dkw.claim_specs(3, "cpu")}
+    assert set(policies) == {"none", "crop_flip", "mixup_t1", "mixup_t4", "noise", "ood"}
+    assert policies["ood"].ood_dataset == "mnist" and policies["ood"].n_ood > 0
+    assert policies["mixup_t4"].augment == "crop2+flip+mixup1"
+    recycling = dkw.claim_specs(4, "cpu")
+    assert {s.distill_data for s in recycling} == {"recycled", "new"}
+    assert all(t.data.k_folds == 2 and t.data.fold == 1 for s in recycling for t in s.teachers)
+    assert {s.r for s in dkw.claim_specs(6, "cpu")} == {0.1, 0.25, 0.5, 1.0}
+    assert {s.distill_fraction for s in dkw.claim_specs(5, "cpu")} == {0.25, 0.5, 1.0}
+
+
+def test_cifar100_is_one_parameter_away_and_mnist_uses_lenet():
+    c = dkw.recipe("full", "cifar100")
+    assert c.crop == 4 and "ood" not in c.policies  # no SVHN here: the OOD arm is skipped
+    assert {s.augment for s in dkw.claim_specs(3, "full", "cifar100") if s.policy == "crop_flip"} == {"crop4+flip"}
+    assert dkw.recipe("full").teacher_model == "preresnet56"
+    assert dkw.recipe("cpu", "mnist").teacher_model == "lenet5"
+    assert dkw.claim_specs(3, "cpu", "mnist")[0].teachers[0].data.dataset == "mnist"
+
+
+def test_cpu_profile_size():
+    # Calibration point: PreResNet-8 trained at about 280 images/s per contended core; two cores.
+    minutes = dkw.sample_passes("cpu") / 280 / 2 / 60
+    assert minutes < 90
+    assert dkw.sample_passes("smoke") < 10_000
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar10'"):
+        dkw.recipe("cpu", "cifar10")
+    with pytest.raises(ValueError, match="unknown claim 7"):
+        dkw.claim_specs(7, "cpu")
+    with pytest.raises(ValueError, match="half must be"):
+        dkw.teacher_config("cpu", half=2)
+    spec = dkw.claim_specs(1, "smoke")[0]
+    with pytest.raises(ValueError, match="r = 0 is the teacher itself"):
+        type(spec)(**{**spec.to_dict(), "teachers": spec.teachers, "r": 0.0})
+    with pytest.raises(ValueError, match="unknown policy"):
+        type(spec)(**{**spec.to_dict(), "teachers": spec.teachers, "policy": "gan"})
