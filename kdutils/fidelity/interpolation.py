@@ -24,6 +24,7 @@ from torch.optim.swa_utils import update_bn
 from ..device_loader import DeviceLoader
 from ..losses import check_tau, kd_loss
 from ..metrics import predict_logits
+from ..progress import tqdm
 
 __all__ = ["check_ratio", "blend_state", "recompute_bn", "interpolate_init", "init_lr", "loss_along_line",
            "distillation_loss_fn"]
@@ -114,7 +115,8 @@ def init_lr(base_lr: float, r: float) -> float:
 
 def loss_along_line(model_a: nn.Module, model_b: nn.Module, loss_fn: Callable[[nn.Module], float],
                     ts: Sequence[float] | torch.Tensor | None = None, bn_x: torch.Tensor | None = None,
-                    *, batch_size: int = 512, mean=None, std=None) -> dict[str, list[float]]:
+                    *, batch_size: int = 512, mean=None, std=None, progress: bool = False
+                    ) -> dict[str, list[float]]:
     """``loss_fn`` at ``theta(t) = (1 - t) * theta_a + t * theta_b`` for each t (default 0, 0.1, ..., 1).
 
     t = 0 is model_a exactly and t = 1 model_b exactly (when ``bn_x`` is None their BN buffers too). With
@@ -129,7 +131,7 @@ def loss_along_line(model_a: nn.Module, model_b: nn.Module, loss_fn: Callable[[n
     state_a, state_b = model_a.state_dict(), model_b.state_dict()
     probe = copy.deepcopy(model_a)
     losses = []
-    for t in ts_list:
+    for t in tqdm(ts_list, desc="loss along line", leave=False, disable=not progress):
         probe.load_state_dict(blend_state(state_a, state_b, 1.0 - t))
         if bn_x is not None:
             recompute_bn(probe, bn_x, batch_size=batch_size, mean=mean, std=std)
