@@ -140,3 +140,41 @@ def test_fit_tgeo_rejects_bad_arguments():
         fit_tgeo(student, fnet, loader, loader, cfg, teacher_logits=torch.randn(9, C), progress=False)
     with pytest.raises(ValueError, match="outer_every"):
         fit_tgeo(student, fnet, loader, loader, cfg, teacher_logits=torch.randn(10, C), outer_every=0)
+
+
+def _noisy_label_problem(seed: int = 2):
+    """4 blobs; 30% of the training labels are wrong (the teacher is right there), on 15% of the others the
+    teacher is wrong; validation labels are clean. The best ratio is high on the mislabelled samples."""
+    g = torch.Generator().manual_seed(seed)
+    n, n_train, classes = 800, 600, 4
+    true = torch.arange(n) % classes
+    x = torch.randn(classes, 10, generator=g)[true] + torch.randn(n, 10, generator=g)
+    mislabelled = torch.rand(n, generator=g) < 0.3
+    y = torch.where(mislabelled, (true + 1 + torch.randint(0, classes - 1, (n,), generator=g)) % classes, true)
+    teacher_wrong = (torch.rand(n, generator=g) < 0.15) & ~mislabelled
+    teacher = 3 * nn.functional.one_hot(torch.where(teacher_wrong, (true + 1) % classes, true), classes).float()
+    teacher += 0.5 * torch.randn(n, classes, generator=g)
+    train = DeviceLoader(x[:n_train], y[:n_train], 32, seed=seed)
+    val = DeviceLoader(x[n_train:], true[n_train:], 100, seed=seed + 1)
+    groups = {"both right": ~mislabelled[:n_train] & ~teacher_wrong[:n_train],
+              "label wrong": mislabelled[:n_train], "teacher wrong": teacher_wrong[:n_train]}
+    return train, val, x[:n_train], y[:n_train], teacher[:n_train], groups
+
+
+@pytest.mark.parametrize("fusion_lr", [3e-3, 1e-9])
+def test_f_w_learns_where_the_teacher_helps(fusion_lr, one_thread):
+    """End to end on a toy: the hypergradient raises alpha where the teacher corrects a wrong label and not
+    where the teacher is wrong; with f_w frozen (fusion_lr ~ 0, the released code's situation) it does not."""
+    train, val, x, y, teacher, groups = _noisy_label_problem()
+    torch.manual_seed(2)
+    student = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 4))
+    fnet = FusionRatioNet.for_classes(4, "both")
+    fit_tgeo(student, fnet, train, val, TrainConfig(epochs=5, batch_size=32, lr=0.05), teacher_logits=teacher,
+             tau=2.0, fusion_lr=fusion_lr, progress=False)
+    alphas = predict_alphas(student, fnet, x, y, teacher, teacher_class_means(teacher, y), "both")
+    mean = {name: alphas[mask].mean().item() for name, mask in groups.items()}
+    if fusion_lr > 1e-6:
+        assert mean["label wrong"] > mean["teacher wrong"] + 0.3, mean
+        assert mean["label wrong"] > mean["both right"] + 0.3, mean
+    else:
+        assert max(mean.values()) - min(mean.values()) < 0.05, mean
