@@ -53,9 +53,11 @@ class Interval:
     def describe(self, unit: str = "", digits: int = 1, scale: float = 1.0, signed: bool = True) -> str:
         """E.g. "-17.3 errors [-25.1, -9.5], paired t 95%, n=3" (values multiplied by `scale`, e.g. 100 for %)."""
         sign = "+" if signed else ""
-        unit = f" {unit}" if unit and unit != "%" else unit
+        pct = "%" if unit == "%" else ""  # a percent sign sticks to every number; other units follow the mean
+        unit = f" {unit}" if unit and not pct else ""
+
         def fmt(v: float, s: str = "") -> str:
-            return f"{v * scale:{s}.{digits}f}" if math.isfinite(v) else ("-inf" if v < 0 else "inf")
+            return f"{v * scale:{s}.{digits}f}{pct}" if math.isfinite(v) else ("-inf" if v < 0 else "inf")
         level = f"{self.confidence:.0%}"
         if self.n == 0:
             return "no paired runs"

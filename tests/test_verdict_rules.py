@@ -125,3 +125,8 @@ def test_describe_formats_interval():
     iv = stats.t_interval([-20.0, -15.0, -16.0])
     text = iv.describe("errors", digits=0)
     assert text.startswith("-17 errors [") and text.endswith("paired t 95%, n=3")
+
+
+def test_describe_percent_units_stick_to_every_number():
+    iv = stats.t_interval([0.7, 0.8, 0.9])
+    assert iv.describe("%", digits=0, scale=100, signed=False).startswith("80% [55%, 105%]")

@@ -30,11 +30,26 @@ def _check_p(name: str, p: float) -> float:
     return float(p)
 
 
+def _check_max_norm(max_norm: float | None) -> float | None:
+    if max_norm is None:
+        return None
+    if isinstance(max_norm, bool) or not isinstance(max_norm, (int, float)) or not (
+            math.isfinite(max_norm) and max_norm > 0):
+        raise ValueError(f"max_norm must be a positive finite number or None, got {max_norm!r}")
+    return float(max_norm)
+
+
 class MLP(nn.Module):
     """Flatten -> [input dropout] -> (Linear -> activation -> dropout) per hidden width -> head.
 
     Dropout sits inside `features`, so in train mode two calls differ; in eval mode
     ``forward(x) == head(features(x))`` exactly.
+
+    `max_norm` is the weight constraint of dropout training (Srivastava et al., 2014): the incoming weight
+    vector of every hidden unit is projected back onto the ball ||w||_2 <= max_norm. The projection runs
+    at the start of every forward pass, i.e. after each optimiser step and before the weights are used,
+    which is projected SGD; it edits the parameters in place, so such a net must be trained on its own
+    (not batched with `torch.func` as the students are).
     """
 
     def __init__(
@@ -45,8 +60,10 @@ class MLP(nn.Module):
         dropout: float = 0.0,
         input_dropout: float = 0.0,
         activation: str = "relu",
+        max_norm: float | None = None,
     ) -> None:
         super().__init__()
+        self.max_norm = _check_max_norm(max_norm)
         hidden = [int(h) for h in hidden]
         if any(h < 1 for h in hidden):
             raise ValueError(f"hidden widths must be positive ints, got {hidden!r}")
@@ -68,8 +85,21 @@ class MLP(nn.Module):
         self.in_shape = tuple(int(s) for s in in_shape)
         self.hidden = tuple(hidden)
 
+    def hidden_linears(self) -> list[nn.Linear]:
+        """The Linear layers that feed hidden units (the head is not constrained)."""
+        return [m for m in self.body if isinstance(m, nn.Linear)]
+
+    def apply_max_norm(self) -> None:
+        """Project each hidden unit's incoming weights onto the max-norm ball (no-op without max_norm)."""
+        if self.max_norm is None:
+            return
+        with torch.no_grad():
+            for lin in self.hidden_linears():
+                lin.weight.renorm_(2, 0, self.max_norm)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Output of the last hidden layer (the flattened input when there are no hidden layers)."""
+        self.apply_max_norm()
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,80 @@
+"""The Hinton chapter: verdict on synthetic tables, configs of the protocol, and load-only behaviour."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from kdutils.experiments import hinton
+from kdutils.store import ResultStore
+from kdutils.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, PARTLY, REPRODUCED
+
+
+def _table(teacher: float, alone: list[float], kd: list[float], kd_status: list[str] | None = None) -> pd.DataFrame:
+    rows = [{"arm": "teacher", "role": "teacher", "seed": 0, "test errors": teacher, "status": "ok"}]
+    rows += [{"arm": "alone", "role": "student", "seed": s, "test errors": e, "status": "ok"}
+             for s, e in enumerate(alone)]
+    kd_status = kd_status or ["ok"] * len(kd)
+    rows += [{"arm": "T20", "role": "distilled", "seed": s, "test errors": e if st == "ok" else float("nan"),
+              "status": st} for s, (e, st) in enumerate(zip(kd, kd_status))]
+    table = pd.DataFrame(rows)
+    table["n_test"] = 10_000
+    table["device"] = "cpu: x86_64, 1 threads"
+    return table
+
+
+def test_paper_like_numbers_are_reproduced():
+    v = hinton.verdict(_table(67, [146, 150, 142, 148], [74, 76, 73, 75]), "cpu")
+    assert v.label == REPRODUCED
+    assert v.effect.startswith("T=20 minus alone: -72.0 errors [") and "n=4" in v.effect
+    assert "profile `cpu`" in v.scale and "cpu: x86_64" in v.scale
+
+
+def test_a_small_gain_within_noise_is_inconclusive():
+    v = hinton.verdict(_table(80, [140, 132, 150], [135, 140, 139]), "cpu")
+    assert v.label == INCONCLUSIVE and "contains 0" in v.evidence
+
+
+def test_clear_gain_short_of_75_percent_is_partly_and_uncertain_fraction_inconclusive():
+    assert hinton.verdict(_table(80, [140, 141, 139, 140], [120, 121, 119, 120]), "cpu").label == PARTLY  # 33%
+    # gains of 45-60 errors on a 60-error gap: fraction interval straddles 75%
+    assert hinton.verdict(_table(80, [140, 141, 139], [95, 81, 89]), "cpu").label == INCONCLUSIVE
+
+
+def test_distillation_clearly_worse_is_not_reproduced():
+    assert hinton.verdict(_table(80, [140, 141, 139], [160, 162, 161]), "cpu").label == NOT_REPRODUCED
+
+
+def test_weak_teacher_is_not_testable():
+    # teacher 10 errors better than the student: below 2 binomial s.e. of a 1.4% error on 10,000 (23 errors)
+    v = hinton.verdict(_table(130, [140, 141, 139], [131, 130, 132]), "cpu")
+    assert v.label == NOT_TESTABLE and "minimum" in v.evidence
+
+
+def test_a_diverged_t20_seed_counts_against_distillation():
+    clean = hinton.verdict(_table(67, [146, 150, 142], [74, 76, 73]), "cpu")
+    one_failed = hinton.verdict(_table(67, [146, 150, 142], [74, 76, 73], ["ok", "diverged", "ok"]), "cpu")
+    assert clean.label == REPRODUCED and one_failed.label != REPRODUCED
+    assert "1 at T=20" in one_failed.evidence and "9000 errors" in one_failed.evidence
+
+
+def test_missing_runs_give_not_yet_run(tmp_path):
+    store = ResultStore(tmp_path / "empty")
+    assert hinton.results_table("cpu", store).empty
+    assert hinton.selection_table("cpu", store).empty
+    [v] = hinton.chapter_verdicts("cpu", store)
+    assert v.label == NOT_YET_RUN
+    assert hinton.configs("cpu", store) == []  # nothing selected yet, and nothing was trained to find out
+    with pytest.raises(ValueError, match="'tiny'"):
+        hinton.chapter_verdicts("tiny", store)
+
+
+def test_teacher_has_the_papers_regularisation_and_arms_their_own_grid():
+    t = hinton.teacher_config("cpu", 0.1)
+    assert t.model == "mlp_1200x2" and t.train.augment == "shift2" and t.train.schedule == "cosine"
+    assert t.model_kwargs == {"input_dropout": 0.2, "dropout": 0.5, "max_norm": hinton.MAX_NORM}
+    sel = hinton.arm_selection("cpu", t, 20.0)
+    r = hinton.RECIPES["cpu"]
+    assert [c.train.lr for c in sel] == list(r.student_lrs) and {c.role for c in sel} == {"select:T20"}
+    assert all(c.data.val_size == r.val_size and c.tau == 20.0 and c.teacher == t for c in sel)
+    assert hinton.arm_name(None) == "alone" and hinton.arm_name(4.0) == "T4" and hinton.arm_name(4.0, 0.5) == "T4a0.5"
+    assert len(hinton.RECIPES["cpu"].seeds) >= 3
