@@ -1,7 +1,7 @@
 """TGeo-KD (Hu, Wu et al., ICLR 2024), "Less or More From Teacher: Exploiting Trilateral Geometry For
 Knowledge Distillation": the chapter's recipes and run configs. CONFIGS ONLY, not yet wired into the runner,
 the sweep or the book: `runner.run` trains a RunConfig with its fixed `alpha`, so the sample-wise arms below
-need a dispatch on `role` to `kdutils.tgeo.training.fit_samplewise` / `fit_tgeo` before they can be run.
+need a dispatch on `role` to `kdutils.tgeo.arms.train_arm(ARMS[role], ...)` before they can be run.
 Until then, never hand a non-vanilla arm's config to `runner.run`: it would silently train the wrong loss.
 
 Setting (the issue's): Fashion-MNIST, whose ResNet teachers err on roughly 5-10% of images (the teacher-wrong
@@ -18,25 +18,17 @@ For the non-vanilla arms the RunConfig's `alpha` is 0 and meaningless: the rule 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..config import DataConfig, RunConfig, TrainConfig
 from ..profiles import check_profile
+from ..tgeo.arms import ArmSpec
 
 EXPERIMENT = "tgeo_kd"
 VANILLA_ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 MOTIVATION_ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)
 FEATURE_ARMS = ("tgeo_intra", "tgeo_inter", "tgeo_both")
 BASELINE_ARMS = ("anl", "ada", "wls", "rw")
-
-
-@dataclass(frozen=True)
-class ArmSpec:
-    """How one arm sets alpha: `rule` is a `kdutils.tgeo.baselines` name or "tgeo" (with `features`)."""
-
-    rule: str
-    alpha: float | None = None
-    features: str | None = None
 
 
 ARMS: dict[str, ArmSpec] = {
@@ -98,8 +90,6 @@ def recipe(profile: str, dataset: str | None = None) -> Recipe:
         return r
     if dataset != "cifar100":
         raise ValueError(f"unknown dataset {dataset!r} for the TGeo-KD chapter; choose fashion_mnist or cifar100")
-    from dataclasses import replace
-
     keep = {"n_train": r.n_train, "n_test": r.n_test} if profile == "smoke" else {}
     return replace(r, **{**CIFAR100_OVERRIDES, **keep})
 
