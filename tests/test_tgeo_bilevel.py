@@ -58,6 +58,18 @@ def test_hypergradient_passes_gradcheck(one_thread):
     assert torch.autograd.gradcheck(f, w, eps=1e-6, atol=1e-8, rtol=1e-6)
 
 
+def test_training_step_uses_the_checked_hypergradient(one_thread):
+    """bilevel_step (what fit_tgeo runs) hands f_w's optimizer exactly the finite-difference-checked gradient."""
+    student, fnet, (x, y, teacher, vx, vy), kw = _tiny_problem(seed=5)
+    expected = hypergradient(student, fnet, x, y, teacher, vx, vy, **kw)
+    frozen = torch.optim.SGD(fnet.parameters(), lr=0.0)  # keeps w, so p.grad can be read after the step
+    out = bilevel_step(student, fnet, torch.optim.SGD(student.parameters(), lr=kw["inner_lr"]), frozen,
+                       x, y, teacher, vx, vy, **kw)
+    for p, g in zip(fnet.parameters(), expected):
+        torch.testing.assert_close(p.grad, g, rtol=1e-10, atol=1e-14)
+    assert out.hypergrad_norm.item() == pytest.approx(torch.cat([g.flatten() for g in expected]).norm().item())
+
+
 def test_hypergradient_vanishes_linearly_with_the_virtual_step():
     """dL_val/dw = -eta * (d theta'/d alpha term) + O(eta^2): without the virtual step there is no path to w
     (the released code's bug), and the path we add is first order in eta."""
