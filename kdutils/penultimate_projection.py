@@ -33,6 +33,7 @@ __all__ = [
     "PCA2D",
     "ProjectionView",
     "project_classes",
+    "project_model",
     "plot_projection",
     "plot_projection_grid",
 ]
@@ -193,6 +194,27 @@ def project_classes(
     if len(names) != 3:
         raise ValueError(f"class_names must name the 3 classes, got {class_names!r}")
     return ProjectionView(pca.transform(pts3), lab, pca.transform(cents3), tuple(idx), names, pca)
+
+
+def project_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes: Sequence[int],
+    class_names: Sequence[str] | None = None,
+    per_class: int | None = None,
+    pca: PCA2D | None = None,
+    batch_size: int = 1024,
+) -> ProjectionView:
+    """:func:`project_classes` on a kdutils model: its penultimate features of the three classes' samples in
+    ``x`` (preprocessed as in training) and its own head's weights and biases."""
+    if y.shape != x.shape[:1]:
+        raise ValueError(f"y {tuple(y.shape)} must have one label per input of x {tuple(x.shape)}")
+    weight, bias = head_parameters(model)
+    idx = _check_classes(classes, weight.shape[0])
+    mask = torch.isin(y.cpu(), torch.tensor(idx))
+    feats = penultimate_features(model, x[mask], batch_size=batch_size)
+    return project_classes(feats, y.cpu()[mask], weight, bias, idx, class_names, per_class, pca)
 
 
 def plot_projection(view: ProjectionView, ax: Any = None, title: str | None = None,

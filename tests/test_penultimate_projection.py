@@ -16,6 +16,7 @@ from kdutils.penultimate_projection import (
     plot_projection_grid,
     project,
     project_classes,
+    project_model,
     projection_basis,
 )
 
@@ -138,3 +139,19 @@ def test_plot_helpers_draw_one_scatter_per_class_and_the_centroids():
     with pytest.raises(ValueError, match="one title per view"):
         plot_projection_grid([view], ["a", "b"])
     plt.close("all")
+
+
+def test_project_model_matches_features_plus_head(one_thread):
+    from kdutils.diffusion import class_centroids, model_centroids
+
+    model = _tiny_model()
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(30, 1, 12, 12, generator=g)
+    y = torch.arange(30) % 5
+    view = project_model(model, x, y, [1, 3, 4], per_class=4)
+    w, b = head_parameters(model)
+    keep = torch.isin(y, torch.tensor([1, 3, 4]))
+    direct = project_classes(penultimate_features(model, x[keep]), y[keep], w, b, [1, 3, 4], per_class=4)
+    assert torch.allclose(view.points, direct.points, atol=1e-9)
+    cents = model_centroids(model, x, y, 5)
+    assert torch.allclose(cents, class_centroids(penultimate_features(model, x), y, 5))
