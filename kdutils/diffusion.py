@@ -36,7 +36,8 @@ distance is 1 at every temperature; (ii) the union obeys the identity
 :math:`\eta_{S_s}` and :math:`\eta_{S_d}` to opposite signs with :math:`|\eta_{S_s}|/\eta_{S_d} \approx
 |S_d|/|S_s|` when distances are similar; every one of the paper's 60 reported pairs (Tables 3 and B.4) has
 opposite signs, with :math:`-\eta_{S_s}/\eta_{S_d}` between 2.4 and 10.5 (median 5.9) for sets of 4 similar and
-20 dissimilar classes (the sizes Table G.1's agreement fractions imply). The per-set reading stays available (``normaliser="per_set"``) as a sensitivity check.
+20 dissimilar classes (the sizes Table G.1's agreement fractions imply). The per-set reading stays available
+(``normaliser="per_set"``) as a sensitivity check.
 
 A consequence the chapter must state: under this definition the two indices are not independent evidence.
 Once :math:`\eta_{S_s} < 0`, :math:`\eta_{S_d} > 0` follows almost by construction; the informative quantity is

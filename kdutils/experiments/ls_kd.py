@@ -116,7 +116,8 @@ def teacher_config(profile: str, ls: float, lr: float, seed: int = 0) -> RunConf
     """The teacher trained with label smoothing ``ls`` (0 = plain cross-entropy)."""
     r = recipe(profile)
     return RunConfig(experiment=EXPERIMENT, role="teacher", model=r.teacher_model, profile=profile, seed=seed,
-                     data=_data(r), train=_train(r, r.teacher_epochs, lr, r.teacher_augment), label_smoothing=check_smoothing(ls))
+                     data=_data(r), train=_train(r, r.teacher_epochs, lr, r.teacher_augment),
+                     label_smoothing=check_smoothing(ls))
 
 
 def student_config(profile: str, teacher: RunConfig, model: str, tau: float, lr: float, seed: int = 0
