@@ -16,7 +16,17 @@ def _sweep(args: argparse.Namespace) -> int:
     empty = [name for name, values in grid.items() if not values]
     if empty:
         raise SystemExit(f"parameter(s) {', '.join(empty)} given without values: use -p NAME V1 V2 ...")
-    report = run_sweep(args.notebook, grid, profile=args.profile, out_dir=args.out, group=not args.no_group)
+    try:
+        if args.executor == "ray":  # Ray is imported only here: kdutils works without it
+            from .ray_executor import run_sweep_ray
+
+            report = run_sweep_ray(args.notebook, grid, profile=args.profile, out_dir=args.out,
+                                   group=not args.no_group, address=args.address, max_retries=args.max_retries)
+        else:
+            report = run_sweep(args.notebook, grid, profile=args.profile, out_dir=args.out, group=not args.no_group)
+    except (ValueError, FileNotFoundError) as err:  # a bad grid, profile or notebook: one clear line, exit 2
+        print(f"kdutils sweep: {err}", file=sys.stderr)
+        return 2
     print(report.summary())
     return 1 if report.failed else 0
 
@@ -24,11 +34,41 @@ def _sweep(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Run one experiment's named configs without Jupyter (the GPU machine has no papermill)."""
     module = importlib.import_module(f"kdutils.experiments.{args.experiment}")
-    params = {name: __import__("kdutils.sweep", fromlist=["parse_value"]).parse_value(v) for name, v in args.set or []}
+    params = _set_params(module.run_all, args.set or [])
     records = module.run_all(profile=args.profile, **params)
     for rec in records:
         print(json.dumps({"role": rec["config"]["role"], "key": rec["key"], "status": rec["status"], **rec["metrics"]}))
     return 0
+
+
+#: `--set` names whose values must be numbers, checked here so the error names the flag (not a bare
+#: "could not convert string to float").
+_INTEGER_SETTINGS = ("seed", "fold")
+_NUMBER_SETTINGS = ("tau", "alpha", "lr")
+
+
+def _set_params(run_all, pairs: list[list[str]]) -> dict:
+    """`--set NAME VALUE` pairs -> keyword arguments of `run_all`, each name and number checked."""
+    import inspect
+
+    from .config import check_int, check_number
+    from .sweep import parse_value
+
+    allowed = [n for n in inspect.signature(run_all).parameters if n not in ("profile", "store", "progress")]
+    params = {}
+    for name, text in pairs:
+        if name not in allowed:
+            raise SystemExit(f"--set {name}: unknown setting; this experiment takes: {', '.join(allowed)}")
+        value = parse_value(text)
+        try:
+            if name in _INTEGER_SETTINGS and value is not None:
+                check_int(value, name)
+            elif name in _NUMBER_SETTINGS and value is not None:
+                check_number(value, name)
+        except ValueError as err:
+            raise SystemExit(f"--set {name} {text}: {err}") from None
+        params[name] = value
+    return params
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -48,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--out", default="runs", help="folder for executed notebooks and completion markers")
     sw.add_argument("--no-group", action="store_true",
                     help="do not train the points' students together before running the notebooks")
+    sw.add_argument("--executor", default="local", choices=("local", "ray"),
+                    help="local: one point after another here; ray: each point a task on a Ray cluster")
+    sw.add_argument("--address", default=None,
+                    help="ray only: 'auto' (the cluster this machine joined), ray://HOST:10001, or none to "
+                         "start Ray on this machine")
+    sw.add_argument("--max-retries", type=int, default=2,
+                    help="ray only: re-executions of a point whose worker died (default 2)")
     sw.set_defaults(func=_sweep)
     rn = sub.add_parser("run", help="run an experiment's configs directly (no Jupyter needed)")
     rn.add_argument("experiment", help="a module in kdutils.experiments, e.g. hinton")

@@ -3,13 +3,31 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
+from numbers import Integral, Real
 from typing import Any
 
 from .losses import check_alpha, check_direction, check_smoothing, check_tau
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine")
+
+
+def check_int(value: object, name: str, minimum: int | None = None) -> int:
+    """An integer (not a bool, not 1.5: a float seed used to be truncated silently), optionally >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_number(value: object, name: str) -> float:
+    """A finite real number (not a bool, not a string such as 'abc')."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
+        raise ValueError(f"{name} must be a finite number, got {value!r} ({type(value).__name__})")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -33,10 +51,15 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
-        if not self.lr > 0:
+        check_int(self.epochs, "epochs", 1)
+        check_int(self.batch_size, "batch_size", 1)
+        if not check_number(self.lr, "lr") > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("momentum", "weight_decay", "gamma"):
+            if check_number(getattr(self, name), name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for m in self.milestones:
+            check_int(m, "each milestone", 1)
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
 
 
@@ -57,6 +80,24 @@ class DataConfig:
     k_folds: int = 5
     split_seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Reject what used to run silently on the wrong data (n_train=-5 trained on 59,995 images)."""
+        from .data import check_dataset_name
+
+        check_dataset_name(self.dataset)
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                check_int(getattr(self, name), f"{name} (None = the whole split)", 1)
+        check_int(self.val_size, "val_size", 0)
+        check_int(self.k_folds, "k_folds", 2)
+        if self.fold is not None:
+            check_int(self.fold, "fold", 0)
+            if self.fold >= self.k_folds:
+                raise ValueError(f"fold must be in 0..{self.k_folds - 1} (k_folds={self.k_folds}), got {self.fold}")
+        check_int(self.split_seed, "split_seed")
+        if not isinstance(self.options, dict):
+            raise ValueError(f"options must be a dict of loader keyword arguments, got {self.options!r}")
 
 
 @dataclass(frozen=True)
@@ -85,6 +126,7 @@ class RunConfig:
         object.__setattr__(self, "alpha", float(self.alpha))
         object.__setattr__(self, "label_smoothing", check_smoothing(self.label_smoothing))
         check_direction(self.kd_direction)
+        check_int(self.seed, "seed")
         if self.alpha > 0 and self.teacher is None:
             raise ValueError(f"alpha={self.alpha} puts weight on a KD term, but the run names no teacher")
 

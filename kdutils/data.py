@@ -10,8 +10,11 @@ import gzip
 import hashlib
 import os
 import pickle
+import shutil
 import socket
+import tempfile
 import warnings
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +52,32 @@ def register_dataset(name: str, loader: Loader) -> None:
     _REGISTRY[name] = loader
 
 
+#: Datasets that a chapter module registers when imported: name -> module. Naming them here lets a config
+#: be validated (and the dataset loaded) without importing that chapter first.
+_PROVIDERS: dict[str, str] = {"set_mnist_jitter": "kdutils.experiments.invariance"}
+
+
 def dataset_names() -> list[str]:
+    """The datasets registered so far (chapter-provided ones appear once their module is imported)."""
     return sorted(_REGISTRY)
+
+
+def check_dataset_name(name: object) -> str:
+    """A registered dataset name, else ValueError listing the names allowed."""
+    if not isinstance(name, str) or name not in _REGISTRY and name not in _PROVIDERS:
+        known = sorted(set(_REGISTRY) | set(_PROVIDERS))
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(known)}")
+    return name
 
 
 def load_dataset(name: str, split: str = "train", root=None, download: bool | None = None,
                  **options) -> ArrayDataset:
     """Load a registered dataset split; `options` go to loaders that take them (e.g. set_mnist's n_points)."""
+    check_dataset_name(name)
     if name not in _REGISTRY:
-        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(dataset_names())}")
+        import importlib
+
+        importlib.import_module(_PROVIDERS[name])
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
     return _REGISTRY[name](split=split, root=root, download=download, **options)
@@ -262,8 +282,17 @@ def _idx_candidates(raw: Path, base: str) -> list[Path]:
     return [raw / base, raw / f"{base}.gz"]
 
 
+def _damaged_data_file(path: Path, name: str, err: Exception) -> ValueError:
+    return ValueError(f"{path}: damaged {name} file ({type(err).__name__}: {err}). Delete it and download it "
+                      f"again (load_dataset({name!r}, download=True) does so), or copy a good one there.")
+
+
 def _read_idx_file(path: Path, ndim: int, name: str) -> np.ndarray:
-    data = gzip.open(path, "rb").read() if path.suffix == ".gz" else path.read_bytes()
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as err:  # truncated or not gzip: name the file, not just "EOFError"
+        raise _damaged_data_file(path, name, err) from err
     arr = parse_idx(data, ndim, source=str(path))
     base = path.name[:-3] if path.suffix == ".gz" else path.name
     official = IDX_CONTENT_MD5.get(name, {}).get(base)
@@ -318,25 +347,31 @@ def _load_idx_dataset(name: str, split: str, root=None, download: bool | None = 
 
 
 def _download_idx(name: str, raw: Path, files: list[str], mirrors: tuple[str, ...]) -> str:
-    """Fetch the missing .gz files (md5 checked by torchvision); return a note on what failed, for the error."""
+    """Fetch the missing .gz files (md5 checked by torchvision); return a note on what failed, for the error.
+
+    Files are fetched into a temporary folder and moved under `raw` only once complete, so a wrong data root
+    (or an offline machine) leaves no empty `<root>/MNIST/raw` behind."""
     try:
         tv_utils = _tv_download_utils()
-        raw.mkdir(parents=True, exist_ok=True)
     except Exception as err:  # noqa: BLE001 - any failure here becomes the FileNotFoundError's reason
         return f"download was attempted but failed: {type(err).__name__}: {err}"
     errors = []
-    for fname in files:
-        ok = False
-        for mirror in mirrors:
-            try:
-                with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-                    tv_utils.download_url(mirror + fname, root=str(raw), filename=fname,
-                                          md5=OFFICIAL_MD5[name][fname])
-                ok = (raw / fname).is_file()
-            except Exception as err:  # noqa: BLE001
-                errors.append(f"{mirror + fname}: {type(err).__name__}: {err}")
-            if ok:
-                break
+    with tempfile.TemporaryDirectory(prefix="kdutils-download-") as tmp:
+        for fname in files:
+            ok = False
+            for mirror in mirrors:
+                try:
+                    with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
+                        tv_utils.download_url(mirror + fname, root=tmp, filename=fname,
+                                              md5=OFFICIAL_MD5[name][fname])
+                    ok = (Path(tmp) / fname).is_file()
+                    if ok:
+                        raw.mkdir(parents=True, exist_ok=True)
+                        shutil.move(str(Path(tmp) / fname), str(raw / fname))
+                except Exception as err:  # noqa: BLE001
+                    errors.append(f"{mirror + fname}: {type(err).__name__}: {err}")
+                if ok:
+                    break
     return "download was attempted but failed:\n  " + "\n  ".join(errors) if errors else "download found no files."
 
 
@@ -350,8 +385,11 @@ def _str_keys(obj: dict) -> dict:
 
 
 def _load_pickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        obj = pickle.load(f, encoding="latin1")
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f, encoding="latin1")
+    except (EOFError, pickle.UnpicklingError, ValueError, OSError) as err:
+        raise _damaged_data_file(path, path.parent.name, err) from err
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
     return _str_keys(obj)
@@ -403,9 +441,9 @@ def _download_cifar(name: str, base_root: Path) -> str:
     info = _CIFAR_INFO[name]
     try:
         tv_utils = _tv_download_utils()
-        base_root.mkdir(parents=True, exist_ok=True)
-        with _socket_timeout(_DOWNLOAD_TIMEOUT_S):
-            tv_utils.download_and_extract_archive(info["url"], download_root=str(base_root),
+        # the archive goes to a temporary folder; only a complete, checked download is extracted into the root
+        with _socket_timeout(_DOWNLOAD_TIMEOUT_S), tempfile.TemporaryDirectory(prefix="kdutils-download-") as tmp:
+            tv_utils.download_and_extract_archive(info["url"], download_root=tmp, extract_root=str(base_root),
                                                   filename=info["archive"], md5=OFFICIAL_MD5[name][info["archive"]])
     except Exception as err:  # noqa: BLE001
         return f"download was attempted but failed: {type(err).__name__}: {err}"

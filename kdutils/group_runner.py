@@ -16,7 +16,8 @@ is what makes "trained together" equal to "trained alone with the same seed" (se
 
 Teachers that a student needs are trained first (alone, via `runner.load_model`). A group of one is
 `runner.run`. Records carry `"trained_together": K`; their `wall_time_s` is the group's training time
-divided by K plus the student's own evaluation time (the cost of that run when shared).
+divided by K plus the student's own evaluation time (the cost of that run when shared). In load-only mode
+(`KDUTILS_LOAD_ONLY=1`) a config without a record raises `runner.MissingRunError` before anything trains.
 """
 from __future__ import annotations
 
@@ -82,29 +83,35 @@ def run_grouped(cfgs: list[RunConfig], store: ResultStore | None = None, *, devi
     for cfg in cfgs:
         unique.setdefault(cfg.key(), cfg)
     pending = [c for c in unique.values() if store.get(c) is None]
+    if pending and runner.load_only():
+        raise runner.missing_run_error(pending[0], store)
 
     teachers: dict[str, torch.nn.Module] = {}
+    notes: dict[str, list[str]] = {}  # teacher key -> damaged files rebuilt while loading it
     for cfg in pending:  # every teacher a pending run needs, trained (or loaded) once, before the students
         if cfg.teacher is not None and cfg.teacher.key() not in teachers:
-            teachers[cfg.teacher.key()] = freeze(runner.load_model(cfg.teacher, store, device, progress))
+            found = notes.setdefault(cfg.teacher.key(), [])
+            teachers[cfg.teacher.key()] = freeze(runner.load_model(cfg.teacher, store, device, progress, found))
     pending = [c for c in pending if store.get(c) is None]  # teachers in the list were just recorded
 
     for group in partition(pending, max_group):
         if len(group) == 1:
-            runner.run(group[0], store, device=device, progress=progress)
+            teacher_key = group[0].teacher.key() if group[0].teacher is not None else None
+            runner.run(group[0], store, device=device, progress=progress, notes=list(notes.get(teacher_key, [])))
         else:
-            _train_group(group, store, teachers, device, progress, mode)
+            _train_group(group, store, teachers, device, progress, mode, notes)
     return [store.get(cfg) for cfg in cfgs]
 
 
 def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str, torch.nn.Module],
-                 device: torch.device, progress: bool, mode: str) -> None:
+                 device: torch.device, progress: bool, mode: str, notes: dict[str, list[str]] | None = None) -> None:
     first = group[0]
     splits = runner.prepare_data(first.data)
     teacher_cfg = next((c.teacher for c in group if c.teacher is not None), None)
     teacher = teachers.get(teacher_cfg.key()) if teacher_cfg is not None else None
+    found = list((notes or {}).get(teacher_cfg.key(), [])) if teacher_cfg is not None else []
     if teacher_cfg is not None and teacher is None:
-        teacher = teachers[teacher_cfg.key()] = freeze(runner.load_model(teacher_cfg, store, device, progress))
+        teacher = teachers[teacher_cfg.key()] = freeze(runner.load_model(teacher_cfg, store, device, progress, found))
 
     models, rng_states, loaders, by_seed = [], [], [], {}
     augment = parse_augment(first.train.augment)
@@ -119,7 +126,8 @@ def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str,
         loaders.append(by_seed[cfg.seed])
     cached = None
     if teacher is not None and any(c.alpha > 0 for c in group) and augment is None:
-        cached = runner.teacher_logits_for(teacher_cfg, teacher, first.data, "train", splits.train.x, splits, device)
+        cached = runner.teacher_logits_for(teacher_cfg, teacher, first.data, "train", splits.train.x, splits, device,
+                                           found)
     specs = [dict(tau=c.tau, alpha=c.alpha, kd_direction=c.kd_direction, label_smoothing=c.label_smoothing)
              for c in group]
     started = time.perf_counter()
@@ -131,7 +139,8 @@ def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str,
     for cfg, model, result in zip(group, models, results):
         own_teacher = teacher if cfg.teacher is not None else None
         runner.record_run(cfg, model, own_teacher, splits, result, store, device, time.perf_counter(),
-                          train_share_s=shared_time, trained_together=len(group))
+                          train_share_s=shared_time, notes=list(found) if own_teacher is not None else None,
+                          trained_together=len(group))
 
 
 __all__ = ["GROUP_FIELDS", "group_key", "partition", "run_grouped"]

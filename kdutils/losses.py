@@ -30,8 +30,10 @@ __all__ = [
     "check_alpha",
     "check_direction",
     "check_smoothing",
+    "check_logits_finite",
     "kd_loss",
     "kd_objective",
+    "kl_terms",
     "label_smoothing_ce",
     "ensemble_logits",
 ]
@@ -94,6 +96,27 @@ def _check_logits(logits: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be a 2-D tensor (batch, classes), got {shape}")
 
 
+def check_logits_finite(logits: torch.Tensor, name: str) -> None:
+    """Logits may be finite or -inf (a masked class), never NaN or +inf, and keep one class per row."""
+    bad = torch.isnan(logits) | torch.isposinf(logits)
+    if bool(bad.any()):
+        pos = tuple(bad.nonzero()[0].tolist())
+        raise ValueError(f"{name} holds {logits[pos].item()} at (row, class) {pos}: logits must be finite "
+                         "numbers, or -inf to mask a class")
+    empty = torch.isneginf(logits).all(dim=1)
+    if bool(empty.any()):
+        raise ValueError(f"{name} row {int(empty.nonzero()[0])} is -inf for every class: no class is left")
+
+
+def kl_terms(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """Elementwise p * (log p - log q), the terms of KL(P || Q), with 0 where p = 0 (0 log 0 = 0).
+
+    `F.kl_div(log_q, log_p, log_target=True)` computes the same for finite inputs but gives NaN for a masked
+    class (log p = -inf); the inner `where` also keeps the gradient finite there (no 0 * inf in backward)."""
+    p = log_p.exp()
+    return p * torch.where(p > 0, log_p - log_q, torch.zeros_like(log_p))
+
+
 def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     """Upcast half/bfloat16 to float32; keep float32/float64 as they are (float64 matters for gradcheck)."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
@@ -114,6 +137,7 @@ def kd_loss(
     tau: float,
     direction: str = "forward",
     reduction: str = "mean",
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Temperature-scaled distillation loss ``tau**2 * KL`` between softened teacher and student.
 
@@ -122,6 +146,11 @@ def kd_loss(
     ``P = softmax(logits / tau)``. The teacher is detached: this loss never trains the teacher.
     reduction: "mean" = sum over classes, mean over samples (the true per-sample KL, not torch's
     element-wise "mean"); "sum" = sum over everything; "none" = per-sample vector of shape (batch,).
+
+    A teacher logit of -inf masks its class (p_t = 0): its forward-KL term is 0 (0 log 0 = 0), and in reverse
+    KL the student pays +inf unless it masks the class too (KL(P_s || P_t) is infinite where P_t = 0 < P_s).
+    NaN or +inf logits raise a ValueError naming the tensor and the position (`check_finite=False` skips that
+    check, which reads the tensors back: the training loops do so and stop at the first non-finite loss).
     """
     tau = check_tau(tau)
     check_direction(direction)
@@ -133,14 +162,13 @@ def kd_loss(
             f"student_logits {tuple(student_logits.shape)} and teacher_logits "
             f"{tuple(teacher_logits.shape)} must have the same shape"
         )
+    if check_finite:
+        check_logits_finite(student_logits, "student_logits")
+        check_logits_finite(teacher_logits, "teacher_logits")
     log_s = F.log_softmax(_at_least_fp32(student_logits) / tau, dim=1)
     log_t = F.log_softmax(_at_least_fp32(teacher_logits.detach()) / tau, dim=1)
     log_t = log_t.to(log_s.dtype)
-    # F.kl_div(input, target, log_target=True) = exp(target) * (target - input), i.e. KL(target || input).
-    if direction == "forward":
-        pointwise = F.kl_div(log_s, log_t, reduction="none", log_target=True)
-    else:
-        pointwise = F.kl_div(log_t, log_s, reduction="none", log_target=True)
+    pointwise = kl_terms(log_t, log_s) if direction == "forward" else kl_terms(log_s, log_t)
     per_sample = pointwise.sum(dim=1) * (tau * tau)
     return _reduce(per_sample, reduction)
 
@@ -175,12 +203,14 @@ def kd_objective(
     alpha: float,
     direction: str = "forward",
     label_smoothing: float = 0.0,
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Training objective ``alpha * kd_loss + (1 - alpha) * CE`` (batch means).
 
     ``alpha`` is the weight on the **KD term** (alpha=0: plain supervised CE, alpha=1: pure distillation).
     CE is label-smoothed when ``label_smoothing > 0``. ``teacher_logits`` may be None only when alpha == 0.
     Terms with zero weight are not computed at all (no teacher needed, no wasted work, no 0 * nan).
+    check_finite: as in `kd_loss` (the training loops pass False and check the loss of every step instead).
     """
     tau = check_tau(tau)
     alpha = check_alpha(alpha)
@@ -190,7 +220,8 @@ def kd_objective(
         raise ValueError(f"teacher_logits is None but alpha={alpha!r}; a teacher is required unless alpha == 0")
     total: torch.Tensor | None = None
     if alpha != 0.0:
-        total = alpha * kd_loss(student_logits, teacher_logits, tau, direction=direction, reduction="mean")
+        total = alpha * kd_loss(student_logits, teacher_logits, tau, direction=direction, reduction="mean",
+                                check_finite=check_finite)
     if alpha != 1.0:
         ce = label_smoothing_ce(student_logits, targets, eps, reduction="mean")
         ce_term = (1.0 - alpha) * ce

@@ -44,18 +44,23 @@ import copy
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig
-from .losses import check_alpha, check_direction, check_smoothing, check_tau, kd_objective
+from .losses import check_alpha, check_direction, check_smoothing, check_tau, kd_objective, kl_terms
 from .progress import tqdm
-from .train import FitResult, freeze, loss_is_healthy, make_optimizer, make_scheduler, progress_enabled
+from .train import (FitResult, diverged_result, freeze, loss_is_healthy, make_optimizer, make_scheduler,
+                    progress_enabled)
 
 MODES = ("auto", "vmap", "loop")
+
+#: Called by an engine after the backward pass and before the update with some students' losses and their
+#: indices; returns the indices that diverged now (the engine then skips their update).
+Guard = Callable[[torch.Tensor, Iterable[int]], list[int]]
 
 
 # ----------------------------------------------------------------------------------------------------- specs
@@ -174,9 +179,9 @@ def stacked_kd_objective(logits: torch.Tensor, targets: torch.Tensor, teacher_lo
     t = t.unsqueeze(0) if t.ndim == 2 else t
     log_s = F.log_softmax(s / st.tau, dim=-1)
     log_t = F.log_softmax(t / st.tau, dim=-1)
-    kl = F.kl_div(log_s, log_t, reduction="none", log_target=True).sum(dim=-1)  # forward KL(P_t || P_s)
+    kl = kl_terms(log_t, log_s).sum(dim=-1)  # forward KL(P_t || P_s), 0 log 0 = 0 for a masked class
     if st.reverse is not None:
-        rev = F.kl_div(log_t, log_s, reduction="none", log_target=True).sum(dim=-1)
+        rev = kl_terms(log_s, log_t).sum(dim=-1)
         kl = torch.where(st.reverse, rev, kl)
     kd = _weighted(st.alpha, (kl * st.tau_sq).mean(dim=-1), st.kd_mask)
     return kd if total is None else kd + total
@@ -251,7 +256,7 @@ class _VmapEngine:
         return self.opt.param_groups[0]["lr"]
 
     def step(self, x: torch.Tensor, shared_x: bool, y: torch.Tensor, t_logits: torch.Tensor | None,
-             use_amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+             use_amp: bool, guard: Guard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.compiled:
             self._meta_base.train(self.base.training)
             losses, logits = _compiled_objective()(self._meta_base, self.params, self.buffers, x, shared_x, y,
@@ -272,6 +277,10 @@ class _VmapEngine:
                     p.grad.index_fill_(0, self._dropped, 0.0)
         else:
             losses.sum().backward()
+        if guard is not None and guard(losses.detach(), range(len(self.models))):
+            for p in self.flat_params:  # the students that diverged now keep their weights from before this step
+                if p.grad is not None:
+                    p.grad.index_fill_(0, self._dropped, 0.0)
         self.opt.step()
         if self.sched is not None:
             self.sched.step()
@@ -366,7 +375,7 @@ class _LoopEngine:
         return self.opts[0].param_groups[0]["lr"]
 
     def step(self, x: torch.Tensor, shared_x: bool, y: torch.Tensor, t_logits: torch.Tensor | None,
-             use_amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+             use_amp: bool, guard: Guard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         losses, logits = [], []
         for k, (model, spec) in enumerate(zip(self.models, self.specs)):
             xk = x if shared_x else x[k]
@@ -381,9 +390,14 @@ class _LoopEngine:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = model(xk)
             loss = kd_objective(out.float(), yk, None if tk is None else tk.float(), tau=spec.tau, alpha=spec.alpha,
-                                direction=spec.kd_direction, label_smoothing=spec.label_smoothing)
+                                direction=spec.kd_direction, label_smoothing=spec.label_smoothing,
+                                check_finite=False)
             self.opts[k].zero_grad(set_to_none=True)
             loss.backward()
+            if guard is not None and guard(loss.detach().reshape(1), [k]):
+                losses.append(loss.detach())
+                logits.append(out.detach().float())
+                continue  # diverged now: no update, the model keeps its weights from before this step
             self.opts[k].step()
             if self.scheds[k] is not None:
                 self.scheds[k].step()
@@ -440,7 +454,7 @@ def fit_students(
     mode: str = "auto",
     rng_states: Sequence[Any] | None = None,
     compile: bool = False,
-    check_every: int = 50,
+    check_every: int = 1,
     max_loss: float = 1e4,
 ) -> list[FitResult]:
     """Train the K `models` in place together; one `FitResult` per student, in order, as `train.fit` gives.
@@ -454,9 +468,10 @@ def fit_students(
     through torch.compile (opt-in; the first step compiles for tens of seconds, so it pays off only for long
     runs; falls back to the eager vmap engine if compiling fails; ignored by the loop engine). rng_states: per-student `capture_rng_state()` taken right after building each
     model, so the loop engine replays every student's own dropout stream (as a separate run would draw it).
-    A student whose loss becomes non-finite or exceeds `max_loss` (checked every `check_every` steps and at
-    the end of each epoch, like `fit`) gets status "diverged" with its weights as they were then; the others
-    continue.
+    A student whose loss becomes non-finite or exceeds `max_loss` (checked with `train.loss_is_healthy`, like
+    `fit`: every `check_every` steps after the backward pass and before the update, and at the end of each
+    epoch) gets status "diverged" and the same message as `fit` would give, with its weights as they were
+    before that update; the others continue.
     """
     device = torch.device(device)
     models = list(models)
@@ -509,10 +524,18 @@ def fit_students(
     results: list[FitResult | None] = [None] * k_students
     first_step = True
 
-    def diverge(k: int, epoch: int, loss: float) -> None:
-        message = f"training diverged in epoch {epoch + 1}: loss={loss!r}"
-        results[k] = FitResult("diverged", epoch + 1, list(histories[k]), time.perf_counter() - start, message)
+    def diverge(k: int, epoch: int, step: int | None, loss: float) -> None:
+        results[k] = diverged_result(histories[k], epoch, step, start, loss, max_loss)
         engine.deactivate(k)
+
+    def guard(losses: torch.Tensor, ks: Iterable[int]) -> list[int]:
+        """Stop every still-training student of `ks` whose loss of this step is unhealthy (one read-back)."""
+        bad = []
+        for k, value in zip(ks, losses.tolist()):
+            if results[k] is None and not loss_is_healthy(value, max_loss):
+                diverge(k, epoch, step, value)
+                bad.append(k)
+        return bad
 
     epochs = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not progress_enabled(progress))
     for epoch in epochs:
@@ -524,10 +547,11 @@ def fit_students(
         seen = 0
         for step, parts in enumerate(zip(*distinct)):
             x, shared_x, y, t_logits = _assemble(parts, which, need_teacher, teacher, teacher_logits, use_amp, device)
+            step_guard = guard if (step + 1) % check_every == 0 else None
             if first_step and plan:
                 while True:
                     try:
-                        losses, logits = engine.step(x, shared_x, y, t_logits, use_amp)
+                        losses, logits = engine.step(x, shared_x, y, t_logits, use_amp, step_guard)
                         break
                     except Exception as err:  # e.g. an op vmap cannot batch: redo the step with the next engine
                         if not plan:
@@ -538,20 +562,15 @@ def fit_students(
                         engine = make_engine(plan.pop(0))
                         engine.train()
             else:
-                losses, logits = engine.step(x, shared_x, y, t_logits, use_amp)
+                losses, logits = engine.step(x, shared_x, y, t_logits, use_amp, step_guard)
             first_step = False
             n = parts[0].y.shape[0]
             loss_sum += losses * n
             yk = y if y.ndim == 2 else y.expand(k_students, -1)
             correct += (logits.argmax(-1) == yk).sum(-1)
             seen += n
-            if (step + 1) % check_every == 0:
-                values = losses.tolist()
-                for k in range(k_students):
-                    if results[k] is None and not loss_is_healthy(values[k], max_loss):
-                        diverge(k, epoch, values[k])
-                if all(r is not None for r in results):
-                    break
+            if step_guard is not None and all(r is not None for r in results):
+                break
         if all(r is not None for r in results):
             break
         epoch_losses = (loss_sum / max(seen, 1)).tolist()
@@ -561,7 +580,7 @@ def fit_students(
             if results[k] is not None:
                 continue
             if not loss_is_healthy(epoch_losses[k], max_loss):
-                diverge(k, epoch, epoch_losses[k])
+                diverge(k, epoch, None, epoch_losses[k])
                 continue
             histories[k].append({"epoch": epoch + 1, "loss": epoch_losses[k], "train_acc": accs[k], "lr": lr})
         active = [epoch_losses[k] for k in range(k_students) if results[k] is None]

@@ -24,6 +24,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import warnings
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -59,13 +60,18 @@ def _cached(name: str, key: dict, build: Callable[[], ArrayDataset], use_cache: 
     digest = hashlib.sha1(json.dumps({"v": _CACHE_VERSION, **key}, sort_keys=True, default=str).encode())
     path = cache_dir() / "pointsets" / f"{name}-{digest.hexdigest()[:16]}.pt"
     if path.exists():
-        d = torch.load(path, weights_only=True)
-        return ArrayDataset(d["x"], d["y"], list(d["classes"]), d["name"])
+        from kdutils.store import DamagedFileError, load_tensors
+
+        try:
+            d = load_tensors(path)
+            return ArrayDataset(d["x"], d["y"], list(d["classes"]), d["name"])
+        except (DamagedFileError, KeyError, TypeError) as err:
+            warnings.warn(f"{path}: damaged point-set cache ({err}); rebuilding it from the source files",
+                          RuntimeWarning, stacklevel=2)
     ds = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"x": ds.x, "y": ds.y, "classes": list(ds.classes), "name": ds.name}, tmp)
-    os.replace(tmp, path)  # atomic: concurrent readers never see half a file
+    from kdutils.store import atomic_torch_save
+
+    atomic_torch_save({"x": ds.x, "y": ds.y, "classes": list(ds.classes), "name": ds.name}, path)
     return ds
 
 
@@ -276,7 +282,9 @@ def find_modelnet40_resampled(root=None) -> Path:
     2. an archive <root>[/ModelNet40]/modelnet40_normal_resampled*.{tar.xz,tar.gz,tar,zip}, extracted on
        first use into <root>/ModelNet40/ when that folder is writable. Otherwise (for example the
        read-only shared data folder) it goes to <cache_dir()>/ModelNet40/<archive name without
-       extension>/, and later calls reuse that extraction.
+       extension>/, and later calls reuse that extraction. The data root is never required to be writable:
+       if extracting there fails (PermissionError, a read-only mount that root's os.access does not see, ...)
+       the cache is used instead.
     Neither found: FileNotFoundError naming the paths."""
     base = data_root(root)
     dirs = [base / RESAMPLED, base / "ModelNet40" / RESAMPLED]
@@ -288,13 +296,18 @@ def find_modelnet40_resampled(root=None) -> Path:
                       if p.is_file() and re.search(r"\.(tar\.xz|tar\.gz|tgz|tar\.bz2|tar|zip)$", p.name))
     if archives:
         archive = archives[0]
+        cached = cache_dir() / "ModelNet40" / _archive_stem(archive)
+        if (cached / RESAMPLED / "modelnet40_shape_names.txt").is_file():
+            return cached / RESAMPLED
         if _dir_writable(base / "ModelNet40"):
-            dest = base / "ModelNet40"
-        else:
-            dest = cache_dir() / "ModelNet40" / _archive_stem(archive)
-        if (dest / RESAMPLED / "modelnet40_shape_names.txt").is_file():
-            return dest / RESAMPLED
-        return _extract_resampled(archive, dest)
+            try:
+                return _extract_resampled(archive, base / "ModelNet40")
+            except FileNotFoundError:
+                raise  # the archive lacks the expected files: the cache would not help
+            except OSError as err:  # not writable after all: the data root stays untouched, use the cache
+                warnings.warn(f"could not extract {archive} into {base / 'ModelNet40'} ({type(err).__name__}: "
+                              f"{err}); extracting into {cached} instead", RuntimeWarning, stacklevel=2)
+        return _extract_resampled(archive, cached)
     raise FileNotFoundError(
         f"ModelNet40 (resampled) not found: expected {dirs[0]}/modelnet40_shape_names.txt (or the same under "
         f"{dirs[1]}), or an archive {base}/ModelNet40/{RESAMPLED}*.tar.xz|.zip. The data is the PointNet++ "

@@ -3,12 +3,21 @@
 `run(cfg)` returns the stored record if the exact config already finished, so notebooks can ask for every
 run they show and only the missing ones train. Teachers are trained once per config and reused from their
 checkpoint by every student that names them.
+
+Load-only mode: with `KDUTILS_LOAD_ONLY=1` (the book build sets it) a missing run is never trained: `run`,
+`load_model` and `group_runner.run_grouped` raise `MissingRunError`, whose message says how to produce it.
+
+Failures are results: a run that diverged is recorded "diverged" (by the training loop), one whose test
+accuracy is at chance level "chance" (`chance_status`, here, because it needs the evaluation). A damaged
+checkpoint or teacher-logit cache is reported with its path and rebuilt, and the record says so
+(`"recovered"`).
 """
 from __future__ import annotations
 
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
@@ -24,8 +33,51 @@ from .metrics import classification_metrics, invariance_metric, predict_logits
 from .models import build_model
 from .provenance import provenance
 from .splits import kfold_indices, train_val_split
-from .store import ResultStore
+from .store import DamagedFileError, ResultStore, atomic_torch_save, load_tensors
 from .train import FitResult, fit, freeze
+
+#: A run is at chance level when its test accuracy closes less than this share of the gap between always
+#: predicting the most frequent test class and a perfect score (see `chance_status`).
+CHANCE_MARGIN = 0.05
+
+
+class MissingRunError(RuntimeError):
+    """Load-only mode (KDUTILS_LOAD_ONLY=1) met a run that has no record (or no checkpoint)."""
+
+
+def load_only() -> bool:
+    """True when $KDUTILS_LOAD_ONLY asks never to train (the book build): "1", "true" or "yes"."""
+    return os.environ.get("KDUTILS_LOAD_ONLY", "").strip().lower() in ("1", "true", "yes")
+
+
+def missing_run_error(cfg: RunConfig, store: ResultStore, what: str = "record") -> MissingRunError:
+    """The error for a run that load-only mode will not train, saying which run and how to produce it."""
+    path = store.path(cfg) if what == "record" else store.checkpoint_path(cfg)
+    damaged = store.damaged(cfg.experiment).get(store.path(cfg))
+    note = f" (the record file exists but is damaged: {damaged})" if damaged else ""
+    chapter = cfg.experiment.split("_")[0]
+    return MissingRunError(
+        f"no {what} for experiment {cfg.experiment!r}, role {cfg.role!r}, config key {cfg.key()} "
+        f"(profile {cfg.profile!r}) at {path}{note}, and KDUTILS_LOAD_ONLY=1 forbids training it here. "
+        f"Produce it with `python -m kdutils run {chapter} --profile {cfg.profile}` (or the chapter's "
+        f"`python -m kdutils sweep notebooks/<notebook>.ipynb -p NAME VALUES --profile {cfg.profile}`), "
+        "then commit the new records in results/; or unset KDUTILS_LOAD_ONLY to train it now.")
+
+
+def chance_status(accuracy: float, y_test: torch.Tensor, num_classes: int) -> tuple[bool, str]:
+    """Is a run's test accuracy at chance level? (at_chance, message).
+
+    The floor is the better of 1/C and the most frequent test class's share (what a constant predictor
+    scores); the run is at chance if it closes less than CHANCE_MARGIN (5%) of the gap between that floor and
+    1. For balanced 10-class MNIST that is accuracy <= 0.1 + 0.05 * 0.9 ~ 0.145 (close to the 1.5/C rule of
+    thumb), and for a balanced binary task <= 0.525, where 1.5/C would wrongly flag a 70%-accurate model."""
+    counts = torch.bincount(y_test.long().flatten(), minlength=num_classes)
+    floor = max(1.0 / num_classes, float(counts.max()) / max(int(counts.sum()), 1))
+    threshold = floor + CHANCE_MARGIN * (1.0 - floor)
+    at_chance = accuracy <= threshold
+    return at_chance, (f"test accuracy {accuracy:.4f} is at chance level (<= {threshold:.4f}: a constant "
+                       f"prediction of the most frequent class scores {floor:.4f})") if at_chance else ""
+
 
 # name -> function(x, generator) -> transformed x; filled by the chapters that measure invariance (IM).
 INVARIANCE_TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {}
@@ -95,17 +147,42 @@ def build_for(cfg: RunConfig, splits: Splits) -> nn.Module:
     return build_model(cfg.model, splits.in_shape, splits.num_classes, **cfg.model_kwargs)
 
 
+def _damaged(path, err: Exception, action: str, notes: list[str] | None) -> None:
+    """Report a damaged cache file (warning + a note for the record) before it is rebuilt."""
+    note = f"{err}; {action}"
+    warnings.warn(note, RuntimeWarning, stacklevel=3)
+    if notes is not None:
+        notes.append(note)
+
+
 def load_model(cfg: RunConfig, store: ResultStore | None = None, device: torch.device | None = None,
-               progress: bool = True) -> nn.Module:
-    """The trained model of `cfg`: from its checkpoint, or trained now (and checkpointed) if there is none."""
+               progress: bool = True, notes: list[str] | None = None) -> nn.Module:
+    """The trained model of `cfg`: from its checkpoint, or trained now (and checkpointed) if there is none
+    or it is damaged (reported, and noted in `notes` and in the retrained run's record)."""
     store = store or ResultStore()
     device = device or default_device()
     ckpt = store.checkpoint_path(cfg)
-    if not ckpt.exists():
+    state = None
+    if ckpt.exists():
+        try:
+            state = load_tensors(ckpt)
+        except DamagedFileError as err:
+            if load_only():
+                raise missing_run_error(cfg, store, "usable checkpoint") from err
+            own: list[str] = []
+            _damaged(ckpt, err, f"retraining {cfg.experiment}/{cfg.role} ({cfg.key()}) to rebuild it", own)
+            if notes is not None:
+                notes.extend(own)
+            run(cfg, store, force=True, device=device, progress=progress, notes=own)
+            state = load_tensors(ckpt)
+    else:
+        if load_only():
+            raise missing_run_error(cfg, store, "checkpoint")
         run(cfg, store, force=store.get(cfg) is not None, device=device, progress=progress)
+        state = load_tensors(ckpt)
     splits = prepare_data(cfg.data)
     model = build_for(cfg, splits)
-    model.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    model.load_state_dict(state)
     return model.to(device)
 
 
@@ -113,34 +190,51 @@ _LOGIT_CACHE: dict[tuple[str, str, str], torch.Tensor] = {}
 
 
 def teacher_logits_for(teacher_cfg: RunConfig, teacher: nn.Module, data_cfg: DataConfig, split: str,
-                       x: torch.Tensor, splits: Splits, device: torch.device) -> torch.Tensor:
-    """The teacher's logits on a fixed input set, computed once and reused (memory, then disk cache)."""
+                       x: torch.Tensor, splits: Splits, device: torch.device,
+                       notes: list[str] | None = None) -> torch.Tensor:
+    """The teacher's logits on a fixed input set, computed once and reused (memory, then disk cache).
+
+    The disk cache is written atomically; a damaged cache file is reported (warning, and a line in `notes`
+    for the run's record) and recomputed."""
     key = (teacher_cfg.key(), config_hash({"data": data_cfg.__dict__}), split)
     if key not in _LOGIT_CACHE:
         from .paths import cache_dir
 
         path = cache_dir() / "logits" / f"{key[0]}-{key[1]}-{split}.pt"
+        logits = None
         if path.exists():
-            _LOGIT_CACHE[key] = torch.load(path, weights_only=True)
-        else:
+            try:
+                logits = load_tensors(path)
+                if not isinstance(logits, torch.Tensor) or logits.shape[0] != x.shape[0]:
+                    raise DamagedFileError(f"{path}: damaged file (expected a tensor of {x.shape[0]} rows, "
+                                           f"got {getattr(logits, 'shape', type(logits).__name__)})")
+            except DamagedFileError as err:
+                _damaged(path, err, "recomputing the teacher's logits", notes)
+                logits = None
+        if logits is None:
             logits = predict_logits(teacher, x, device=device, mean=splits.mean, std=splits.std)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(logits, path)
-            _LOGIT_CACHE[key] = logits
+            atomic_torch_save(logits, path)
+        _LOGIT_CACHE[key] = logits
     return _LOGIT_CACHE[key]
 
 
 def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False,
-        device: torch.device | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train and evaluate `cfg` unless its record exists; return the record."""
+        device: torch.device | None = None, progress: bool = True, notes: list[str] | None = None) -> dict[str, Any]:
+    """Train and evaluate `cfg` unless its record exists; return the record.
+
+    notes: lines for the record's "recovered" field (damaged cache files rebuilt on the way). In load-only
+    mode a missing record raises `MissingRunError` (`force` still retrains)."""
     store = store or ResultStore()
     if not force and (record := store.get(cfg)) is not None:
         return record
+    if load_only() and not force:
+        raise missing_run_error(cfg, store)
+    notes = [] if notes is None else notes
     device = device or default_device()
     splits = prepare_data(cfg.data)
     teacher = None
     if cfg.teacher is not None:
-        teacher = freeze(load_model(cfg.teacher, store, device, progress))
+        teacher = freeze(load_model(cfg.teacher, store, device, progress, notes))
 
     seed_everything(cfg.seed)
     model = build_for(cfg, splits)
@@ -149,27 +243,35 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
                           mean=splits.mean, std=splits.std, device=device, seed=cfg.seed)
     cached = None
     if teacher is not None and cfg.alpha > 0 and augment is None:
-        cached = teacher_logits_for(cfg.teacher, teacher, cfg.data, "train", splits.train.x, splits, device)
+        cached = teacher_logits_for(cfg.teacher, teacher, cfg.data, "train", splits.train.x, splits, device, notes)
     started = time.perf_counter()
     result = fit(model, loader, cfg.train, teacher=None if cached is not None else teacher, teacher_logits=cached,
                  tau=cfg.tau, alpha=cfg.alpha, kd_direction=cfg.kd_direction,
                  label_smoothing=cfg.label_smoothing, device=device, progress=progress,
                  desc=f"{cfg.experiment}/{cfg.role}")
-    return record_run(cfg, model, teacher, splits, result, store, device, started)
+    return record_run(cfg, model, teacher, splits, result, store, device, started, notes=notes)
 
 
 def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits: Splits, result: FitResult,
                store: ResultStore, device: torch.device, started: float, train_share_s: float = 0.0,
-               **extra: Any) -> dict[str, Any]:
+               notes: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     """Evaluate a trained model, checkpoint it and write its record (wall time counted from `started`,
-    plus `train_share_s` for work shared with other runs)."""
+    plus `train_share_s` for work shared with other runs). A run that trained to the end but whose test
+    accuracy is at chance level gets status "chance" (one check for single and grouped runs)."""
+    if teacher is not None and result.status == "ok":  # load (or rebuild, noted) the teacher's test logits
+        teacher_logits_for(cfg.teacher, teacher, cfg.data, "test", splits.test.x, splits, device, notes)
     metrics = evaluate(cfg, model, teacher, splits, device) if result.status == "ok" else {}
-    ckpt = store.checkpoint_path(cfg)
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, ckpt)
+    status, message = result.status, result.message
+    if status == "ok" and "accuracy" in metrics:
+        at_chance, why = chance_status(metrics["accuracy"], splits.test.y, splits.num_classes)
+        if at_chance:
+            status, message = "chance", why
+    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, store.checkpoint_path(cfg))
+    if notes:
+        extra["recovered"] = list(notes)
     record = {
-        "status": result.status,
-        "message": result.message,
+        "status": status,
+        "message": message,
         "metrics": metrics,
         "history": result.history,
         "epochs_run": result.epochs_run,

@@ -2,29 +2,46 @@
 
 Records live in `<results>/<experiment>/<key>.json` and are committed to git so the book renders numbers
 recorded elsewhere (a GPU run shows up on a CPU-only build). A write goes to a temporary file in the same
-folder and is renamed over the target, so a killed process leaves either the old record or the new one.
+folder and is renamed over the target, so a killed process leaves either the old record or the new one;
+checkpoints and cached tensors are written the same way (`atomic_torch_save`).
+
+A damaged record (truncated or not JSON) never takes the store down: `get` treats it as missing (so a run
+rewrites it), `records`/`table` skip it, and each damaged file is warned about once with its path and what
+to do; `damaged()` lists them, so a report can show them instead of crashing.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
 from .config import RunConfig
 from .paths import cache_dir, results_dir
 
-FINISHED = ("ok", "diverged")
+#: Statuses of a run that ended (kept, loaded and shown): trained fine, stopped by a non-finite or exploding
+#: loss, or trained to the end but evaluated at chance level (see `runner.chance_status`). A failed run is
+#: a result too: verdicts count it against its arm instead of dropping it.
+FINISHED = ("ok", "diverged", "chance")
 
 
-def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON so that readers never see a half-written file, even if this process is killed."""
+def _default_mode() -> int:
+    """0o666 minus the process umask: what `open()` would give (mkstemp's files are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call `write(binary_file)` on a temporary file next to `path`, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=True)
+        os.fchmod(fd, _default_mode())
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -33,11 +50,40 @@ def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
         raise
 
 
+def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON so that readers never see a half-written file, even if this process is killed."""
+    _atomic_write(path, lambda fh: fh.write(json.dumps(payload, indent=1, sort_keys=True).encode()))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """`torch.save` with the same guarantee: a killed process leaves the old file or the new one."""
+    import torch
+
+    _atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+class DamagedFileError(ValueError):
+    """A file kdutils wrote is unreadable (truncated, not the format expected); the message names it."""
+
+
+def load_tensors(path: Path) -> Any:
+    """`torch.load(path, weights_only=True)`, with a damaged file reported as DamagedFileError naming it."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # zip reader errors, EOFError, OSError(22), unpickling errors...
+        raise DamagedFileError(f"{path}: damaged file ({type(err).__name__}: {err})") from err
+
+
 class ResultStore:
     """Run records on disk, keyed by `RunConfig.key()`."""
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = Path(root) if root is not None else results_dir()
+        self._damaged: dict[Path, str] = {}
 
     def path(self, cfg: RunConfig) -> Path:
         return self.root / cfg.experiment / f"{cfg.key()}.json"
@@ -51,8 +97,31 @@ class ResultStore:
         path = self.path(cfg)
         if not path.exists():
             return None
-        record = json.loads(path.read_text())
-        return record if record.get("status") in FINISHED else None
+        record = self._read(path)
+        return record if record is not None and record.get("status") in FINISHED else None
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """A record, or None (with a warning naming the file, once) when the file is damaged."""
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise ValueError(f"a record is a JSON object, this file holds a {type(record).__name__}")
+        except (ValueError, UnicodeDecodeError) as err:
+            if path not in self._damaged:
+                self._damaged[path] = f"{type(err).__name__}: {err}"
+                warnings.warn(f"damaged run record {path} ({type(err).__name__}: {err}); it is skipped (treated "
+                              "as not yet run). Move it aside (e.g. `mv` it out of the results folder) or rerun "
+                              "its config, which rewrites it.", RuntimeWarning, stacklevel=3)
+            return None
+        self._damaged.pop(path, None)
+        return record
+
+    def damaged(self, experiment: str | None = None) -> dict[Path, str]:
+        """Damaged record files seen (all of `experiment`'s after scanning them) -> what is wrong with each."""
+        for _ in self.records(experiment):
+            pass
+        prefix = self.root / experiment if experiment else self.root
+        return {p: why for p, why in self._damaged.items() if prefix in p.parents}
 
     def put(self, cfg: RunConfig, record: dict[str, Any]) -> dict[str, Any]:
         record = {**record, "key": cfg.key(), "config": cfg.to_dict()}
@@ -65,8 +134,8 @@ class ResultStore:
         folders = [self.root / experiment] if experiment else sorted(p for p in self.root.glob("*") if p.is_dir())
         for folder in folders:
             for path in sorted(folder.glob("*.json")):
-                record = json.loads(path.read_text())
-                if record.get("status") in FINISHED:
+                record = self._read(path)
+                if record is not None and record.get("status") in FINISHED:
                     yield record
 
     def table(self, experiment: str | None = None, **where: Any):

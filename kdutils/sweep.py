@@ -10,10 +10,22 @@ Students trained together: when the notebook's metadata names an experiment modu
 (`"kdutils": {"experiment": "hinton"}`), the sweep first asks that module's `point_configs(profile, **params)`
 for the runs of every point not yet done and trains them with `group_runner.run_grouped` (students that
 differ only in tau/alpha/seed share one process and one data pipeline); the notebooks then only load records.
-A failure there is reported and the notebooks train whatever is still missing on their own.
+A failure there is reported and the notebooks train whatever is still missing on their own; a point whose
+configs cannot be built is left out of the grouped pre-run (and then fails in its notebook), the others
+still train together.
+
+Before anything runs, every grid name is checked against the names the notebook's `parameters` cell assigns
+(a misspelled `taw` would otherwise run the default tau), and numbers against the type of their default
+(`seed = 0` takes integers only).
+
+Done markers follow the results store: a marker records the results root ($KDUTILS_RESULTS) it was written
+for and counts only for that root, and, when the notebook names its experiment module, only while every run
+of its point has a finished record there. So a sweep into another or an emptied store runs everything again
+(a notebook without an experiment module records nothing the sweep can check, so only the root is compared).
 """
 from __future__ import annotations
 
+import ast
 import itertools
 import json
 import traceback
@@ -44,6 +56,43 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
+    """Names the notebook's `parameters` cell assigns -> their literal defaults (None when not a literal)."""
+    cells = json.loads(Path(notebook).read_text()).get("cells", [])
+    cell = next((c for c in cells if "parameters" in (c.get("metadata", {}).get("tags") or [])), None)
+    if cell is None:
+        raise ValueError(f"{notebook}: no cell tagged 'parameters', so a sweep cannot set any value there")
+    source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+    out: dict[str, Any] = {}
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                try:
+                    out[target.id] = ast.literal_eval(node.value) if node.value is not None else None
+                except ValueError:
+                    out[target.id] = None
+    return out
+
+
+def check_grid(notebook: str | Path, grid: dict[str, list[Any]]) -> None:
+    """Every grid name must be a parameter of the notebook, and numbers must fit its default's type."""
+    allowed = notebook_parameters(notebook)
+    unknown = [name for name in grid if name not in allowed]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {Path(notebook).name}; its "
+                         f"parameters cell defines: {', '.join(sorted(allowed))}")
+    for name, values in grid.items():
+        default = allowed[name]
+        for value in values:
+            if isinstance(default, bool) or default is None or isinstance(default, str):
+                continue
+            if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"parameter {name!r} takes integers (its default is {default!r}), got {value!r}")
+            if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ValueError(f"parameter {name!r} takes numbers (its default is {default!r}), got {value!r}")
 
 
 def point_name(params: dict[str, Any]) -> str:
@@ -86,8 +135,46 @@ def sweep_folders(notebook: Path, out_dir: str | Path) -> tuple[Path, Path]:
 
 def mark_done(report: SweepReport, marker: Path, params: dict[str, Any], notebook: Path, output: Path) -> None:
     """A point's last step under every executor: the marker goes down only once its outputs are written."""
-    atomic_write_json(marker, {"params": params, "notebook": str(notebook), "output": str(output)})
+    atomic_write_json(marker, {"params": params, "notebook": str(notebook), "output": str(output),
+                               "results": _results_root()})
+    (marker.parent.parent / f"{point_name(params)}.error.txt").unlink(missing_ok=True)  # an old failure's trace
     report.done.append(params)
+
+
+def _results_root() -> str:
+    from .paths import results_dir
+
+    return str(results_dir().resolve())
+
+
+def point_done(marker: Path, params: dict[str, Any], experiment: str | None = None,
+               fixed: dict[str, Any] | None = None) -> bool:
+    """A marker counts only for the results root it was written for and, when the notebook names its
+    experiment module, only while every run of the point has a finished record in that store."""
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if info.get("results") != _results_root():
+        return False
+    if not experiment:
+        return True
+    import importlib
+
+    from .store import ResultStore
+
+    try:
+        cfgs = importlib.import_module(f"kdutils.experiments.{experiment}").point_configs(**{**(fixed or {}), **params})
+    except Exception:  # noqa: BLE001 - a point that cannot be built is not done; its notebook will say why
+        return False
+    store = ResultStore()
+    return all(store.get(c) is not None for c in cfgs)
+
+
+def pending_points(points: list[dict[str, Any]], markers: Path, experiment: str | None = None,
+                   fixed: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The points without a valid done marker (see `point_done`), in order."""
+    return [p for p in points if not point_done(markers / f"{point_name(p)}.json", p, experiment, fixed)]
 
 
 def mark_failed(report: SweepReport, folder: Path, params: dict[str, Any], err: BaseException, detail: str) -> None:
@@ -105,10 +192,12 @@ def notebook_experiment(notebook: Path) -> tuple[str | None, dict[str, Any]]:
 
 
 def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: bool = True,
-                    fixed: dict[str, Any] | None = None) -> int:
+                    fixed: dict[str, Any] | None = None, errors: list[str] | None = None) -> int:
     """Train the runs of `points` together where the grid allows; returns how many runs it recorded.
 
-    `fixed` holds parameters a notebook pins in its metadata (e.g. which teacher/student pair it shows)."""
+    `fixed` holds parameters a notebook pins in its metadata (e.g. which teacher/student pair it shows).
+    errors: when given, a point whose configs cannot be built is listed there and left out, so one bad point
+    does not keep the valid ones from training together (without it, the error propagates)."""
     import importlib
 
     from .group_runner import run_grouped
@@ -116,7 +205,14 @@ def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: boo
 
     fixed = fixed or {}
     module = importlib.import_module(f"kdutils.experiments.{experiment}")
-    cfgs = [cfg for params in points for cfg in module.point_configs(**{**fixed, **params})]
+    cfgs = []
+    for params in points:
+        try:
+            cfgs += module.point_configs(**{**fixed, **params})
+        except Exception as err:
+            if errors is None:
+                raise
+            errors.append(f"{params}: {type(err).__name__}: {err}")
     store = ResultStore()
     missing = {c.key() for c in cfgs if store.get(c) is None}
     run_grouped(cfgs, store, progress=progress)
@@ -133,23 +229,27 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
     if not notebook.exists():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
     check_profile(profile)
+    check_grid(notebook, {**grid, "profile": [profile]})
     folder, markers = sweep_folders(notebook, out_dir)
     markers.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
     points = [{**p, "profile": profile} for p in expand_grid(grid)]
-    experiment, fixed = notebook_experiment(notebook) if group else (None, {})
-    pending = [p for p in points if not (markers / f"{point_name(p)}.json").exists()]
-    if experiment and pending:
+    experiment, fixed = notebook_experiment(notebook)
+    pending = pending_points(points, markers, experiment, fixed)
+    if experiment and pending and group:
+        bad_points: list[str] = []
         try:
-            report.grouped = pre_run_grouped(experiment, pending, progress, fixed)
+            report.grouped = pre_run_grouped(experiment, pending, progress, fixed, errors=bad_points)
         except Exception as err:  # the notebooks still run, and train (or fail) on their own
             report.group_error = f"{type(err).__name__}: {err}"
             (folder / "grouped.error.txt").write_text(traceback.format_exc())
+        if bad_points:
+            report.group_error = "; ".join(filter(None, [report.group_error, "left out (invalid): " + "; ".join(bad_points)]))
     bar = tqdm(points, desc=f"sweep {notebook.stem}", disable=not progress)
     for params in bar:
         name = point_name(params)
         marker = markers / f"{name}.json"
-        if marker.exists():
+        if params not in pending:
             report.skipped.append(params)
             continue
         bar.set_postfix_str(name[:40])

@@ -1,9 +1,12 @@
 """One training loop for teachers and students.
 
 The loop keeps data and work on the device: batches come from a `DeviceLoader`, losses are summed on the
-device and read back once per epoch (plus a cheap finiteness check every `check_every` steps), and on CUDA the
-forward passes run under bf16 autocast. A teacher is frozen in eval mode; when the student's inputs are
-deterministic, the caller may pass the teacher's logits for the whole training set instead of the teacher.
+device and read back once per epoch, and on CUDA the forward passes run under bf16 autocast. The loss of every
+step (`check_every=1`) is read back after its backward pass and before the update, so a run stops at the first
+non-finite (or exploding) loss with its last finite weights; on CUDA that read is one small synchronisation
+per step, the price of never training on past a NaN (`check_every=k` checks every k-th step instead).
+A teacher is frozen in eval mode; when the student's inputs are deterministic, the caller may pass the
+teacher's logits for the whole training set instead of the teacher.
 """
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from .losses import kd_objective
 
 @dataclass
 class FitResult:
-    """What a training run did: `status` is "ok" or "diverged" (non-finite or exploding loss)."""
+    """What a training run did: `status` is "ok" or "diverged" (non-finite or exploding loss). The runner
+    may turn "ok" into "chance" once it has evaluated the model (see `runner.chance_status`)."""
 
     status: str
     epochs_run: int
@@ -75,7 +79,7 @@ def fit(
     device: torch.device | str = "cpu",
     progress: bool = True,
     desc: str = "train",
-    check_every: int = 50,
+    check_every: int = 1,
     max_loss: float = 1e4,
 ) -> FitResult:
     """Train `model` in place on `loader` (yielding `Batch(idx, x, y)`); distil when alpha > 0."""
@@ -109,9 +113,12 @@ def fit(
                         with torch.no_grad():
                             t_logits = teacher(batch.x)
             loss = kd_objective(logits.float(), batch.y, None if t_logits is None else t_logits.float(),
-                                tau=tau, alpha=alpha, direction=kd_direction, label_smoothing=label_smoothing)
+                                tau=tau, alpha=alpha, direction=kd_direction, label_smoothing=label_smoothing,
+                                check_finite=False)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if (step + 1) % check_every == 0 and not loss_is_healthy(value := loss.item(), max_loss):
+                return diverged_result(history, epoch, step, start, value, max_loss)
             opt.step()
             if sched is not None:
                 sched.step()
@@ -119,11 +126,9 @@ def fit(
             loss_sum += loss.detach() * n
             correct += (logits.detach().argmax(1) == batch.y).sum()
             seen += n
-            if (step + 1) % check_every == 0 and not loss_is_healthy(loss.detach(), max_loss):
-                return _diverged(history, epoch, start, loss.item())
         epoch_loss = (loss_sum / max(seen, 1)).item()
         if not loss_is_healthy(epoch_loss, max_loss):
-            return _diverged(history, epoch, start, epoch_loss)
+            return diverged_result(history, epoch, None, start, epoch_loss, max_loss)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "train_acc": correct.item() / max(seen, 1),
                   "lr": opt.param_groups[0]["lr"]}
         history.append(record)
@@ -137,6 +142,15 @@ def loss_is_healthy(loss: float | torch.Tensor, max_loss: float) -> bool:
     return math.isfinite(value) and value < max_loss
 
 
-def _diverged(history: list[dict[str, Any]], epoch: int, start: float, loss: float) -> FitResult:
-    message = f"training diverged in epoch {epoch + 1}: loss={loss!r}"
-    return FitResult("diverged", epoch + 1, history, time.perf_counter() - start, message)
+def divergence_message(epoch: int, step: int | None, loss: float, max_loss: float) -> str:
+    """One wording for `fit` and `fit_students`: where it happened and why it counts as divergence."""
+    where = f"epoch {epoch + 1}" + (f", step {step + 1}" if step is not None else " (epoch mean)")
+    why = "non-finite" if not math.isfinite(loss) else f"above max_loss={max_loss:g}"
+    return f"training diverged in {where}: loss={loss!r} ({why}); weights kept from before that update"
+
+
+def diverged_result(history: list[dict[str, Any]], epoch: int, step: int | None, start: float, loss: float,
+                    max_loss: float) -> FitResult:
+    """The FitResult of a run stopped by an unhealthy loss (shared by `fit` and `fit_students`)."""
+    return FitResult("diverged", epoch + 1, list(history), time.perf_counter() - start,
+                     divergence_message(epoch, step, loss, max_loss))

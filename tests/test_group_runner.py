@@ -115,7 +115,9 @@ def _tiny_experiment(monkeypatch, tmp_path, point_configs):
     module.point_configs = point_configs
     monkeypatch.setitem(sys.modules, "kdutils.experiments.grouptest", module)
     notebook = tmp_path / "grouptest_point.ipynb"
-    notebook.write_text(json.dumps({"cells": [], "metadata": {"kdutils": {"experiment": "grouptest"}},
+    params = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": 'profile = "smoke"\ntau = 1.0\n',
+              "outputs": [], "execution_count": None}
+    notebook.write_text(json.dumps({"cells": [params], "metadata": {"kdutils": {"experiment": "grouptest"}},
                                     "nbformat": 4, "nbformat_minor": 5}))
     return notebook
 
@@ -172,15 +174,16 @@ def test_a_failing_grouped_pre_run_does_not_stop_the_sweep(tmp_path, monkeypatch
     assert "no configs for tau=1" in report.group_error and "grouped pre-run failed" in report.summary()
 
 
-def test_hinton_point_configs_are_what_its_point_notebook_runs(monkeypatch):
+def test_hinton_point_configs_are_what_its_point_notebook_runs(monkeypatch, tmp_path):
     import json
     from pathlib import Path
 
     from kdutils.experiments import hinton
 
-    ran = []
-    monkeypatch.setattr(hinton, "run", lambda cfg, store=None, progress=True: ran.append(cfg))
-    hinton.run_all(profile="smoke", tau=4.0, alpha=0.5, seed=0)
-    assert [c.key() for c in hinton.point_configs("smoke", tau=4, alpha=0.5, seed=0)] == [c.key() for c in ran]
+    # the point's final runs (its arms' lr selection runs first, in a scratch store)
+    monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
+    ran = hinton.run_all(profile="smoke", tau=4.0, alpha=0.5, seed=0, progress=False)
+    assert [c.key() for c in hinton.point_configs("smoke", tau=4, alpha=0.5, seed=0)] == [r["key"] for r in ran]
     nb = json.loads((Path(__file__).parents[1] / "notebooks" / "hinton_kd.ipynb").read_text())
     assert nb["metadata"]["kdutils"] == {"experiment": "hinton"}
