@@ -1,0 +1,193 @@
+"""The Ray executor: a real local Ray cluster (2 CPUs) runs sweep grids: skipping, failures, a killed worker,
+and the Hinton smoke grid whose records and checkpoints come back to a driver that shares no folder with it."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+import kdutils.provenance as provenance_mod  # noqa: E402
+from kdutils import ray_executor  # noqa: E402
+from kdutils.config import DataConfig, RunConfig, TrainConfig  # noqa: E402
+from kdutils.provenance import git_commit, provenance  # noqa: E402
+from kdutils.ray_executor import CodeStamp, code_fingerprint, point_resources, run_sweep_ray, train_on_cluster  # noqa: E402
+from kdutils.store import ResultStore  # noqa: E402
+from kdutils.sweep import completed_points, point_name  # noqa: E402
+
+PROBE = Path(__file__).parent / "fixtures" / "ray_probe.ipynb"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local cluster for the module; its workers inherit this process's environment as it is now (the
+    scratch KDUTILS_CACHE/KDUTILS_RESULTS of conftest.py), not later monkeypatches: those are the driver's."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def _is_our_commit(commit: str) -> bool:
+    """A commit of this checkout's history (the shared tree may gain commits while a test runs)."""
+    root = Path(__file__).resolve().parents[1]
+    return (len(commit) == 40 and subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"], cwd=root,
+                                                 capture_output=True).returncode == 0)
+
+
+def _events(log: Path) -> Counter:
+    return Counter(tuple(line.split()) for line in log.read_text().splitlines())
+
+
+def test_point_resources_ask_for_a_gpu_only_at_paper_scale():
+    assert point_resources("full") == {"num_cpus": 1, "num_gpus": 1}
+    assert point_resources("smoke") == point_resources("cpu") == {"num_cpus": 1}
+    with pytest.raises(ValueError, match="'huge'"):
+        point_resources("huge")
+
+
+def test_kdutils_works_without_ray_and_the_executor_says_how_to_get_it():
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "import kdutils.__main__, kdutils.sweep, kdutils.ray_executor as rx\n"
+            "try:\n    rx.import_ray()\nexcept ImportError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "requirements-ray.txt" in done.stdout and ".[ray]" in done.stdout
+
+
+def test_failed_point_is_listed_the_rest_go_on_and_recorded_points_are_skipped(cluster, tmp_path, monkeypatch,
+                                                                              capsys):
+    monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))  # the driver's store; workers never see it
+    log, out = tmp_path / "probe.log", tmp_path / "runs"
+    grid = {"x": [1, 2], "log": [str(log)], "record": [True], "fail_on": [2]}
+    report = run_sweep_ray(PROBE, grid, out_dir=out, max_retries=0, progress=True)
+    assert [p["x"] for p in report.done] == [1]
+    assert [(p["x"], "probe failure at x=2" in err) for p, err in report.failed] == [(2, True)]
+    assert "2/2" in capsys.readouterr().err  # the bar over the grid reached the end
+    folder = out / PROBE.stem
+    executed = json.loads((folder / f"{point_name(report.done[0])}.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["parameters"]["x"] == report.done[0]["x"]  # written by the driver
+    assert "probe failure at x=2" in (folder / f"{point_name(report.failed[0][0])}.error.txt").read_text()
+    assert {p["x"] for p in completed_points(PROBE, out)} == {1}
+    # Every point's run was recorded on a worker and written here, the failed point's too (it failed after it),
+    # with the provenance a local record has: same fields, this checkout's commit.
+    store = ResultStore()
+    records = {r["config"]["role"]: r for r in store.records("ray_probe")}
+    assert sorted(records) == ["x1", "x2"]
+    for rec in records.values():
+        assert set(rec["provenance"]) == set(provenance("cpu"))
+        assert _is_our_commit(rec["provenance"]["commit"]) and rec["provenance"]["device"].startswith("cpu")
+        assert rec["status"] == "ok" and rec["metrics"]["accuracy"] > 0.1
+    stamps = {role: rec["provenance"]["finished_at"] + rec["key"] for role, rec in records.items()}
+
+    report = run_sweep_ray(PROBE, grid, out_dir=out, max_retries=0, progress=False)
+    assert [p["x"] for p in report.skipped] == [1] and [p["x"] for p, _ in report.failed] == [2]
+    events = _events(log)
+    assert [events[("start", x)] for x in "12"] == [1, 2]  # only the failed point ran again
+    assert [events[("end", x)] for x in "12"] == [1, 0]
+    again = {r["config"]["role"]: r["provenance"]["finished_at"] + r["key"] for r in store.records("ray_probe")}
+    assert again == stamps  # the rerun point loaded its recorded run from the shipped snapshot: not retrained
+
+
+def _kill_when_held(hold_dir: Path, killed: dict) -> None:
+    """Kill the Ray worker running the held point as soon as it says who it is."""
+    pids = hold_dir / "pids"
+    deadline = time.time() + 60
+    while not pids.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    worker, kernel = map(int, pids.read_text().split())
+    killed["cmdline"] = Path(f"/proc/{worker}/cmdline").read_bytes().decode(errors="replace")
+    killed["kernel"] = kernel
+    os.kill(worker, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_killed_worker_loses_its_point_only_and_a_rerun_completes_it_once(cluster, tmp_path):
+    log, out, hold = tmp_path / "probe.log", tmp_path / "runs", tmp_path / "hold"
+    hold.mkdir()
+    grid = {"x": [1, 2, 3], "log": [str(log)], "hold_x": [2], "hold_dir": [str(hold)]}
+    killed: dict = {}
+    killer = threading.Thread(target=_kill_when_held, args=(hold, killed), daemon=True)
+    killer.start()
+    report = run_sweep_ray(PROBE, grid, out_dir=out, max_retries=0, progress=False)
+    killer.join(timeout=5)
+    assert killed["cmdline"].startswith("ray::"), killed  # it was a Ray worker process that died
+    assert sorted(p["x"] for p in report.done) == [1, 3]  # the rest went on
+    assert [p["x"] for p, _ in report.failed] == [2] and "Worker" in report.failed[0][1], report.failed
+    deadline = time.time() + 10  # the point's kernel notices its parent is gone and exits (ipykernel's poller)
+    while _alive(killed["kernel"]) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(killed["kernel"])
+    assert _events(log)[("end", "2")] == 0
+
+    (hold / "release").touch()
+    report = run_sweep_ray(PROBE, grid, out_dir=out, max_retries=0, progress=False)
+    assert [p["x"] for p in report.done] == [2] and sorted(p["x"] for p in report.skipped) == [1, 3]
+    assert not report.failed
+    events = _events(log)
+    assert [events[("start", x)] for x in "123"] == [1, 2, 1]  # nothing finished ran again
+    assert [events[("end", x)] for x in "123"] == [1, 1, 1]  # every point finished exactly once
+    assert {p["x"] for p in completed_points(PROBE, out)} == {1, 2, 3}
+
+
+def _tiny(role: str, **kw) -> RunConfig:
+    return RunConfig(experiment="ray_train", role=role, model="mlp", model_kwargs={"hidden": [16]},
+                     data=DataConfig("mnist", n_train=256, n_test=128), train=TrainConfig(epochs=1, batch_size=64),
+                     profile="smoke", **kw)
+
+
+def test_teachers_then_student_groups_train_as_tasks_and_come_back_with_weights(cluster, tmp_path, monkeypatch):
+    # The driver's store and cache are folders no worker knows (workers keep the environment of ray.init).
+    monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
+    teacher = _tiny("teacher")
+    cfgs = [teacher, _tiny("student")] + [_tiny("distilled", teacher=teacher, tau=t, alpha=0.9) for t in (2.0, 4.0)]
+    store, stamp = ResultStore(), CodeStamp.here()
+    recorded, failures = train_on_cluster(ray, cfgs, store, {"num_cpus": 1, "max_retries": 0}, stamp, progress=False)
+    assert (recorded, failures) == (4, [])
+    records = {r["config"]["role"] + str(r["config"]["tau"]): r for r in store.records("ray_train")}
+    assert sorted(records) == ["distilled2.0", "distilled4.0", "student1.0", "teacher1.0"]
+    assert "trained_together" not in records["teacher1.0"]  # the teacher alone, first
+    assert [records[k]["trained_together"] for k in ("student1.0", "distilled2.0", "distilled4.0")] == [3, 3, 3]
+    for cfg in cfgs:  # each run's weights came back to the driver's cache, next to its record
+        assert _is_our_commit(store.get(cfg)["provenance"]["commit"])
+        assert store.checkpoint_path(cfg).exists()
+    assert train_on_cluster(ray, cfgs, store, {"num_cpus": 1}, stamp, progress=False) == (0, [])  # all recorded
+
+
+def test_worker_records_name_the_drivers_commit_only_when_their_code_is_the_drivers(monkeypatch, tmp_path):
+    """A worker with an installed copy of kdutils (no .git) records the driver's commit iff the source matches."""
+    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ray_executor, "checkout_commit", lambda: {"commit": "unknown", "dirty": False})
+    monkeypatch.setattr(provenance_mod, "checkout_commit", lambda: {"commit": "unknown", "dirty": False})
+    same = CodeStamp("abc123", True, code_fingerprint())
+    with ray_executor.worker_store({"e/k.json": "{}"}, [], same) as store:
+        assert git_commit() == {"commit": "abc123", "dirty": True}
+        assert (store.root / "e" / "k.json").read_text() == "{}" and os.environ["KDUTILS_RESULTS"] == str(store.root)
+    assert "KDUTILS_GIT_COMMIT" not in os.environ and os.environ["KDUTILS_RESULTS"] != str(store.root)
+    assert not store.root.exists()  # the private store is gone once the task is over
+    with ray_executor.worker_store({}, [], CodeStamp("abc123", False, "other source")):
+        assert git_commit()["commit"] == "unknown"
+
+
+def test_sweep_command_runs_on_the_cluster_at_an_address(cluster, tmp_path):
+    cmd = [sys.executable, "-m", "kdutils", "sweep", str(PROBE), "-p", "x", "2", "-p", "fail_on", "2",
+           "-p", "log", str(tmp_path / "l.log"), "--out", str(tmp_path), "--executor", "ray",
+           "--address", cluster, "--max-retries", "0"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "0 ran, 0 already done, 1 failed" in result.stdout and "probe failure at x=2" in result.stdout
+    assert _events(tmp_path / "l.log") == {("start", "2"): 1}  # it ran on the cluster, and failed there
