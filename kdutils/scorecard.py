@@ -168,10 +168,10 @@ def scorecard_table(card: pd.DataFrame, from_page: str = "notebooks/scorecard",
                         evidence=["chapter →" if lab != NOT_YET_RUN else (note or "chapter →")
                                   for lab, note in zip(card["label"], card["evidence"])])
     return present.results_table(shown, {"paper": "paper", "claim": "claim", "verdict": "verdict",
-                                         "scale": "scale", "effect": "effect (95% interval)",
+                                         "effect": "effect (95% interval)", "scale": "scale",
                                          "evidence": "evidence"},
                                  status=None, device=None, links={"paper": "href", "evidence": "href"},
-                                 wrap=("claim", "effect", "evidence"), max_rows=max_rows)
+                                 wrap=("paper", "claim", "effect", "scale", "evidence"), max_rows=max_rows)
 
 
 def evidence_html(card: pd.DataFrame) -> str:

@@ -75,7 +75,7 @@ def test_modelnet_demo_reads_its_records(tmp_path):
     got = modelnet_demo.demo_records("cpu", store)
     assert len(got) == 3  # the set-MNIST record is not a ModelNet40 run
     text = modelnet_demo.demo_prose(got)
-    assert text.startswith("3 runs are recorded, each trained on 127 shapes and tested on 29, 256 points")
+    assert text.startswith("3 runs are recorded, each trained on 127 shapes and tested on 29, 256 points per shape, on CPU ×2.")
     assert "IM is at most 0.0003, below" in text
     table = modelnet_demo.demo_table(got)
     assert list(table.arm)[0] == "teacher (DGCNN)" and table.tau.isna().sum() == 2

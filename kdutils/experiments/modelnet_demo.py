@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import present
 from ..store import ResultStore
 
 EXPERIMENT = "invariance_dgcnn_deepsets"
@@ -19,7 +20,7 @@ ROLE_NAMES = {"teacher": "teacher (DGCNN)", "teacher_prime": "teacher' (small DG
               "student_aug": "student, translated data", "distilled": "distilled from teacher",
               "distilled_prime": "distilled from teacher'", "self": "self-distilled",
               "self_aug": "self-distilled, translated data"}
-MODEL_NAMES = {"dgcnn": "DGCNN", "deepsets_inv": "DeepSets (invariant)", "deepsets_equiv": "DeepSets (equivariant)"}
+MODEL_NAMES = {"dgcnn": "DGCNN", "deepsets_inv": "DeepSets-inv", "deepsets_equiv": "DeepSets-equiv"}
 
 
 def demo_records(profile: str, store: ResultStore | None = None) -> list[dict[str, Any]]:
@@ -59,9 +60,10 @@ def demo_prose(records: list[dict[str, Any]]) -> str:
     points = sorted({r["config"]["data"].get("options", {}).get("n_points") for r in records} - {None})
     teachers = [r for r in records if r["config"]["role"].startswith("teacher")]
     alone = [r for r in records if r["config"]["role"] == "student"]
+    devices = sorted({present.short_device(r.get("provenance", {}).get("device")) for r in records})
     text = (f"{len(records)} runs are recorded, each trained on {', '.join(map(str, n_train))} shapes and tested on "
             f"{', '.join(map(str, n_test))}" + (f", {', '.join(map(str, points))} points per shape" if points else "")
-            + ".")
+            + f", on {', '.join(devices)}.")
     if teachers and alone:
         t_im = max(r["metrics"]["im_l1"] for r in teachers)
         s_im = min(r["metrics"]["im_l1"] for r in alone)
