@@ -160,7 +160,7 @@ _TABLE_CSS = ("<style>.kd-table{border-collapse:collapse;font-size:0.85em;margin
               ".kd-table th,.kd-table td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;"
               "white-space:nowrap}.kd-table th{border-bottom:2px solid #999}"
               ".kd-table td.kd-text,.kd-table th.kd-text{text-align:left}.kd-table td.kd-wrap-text{white-space:normal;"
-              "min-width:6em;max-width:32em}"
+              "min-width:9em;max-width:32em}"
               ".kd-table td.kd-bad{color:#b00020;font-weight:600}.kd-table td.kd-paper{color:#555;"
               "font-style:italic}.kd-wrap{overflow-x:auto;max-width:100%}"
               "details.kd-more>summary{cursor:pointer;color:#1a5fb4;margin:0.3em 0}"
