@@ -416,3 +416,18 @@ def markdown(text: str):
     from IPython.display import Markdown
 
     return Markdown(text)
+
+
+def curves_figure(df: pd.DataFrame, x: str = "epoch", ys: Sequence[str] = ("loss",), hue: str | None = None, *,
+                  titles: Mapping[str, str] | None = None, labels: Mapping[Any, str] | None = None,
+                  panel_height: float = 2.6):
+    """Training curves as a plot, not a table of floats: one panel per metric in `ys`, one line per `hue`
+    value, mean ± std over the repeated runs (seeds/folds) at each `x`, one shared legend."""
+    titles = dict(titles or {})
+    fig, axes = page_figure(len(ys), panel_height=panel_height)
+    for ax, y in zip(axes, ys):
+        errorbar_lines(ax, df, x, y, hue, labels=labels)
+        ax.set_title(titles.get(y, y), fontsize=10)
+        ax.set_xlabel(x)
+    shared_legend(fig, axes)
+    return fig

@@ -106,3 +106,15 @@ def test_figure_captions_are_numbered():
     figs = present.Figures()
     assert figs.caption("one") == "**Figure 1.** one"
     assert figs.caption("two") == "**Figure 2.** two"
+
+
+def test_curves_figure_one_panel_per_metric_with_seed_spread():
+    df = pd.DataFrame({"epoch": [1, 2] * 4, "loss": [1.0, 0.5, 1.2, 0.7, 2.0, 1.0, 2.2, 1.2],
+                       "acc": [0.5, 0.7] * 4, "arm": ["kd"] * 4 + ["alone"] * 4})
+    fig = present.curves_figure(df, ys=("loss", "acc"), hue="arm", titles={"loss": "training loss"})
+    assert [ax.get_title() for ax in fig.axes] == ["training loss", "acc"]
+    bars = fig.axes[0].containers[0]  # the first hue's error bars: std over the two runs at each epoch
+    lo, hi = bars.lines[1][0].get_ydata(), bars.lines[1][1].get_ydata()
+    assert np.allclose((hi - lo) / 2, [np.std([1.0, 1.2], ddof=1), np.std([0.5, 0.7], ddof=1)])
+    assert len(fig.legends) == 1
+    plt.close(fig)
