@@ -44,8 +44,8 @@ from .profiles import check_profile
 from .progress import tqdm
 from .provenance import checkout_commit, git_commit
 from .store import ResultStore
-from .sweep import (SweepReport, expand_grid, mark_done, mark_failed, notebook_experiment, point_name,
-                    sweep_folders)
+from .sweep import (SweepReport, check_grid, expand_grid, mark_done, mark_failed, notebook_experiment,
+                    pending_points, point_name, sweep_folders)
 
 DEFAULT_MAX_RETRIES = 2
 #: Profiles whose points each need a GPU (the papers' recipes); the others run on one CPU.
@@ -311,31 +311,38 @@ def run_sweep_ray(notebook: str | Path, grid: dict[str, list[Any]], *, profile: 
     if not notebook.exists():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
     check_profile(profile)
-    if not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
+    check_grid(notebook, {**grid, "profile": [profile]})
+    if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
+        raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
     folder, markers = sweep_folders(notebook, out_dir)
     markers.mkdir(parents=True, exist_ok=True)
     report = SweepReport()
     points = [{**p, "profile": profile} for p in expand_grid(grid)]
-    pending = [p for p in points if not (markers / f"{point_name(p)}.json").exists()]
+    experiment, fixed = notebook_experiment(notebook)
+    pending = pending_points(points, markers, experiment, fixed)
     report.skipped = [p for p in points if p not in pending]
     if not pending:
         return report
     ray = connect(address)
     options = {**(resources or point_resources(profile)), "max_retries": max_retries}
     store, stamp = ResultStore(), CodeStamp.here()
-    experiment, fixed = notebook_experiment(notebook) if group else (None, {})
     point_cfgs: dict[str, list[RunConfig]] = {}
-    if experiment:
+    if experiment and group:
+        problems: list[str] = []
         try:
             module = importlib.import_module(f"kdutils.experiments.{experiment}")
-            point_cfgs = {point_name(p): module.point_configs(**{**fixed, **p}) for p in pending}
+            for params in pending:  # a point whose configs cannot be built is left out; its notebook will say why
+                try:
+                    point_cfgs[point_name(params)] = module.point_configs(**{**fixed, **params})
+                except Exception as err:
+                    problems.append(f"left out (invalid): {params}: {type(err).__name__}: {err}")
             report.grouped, failures = train_on_cluster(ray, [c for cs in point_cfgs.values() for c in cs], store,
                                                         options, stamp, progress)
-            report.group_error = "; ".join(failures)
+            problems = failures + problems
         except Exception as err:  # the notebooks still run, and train (or fail) on their own
-            report.group_error = f"{type(err).__name__}: {err}"
+            problems.insert(0, f"{type(err).__name__}: {err}")
             (folder / "grouped.error.txt").write_text(traceback.format_exc())
+        report.group_error = "; ".join(problems)
 
     task = ray.remote(execute_point).options(**options)
     records, text = ray.put(snapshot(store)), notebook.read_text()

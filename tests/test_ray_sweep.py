@@ -52,6 +52,16 @@ def test_point_resources_ask_for_a_gpu_only_at_paper_scale():
         point_resources("huge")
 
 
+def test_bad_input_is_refused_before_any_cluster_is_contacted(tmp_path):
+    with pytest.raises(ValueError, match="'taw'"):
+        run_sweep_ray(PROBE, {"taw": [1]}, out_dir=tmp_path)
+    with pytest.raises(ValueError, match="max_retries .* got -1"):
+        run_sweep_ray(PROBE, {"x": [1]}, out_dir=tmp_path, max_retries=-1)
+    with pytest.raises(FileNotFoundError, match="nope.ipynb"):
+        run_sweep_ray(tmp_path / "nope.ipynb", {"x": [1]}, out_dir=tmp_path)
+    assert not ray.is_initialized()
+
+
 def test_kdutils_works_without_ray_and_the_executor_says_how_to_get_it():
     code = ("import sys; sys.modules['ray'] = None\n"
             "import kdutils.__main__, kdutils.sweep, kdutils.ray_executor as rx\n"
