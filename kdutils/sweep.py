@@ -87,8 +87,8 @@ def check_grid(notebook: str | Path, grid: dict[str, list[Any]]) -> None:
     for name, values in grid.items():
         default = allowed[name]
         for value in values:
-            if isinstance(default, bool) or default is None or isinstance(default, str):
-                continue
+            if isinstance(default, bool) or default is None or isinstance(default, str) or value is None:
+                continue  # none = "the notebook's automatic choice" where a parameter allows it
             if isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
                 raise ValueError(f"parameter {name!r} takes integers (its default is {default!r}), got {value!r}")
             if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -72,6 +72,8 @@ def test_item1_misspelled_sweep_parameter_is_an_error_before_anything_runs(tmp_p
         sweep.run_sweep(PROBE, {"x": [1, 1.5]}, out_dir=tmp_path, executor=lambda *a: calls.append(a),
                         progress=False)
     assert calls == []
+    sweep.run_sweep(PROBE, {"x": [None]}, out_dir=tmp_path, executor=lambda *a: calls.append(a), progress=False)
+    assert len(calls) == 1  # none ("the notebook's own choice") is allowed for any parameter
 
 
 def test_item1_sweep_command_exits_nonzero_naming_the_allowed_names(tmp_path):
@@ -464,3 +466,21 @@ def test_book_build_runs_in_load_only_mode():
     lines = (REPO / "scripts" / "book.sh").read_text().splitlines()
     build = [line for line in lines if "jupyter-book build" in line and not line.lstrip().startswith("#")]
     assert build and all("KDUTILS_LOAD_ONLY=1" in line for line in build)
+
+
+def test_item3_damaged_point_set_cache_is_named_and_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path))
+    built = []
+
+    def build():
+        built.append(1)
+        return data_mod.ArrayDataset(torch.ones(2, 3, 2), torch.tensor([0, 1]), ["a", "b"], "toy")
+
+    first = pointsets._cached("toy", {"k": 1}, build, True)
+    files = list((tmp_path / "pointsets").glob("toy-*.pt"))
+    assert len(files) == 1 and len(built) == 1
+    files[0].write_bytes(files[0].read_bytes()[:50])
+    with pytest.warns(RuntimeWarning, match=str(files[0]) + ".*rebuilding"):
+        again = pointsets._cached("toy", {"k": 1}, build, True)
+    assert len(built) == 2 and torch.equal(again.x, first.x)
+    assert torch.equal(pointsets._cached("toy", {"k": 1}, build, True).y, first.y) and len(built) == 2
