@@ -29,8 +29,12 @@ FINISHED = ("ok", "diverged", "chance")
 
 def _default_mode() -> int:
     """0o666 minus the process umask: what `open()` would give (mkstemp's files are 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
+    try:  # Linux shows the umask without changing it (os.umask would, for a moment, for every thread)
+        with open("/proc/self/status") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0o022)
+        os.umask(umask)
     return 0o666 & ~umask
 
 
