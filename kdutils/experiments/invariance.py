@@ -696,9 +696,21 @@ def run_all(profile: str = "cpu", pair: str | None = None, tau: float | None = N
         lrs = _run_lrs(profile, p, student, dataset, store, progress)
         cfgs = configs(profile, (p,), None if tau is None else (tau,), None if fold is None else (fold,), direction,
                        student, dataset, {p: lrs} if lrs is not None else None)
+        cfgs = sorted(cfgs, key=_priority)  # stable: fold order kept within each priority
         with thread_limit(profile):
             out += [_run(cfg, store, progress, lrs) for cfg in cfgs]
     return out
+
+
+def _priority(cfg: RunConfig) -> int:
+    """Run order within a pair, so that a run cut short by its time budget still has what the verdicts need:
+    models trained alone first (they are teachers), then teacher -> student (forward) and self-distillation,
+    then teacher' and teacher' -> student, self-distillation from the augmented student and the reverse KL."""
+    if cfg.teacher is None:
+        return 2 if cfg.role == "teacher_prime" else 0
+    if cfg.role in ("distilled", "self") and cfg.kd_direction == "forward":
+        return 1
+    return 2
 
 
 def _run(cfg: RunConfig, store: ResultStore, progress: bool,
