@@ -92,6 +92,8 @@ def test_run_command_runs_a_chapter_without_jupyter(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
     assert main(["run", "hinton", "--profile", "smoke", "--set", "tau", "4"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    assert [line["role"] for line in lines] == ["teacher", "student", "distilled"]
+    assert [line["role"] for line in lines] == ["teacher", "student", "student", "distilled"]  # alone: 2 seeds
     assert all(line["status"] == "ok" for line in lines)
-    assert len(list((tmp_path / "results" / "hinton_mnist").glob("*.json"))) == 3
+    # plus the lr selection runs (2 lrs each for the teacher, the student alone and tau=4), recorded too
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "hinton_mnist").glob("*.json")]
+    assert len(records) == 4 + 6 and sum(r["config"]["role"].startswith("select:") for r in records) == 6

@@ -350,7 +350,8 @@ def verdict(table: pd.DataFrame, profile: str) -> Verdict:
 
     gate = testable(gap, min_gap)
     if gate.label == NOT_TESTABLE:
-        return Verdict(CLAIM, NOT_TESTABLE, f"{gate.reason}. {evidence}", scale, effect_text)
+        return Verdict(CLAIM, NOT_TESTABLE, f"{gate.reason[0].upper()}{gate.reason[1:]}. {evidence}", scale,
+                       effect_text)
     better = beats(effect, "less")
     if better.label != REPRODUCED:
         return Verdict(CLAIM, better.label, f"T=20 vs alone: {better.reason}. {evidence}", scale, effect_text)
