@@ -2,7 +2,8 @@
 
 - smoke: seconds per run, for tests (tiny subsets, one epoch);
 - cpu: real data, minutes on a 2-core laptop: the book's default scale;
-- full: the paper's recipe, meant for a GPU.
+- full: each chapter's longest recipe, meant for a GPU. It is the paper's recipe only where the chapter says
+  so (Hinton's MNIST recipe, for instance, is not fully given by the paper; its `full` is a longer run).
 
 `KDUTILS_PROFILE` in the environment overrides the notebooks' parameter (the test suite sets it to smoke).
 """
