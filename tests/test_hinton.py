@@ -78,3 +78,41 @@ def test_teacher_has_the_papers_regularisation_and_arms_their_own_grid():
     assert all(c.data.val_size == r.val_size and c.tau == 20.0 and c.teacher == t for c in sel)
     assert hinton.arm_name(None) == "alone" and hinton.arm_name(4.0) == "T4" and hinton.arm_name(4.0, 0.5) == "T4a0.5"
     assert len(hinton.RECIPES["cpu"].seeds) >= 3
+
+
+def test_report_shows_not_yet_run_on_an_empty_store(tmp_path):
+    from kdutils.experiments import hinton_report as report
+
+    store = ResultStore(tmp_path / "empty")
+    assert report.selection_view("cpu", store) == report.NOT_YET_RUN
+    assert report.arms_view("cpu", store) == report.NOT_YET_RUN
+    assert report.runs_view("cpu", store) == report.NOT_YET_RUN
+    assert report.selection_figure("cpu", store) is None and report.tau_figure("cpu", store) is None
+    assert "not yet run" in report.headline_markdown("cpu", store)
+    assert "not yet run" in report.verdict_markdown("cpu", store)
+    assert "not in the results store" in report.untuned_markdown(store)
+
+
+def test_load_only_mode_raises_missing_run_instead_of_training(tmp_path, monkeypatch):
+    from kdutils.runner import MissingRunError
+
+    monkeypatch.setenv("KDUTILS_LOAD_ONLY", "1")
+    store = ResultStore(tmp_path / "results")
+    with pytest.raises(MissingRunError):
+        hinton.run_all("smoke", store=store, progress=False)
+    assert not (tmp_path / "results").exists() or not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_untuned_paragraph_quotes_the_old_records():
+    from kdutils.experiments import hinton_report as report
+
+    from kdutils.paths import REPO_ROOT
+
+    committed = ResultStore(REPO_ROOT / "results")  # the tests' default store is a scratch folder
+    old = hinton.untuned_records(committed)
+    if old.empty:
+        pytest.skip("the untuned lr-0.05 records are not in this checkout's results store")
+    alone = old[old.role == "student"]["test errors"]
+    text = report.untuned_markdown(committed)
+    assert f"{alone.min():.0f}-{alone.max():.0f} errors over {len(alone)} seeds" in text
+    assert ("diverged" in text) == bool((old.status == "diverged").any())
