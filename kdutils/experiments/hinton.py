@@ -322,7 +322,7 @@ def _scale(profile: str, table: pd.DataFrame) -> str:
 def verdict(table: pd.DataFrame, profile: str) -> Verdict:
     """The chapter's verdict from `results_table(profile)` (see the module docstring for the rule)."""
     if table.empty or not {"teacher", "alone", arm_name(VERDICT_TAU)} <= set(table.arm):
-        return Verdict(CLAIM, NOT_YET_RUN, "the teacher, the student alone and the T=20 student are not all recorded "
+        return Verdict(CLAIM, NOT_YET_RUN, "The teacher, the student alone and the T=20 student are not all recorded "
                                            "for this profile", f"profile `{profile}`")
     n_test = int(table["n_test"].dropna().iloc[0])
     chance = chance_error_rate(NUM_CLASSES) * n_test  # a failed run is scored as a guessing classifier
