@@ -18,7 +18,8 @@ worker's point reaches the driver, so a rerun executes it afresh while finished 
 policy: Ray re-executes a task whose worker or node died up to `max_retries` times (default
 `DEFAULT_MAX_RETRIES` = 2, for preempted or OOM-killed workers); an exception raised by the notebook is not
 retried (it would fail again). Retries duplicate nothing: records are keyed by config hash and a rerun of a
-point loads the runs that exist.
+point loads the runs that exist. (A worker process killed alone leaves its notebook kernel behind for at most a
+second, until ipykernel sees its parent gone; what it writes lands in the dead task's private folder.)
 
 Provenance: records are made on the worker by the same code as local runs (`runner.record_run`), so they name
 the worker's device and library versions. The git commit is the worker checkout's; on a worker whose kdutils

@@ -147,6 +147,28 @@ def test_killed_worker_loses_its_point_only_and_a_rerun_completes_it_once(cluste
     assert {p["x"] for p in completed_points(PROBE, out)} == {1, 2, 3}
 
 
+def test_with_retries_ray_reexecutes_a_killed_workers_point_in_the_same_sweep(cluster, tmp_path):
+    """The policy for real use (max_retries > 0): a point whose worker died runs again at once and completes."""
+    log, out, hold = tmp_path / "probe.log", tmp_path / "runs", tmp_path / "hold"
+    hold.mkdir()
+    killed: dict = {}
+
+    def kill_then_release():
+        _kill_when_held(hold, killed)
+        deadline = time.time() + 10
+        while _alive(killed["kernel"]) and time.time() < deadline:  # the dead worker's kernel exits on its own
+            time.sleep(0.05)
+        (hold / "release").touch()  # the retry is not held
+
+    killer = threading.Thread(target=kill_then_release, daemon=True)
+    killer.start()
+    grid = {"x": [7], "log": [str(log)], "hold_x": [7], "hold_dir": [str(hold)]}
+    report = run_sweep_ray(PROBE, grid, out_dir=out, max_retries=1, progress=False)
+    killer.join(timeout=15)
+    assert "kernel" in killed and [p["x"] for p in report.done] == [7] and not report.failed
+    assert _events(log) == {("start", "7"): 2, ("end", "7"): 1}  # killed once, finished once
+
+
 def _tiny(role: str, **kw) -> RunConfig:
     return RunConfig(experiment="ray_train", role=role, model="mlp", model_kwargs={"hidden": [16]},
                      data=DataConfig("mnist", n_train=256, n_test=128), train=TrainConfig(epochs=1, batch_size=64),
@@ -196,4 +218,3 @@ def test_sweep_command_with_the_ray_executor(cluster, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 ran, 0 already done, 1 failed" in out and "probe failure at x=2" in out
     assert _events(tmp_path / "l.log") == {("start", "1"): 1, ("end", "1"): 1, ("start", "2"): 1}
-    assert main(args) == 1 and "0 ran, 1 already done, 1 failed" in capsys.readouterr().out
