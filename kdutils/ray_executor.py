@@ -168,7 +168,10 @@ def _made_here(store: ResultStore, records: dict[str, str], extra: list[RunConfi
         text = path.read_text()
         if records.get(path.relative_to(store.root).as_posix()) == text:
             continue
-        record = json.loads(text)
+        try:
+            record = json.loads(text)
+        except ValueError:  # a damaged file is not a record (the store skips it too)
+            continue
         if isinstance(record, dict) and "key" in record and isinstance(record.get("config"), dict):
             made.append(record)
     cfgs = {c.key(): c for c in [run_config_from_dict(r["config"]) for r in made] + list(extra)}

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import kdutils.provenance as provenance_mod  # noqa: E402
 from kdutils import ray_executor  # noqa: E402
 from kdutils.config import DataConfig, RunConfig, TrainConfig  # noqa: E402
 from kdutils.provenance import git_commit, provenance  # noqa: E402
-from kdutils.ray_executor import CodeStamp, code_fingerprint, point_resources, run_sweep_ray, train_on_cluster  # noqa: E402
+from kdutils.ray_executor import CodeStamp, code_fingerprint, point_resources, run_sweep_ray  # noqa: E402
 from kdutils.store import ResultStore  # noqa: E402
 from kdutils.sweep import completed_points, point_name  # noqa: E402
 
@@ -175,23 +176,32 @@ def _tiny(role: str, **kw) -> RunConfig:
                      profile="smoke", **kw)
 
 
-def test_teachers_then_student_groups_train_as_tasks_and_come_back_with_weights(cluster, tmp_path, monkeypatch):
-    # The driver's store and cache are folders no worker knows (workers keep the environment of ray.init).
+def test_a_notebook_naming_its_experiment_gets_its_runs_trained_as_tasks_first(cluster, tmp_path, monkeypatch):
+    """The sweep asks the experiment module for each point's runs, trains the teacher as one task and the
+    students as another (with the teacher's weights shipped), then runs the notebooks; the done rule then
+    needs every run of the point recorded in the driver's store."""
     monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
     teacher = _tiny("teacher")
-    cfgs = [teacher, _tiny("student")] + [_tiny("distilled", teacher=teacher, tau=t, alpha=0.9) for t in (2.0, 4.0)]
-    store, stamp = ResultStore(), CodeStamp.here()
-    recorded, failures = train_on_cluster(ray, cfgs, store, {"num_cpus": 1, "max_retries": 0}, stamp, progress=False)
-    assert (recorded, failures) == (4, [])
-    records = {r["config"]["role"] + str(r["config"]["tau"]): r for r in store.records("ray_train")}
-    assert sorted(records) == ["distilled2.0", "distilled4.0", "student1.0", "teacher1.0"]
-    assert "trained_together" not in records["teacher1.0"]  # the teacher alone, first
-    assert [records[k]["trained_together"] for k in ("student1.0", "distilled2.0", "distilled4.0")] == [3, 3, 3]
-    for cfg in cfgs:  # each run's weights came back to the driver's cache, next to its record
-        assert _is_our_commit(store.get(cfg)["provenance"]["commit"])
-        assert store.checkpoint_path(cfg).exists()
-    assert train_on_cluster(ray, cfgs, store, {"num_cpus": 1}, stamp, progress=False) == (0, [])  # all recorded
+    module = types.ModuleType("kdutils.experiments.ray_fake")
+    module.point_configs = lambda profile, x, **_: [teacher, _tiny(f"kd{x}", teacher=teacher, tau=float(x), alpha=0.5)]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    notebook = json.loads(PROBE.read_text())
+    notebook["metadata"]["kdutils"] = {"experiment": "ray_fake"}
+    (tmp_path / "fake.ipynb").write_text(json.dumps(notebook))
+    grid = {"x": [2, 3], "log": [str(tmp_path / "probe.log")]}
+    report = run_sweep_ray(tmp_path / "fake.ipynb", grid, out_dir=tmp_path / "runs", max_retries=0, progress=False)
+    assert sorted(p["x"] for p in report.done) == [2, 3] and not report.group_error, report.summary()
+    assert report.grouped == 3  # the teacher, then kd2 and kd3 trained together
+    store = ResultStore()
+    assert sorted(r["config"]["role"] for r in store.records("ray_train")) == ["kd2", "kd3", "teacher"]
+    cfgs = [teacher] + [_tiny(f"kd{x}", teacher=teacher, tau=float(x), alpha=0.5) for x in (2, 3)]
+    assert "trained_together" not in store.get(teacher)  # alone, first
+    assert [store.get(c)["trained_together"] for c in cfgs[1:]] == [2, 2]  # one group, one task
+    for cfg in cfgs:  # each run's weights came back to the driver's cache (no folder shared with the workers)
+        assert store.checkpoint_path(cfg).exists() and _is_our_commit(store.get(cfg)["provenance"]["commit"])
+    report = run_sweep_ray(tmp_path / "fake.ipynb", grid, out_dir=tmp_path / "runs", max_retries=0, progress=False)
+    assert len(report.skipped) == 2 and report.grouped == 0
 
 
 def test_worker_records_name_the_drivers_commit_only_when_their_code_is_the_drivers(monkeypatch, tmp_path):
