@@ -16,12 +16,15 @@ def _sweep(args: argparse.Namespace) -> int:
     empty = [name for name, values in grid.items() if not values]
     if empty:
         raise SystemExit(f"parameter(s) {', '.join(empty)} given without values: use -p NAME V1 V2 ...")
+    if args.executor != "ray" and (args.address is not None or args.max_retries is not None):
+        raise SystemExit("--address and --max-retries apply to --executor ray only")
     try:
         if args.executor == "ray":  # Ray is imported only here: kdutils works without it
-            from .ray_executor import run_sweep_ray
+            from .ray_executor import DEFAULT_MAX_RETRIES, run_sweep_ray
 
+            retries = DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries
             report = run_sweep_ray(args.notebook, grid, profile=args.profile, out_dir=args.out,
-                                   group=not args.no_group, address=args.address, max_retries=args.max_retries)
+                                   group=not args.no_group, address=args.address, max_retries=retries)
         else:
             report = run_sweep(args.notebook, grid, profile=args.profile, out_dir=args.out, group=not args.no_group)
     except (ValueError, FileNotFoundError) as err:  # a bad grid, profile or notebook: one clear line, exit 2
@@ -93,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--address", default=None,
                     help="ray only: 'auto' (the cluster this machine joined), ray://HOST:10001, or none to "
                          "start Ray on this machine")
-    sw.add_argument("--max-retries", type=int, default=2,
-                    help="ray only: re-executions of a point whose worker died (default 2)")
+    sw.add_argument("--max-retries", type=int, default=None,
+                    help="ray only: re-executions of a point whose worker or node died (default 2)")
     sw.set_defaults(func=_sweep)
     rn = sub.add_parser("run", help="run an experiment's configs directly (no Jupyter needed)")
     rn.add_argument("experiment", help="a module in kdutils.experiments, e.g. hinton")

@@ -60,6 +60,10 @@ def test_bad_input_is_refused_before_any_cluster_is_contacted(tmp_path):
         run_sweep_ray(PROBE, {"x": [1]}, out_dir=tmp_path, max_retries=-1)
     with pytest.raises(FileNotFoundError, match="nope.ipynb"):
         run_sweep_ray(tmp_path / "nope.ipynb", {"x": [1]}, out_dir=tmp_path)
+    from kdutils.__main__ import main
+
+    with pytest.raises(SystemExit, match="--executor ray only"):
+        main(["sweep", str(PROBE), "-p", "x", "1", "--address", "auto"])
     assert not ray.is_initialized()
 
 
