@@ -7,7 +7,8 @@ the executed notebook plus the run records (and checkpoints) it produced. The dr
 results store (`ResultStore.put`, atomic) and only then puts down the point's done marker, exactly like the
 local executor (`sweep.mark_done`). When the notebook names its experiment module, the runs are first trained
 as tasks too: each missing teacher once, then each group of students `group_runner.partition` would train
-together, so the notebooks only load records (as in the local sweep).
+together, so the notebooks only load records (as in the local sweep). The module's `point_configs` itself is
+called on the driver: whatever it trains to build the configs (e.g. an lr selection) is trained there.
 
 No shared filesystem: a task gets a snapshot of the driver's records (one copy in Ray's object store, shared by
 all tasks) and the teacher checkpoints it needs, works in a private results folder on the worker, and sends
