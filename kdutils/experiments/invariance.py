@@ -812,6 +812,9 @@ def describe(profile: str, pair: str, dataset: str | None = None, student: str |
         lines.append(f"  student {s}: {rec.students[s].describe()}, alone {rec.student_train.describe()}; "
                      f"KD {rec.distill_train.describe()}")
     lines.append(f"  IM transformation {im!r}; augmentation {aug!r}")
+    if dataset in tuned_datasets(pair):
+        lines.append(f"  learning rates: each arm's own, selected on a validation split from Adam "
+                     f"{', '.join(f'{lr:g}' for lr in LR_GRID[profile])} (the rates above are the recipe's defaults)")
     return "\n".join(lines)
 
 

@@ -86,7 +86,7 @@ def current_keys(profile: str, pair: str, dataset: str | None = None,
 
 
 def _empty_table() -> pd.DataFrame:
-    return pd.DataFrame(columns=["pair", "dataset", "student", "role", "tau", "direction", "fold", "model",
+    return pd.DataFrame(columns=["pair", "dataset", "student", "role", "tau", "direction", "fold", "model", "lr", "key",
                                  *METRICS, "collapsed", "failed", "n_train", "n_test", "wall_time_s", "device",
                                  "commit", "status"])
 
@@ -125,7 +125,7 @@ def results_table(profile: str, pairs: Iterable[str] | None = None, dataset: str
     out = pd.DataFrame({
         "pair": t["pair"], "dataset": t["dataset"], "student": t["student"], "role": t["config.role"],
         "tau": t["config.tau"].where(kd), "direction": t["config.kd_direction"].where(kd, ""),
-        "fold": t["config.data.fold"], "model": t["config.model"], "lr": t["config.train.lr"],
+        "fold": t["config.data.fold"], "model": t["config.model"], "lr": t["config.train.lr"], "key": t["key"],
     })
     for m in METRICS:
         out[m] = pd.to_numeric(t[m], errors="coerce") if m in t else np.nan
@@ -796,3 +796,86 @@ def kl_gradients(p_teacher: torch.Tensor, student_logits: torch.Tensor) -> dict[
         loss.backward()
         out[direction] = float(z.grad.norm())
     return out
+
+# ---------------------------------------------------------------------------------------------------------
+# Prose and small tables for the notebooks: every number comes from the records
+
+
+def summary_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """The chapter's one-paragraph summary of what we found, from the records of `profile`."""
+    table = results_table(profile, store=store)
+    if table.empty:
+        return (f"**Our reproduction** at profile `{profile}`: not yet run (no records of the current recipe). "
+                f"Run `python -m kdutils run invariance --profile {profile}` to produce them.")
+    verdicts = [verdict_transfer(table, profile), verdict_augmentation(table, profile),
+                verdict_generalisation(table, profile)]
+    failed = int(table.failed.sum())
+    tests = testability_table(table, profile)
+    testable_rows = int((tests["testable"] == "yes").sum()) if not tests.empty else 0
+    names = ("KD does not transfer the invariance", "augmentation is what works", "KD improves generalisation")
+    claims = "; ".join(f"*{n}*: **{v.label}**" for n, v in zip(names, verdicts))
+    return (f"**Our reproduction** ({_scale(table, profile)}; {len(table)} runs of the current recipe, "
+            f"{failed} of them failed and counted as such; every arm's learning rate chosen on a validation "
+            f"split): {testable_rows} of {len(tests)} teacher -> student rows have a teacher clearly better "
+            f"than the student alone. Claims: {claims}. Each verdict below gives its paired 95% intervals over "
+            "folds.")
+
+
+def invariance_check(records: list[dict[str, Any]], pair: str) -> str:
+    """The structural check a point notebook states: the invariant teachers' IM is float rounding next to the
+    students' (a sentence that says whether it holds, with the numbers)."""
+    teachers = [r["metrics"].get("im_l1") for r in records if r["config"]["role"] in ("teacher", "teacher_prime")]
+    students = [r["metrics"].get("im_l1") for r in records if r["config"]["role"] == "student"]
+    teachers = [x for x in teachers if x is not None]
+    students = [x for x in students if x is not None]
+    if not teachers or not students:
+        return "Not yet run: no teacher and student records to compare."
+    ok = max(teachers) < 0.01 * min(students)
+    what = {"resnet_mlp": "APS-ResNet teachers under circular shifts", "dgcnn_deepsets": "DGCNN teachers under "
+            "translation", "deepsets_mlp": "DeepSets teachers under permutations"}[pair]
+    return (f"{what}: largest IM {max(teachers):.4e}, against the students' smallest {min(students):.4e}; the "
+            f"teachers' IM is {'below' if ok else 'NOT below'} 1% of the students' "
+            f"({'as their architecture guarantees' if ok else 'check the run'}).")
+
+
+def paper_beside_ours(table: pd.DataFrame) -> pd.DataFrame:
+    """The ResNet -> MLP row beside the authors' published MNIST numbers: accuracy, ECE and IM. The authors'
+    IM is the L2 norm under their 5-px roll (our `im_roll_l2`); our headline IM (L1, circular shifts) is
+    shown too."""
+    rows = []
+    arms = (("teacher", None, "APS-ResNet18 teacher"), ("student", None, "MLP alone"),
+            ("student_aug", None, "MLP on shifted images"), ("distilled", (4.0, 8.0, 16.0), "distilled, tau 4-16"))
+    for role, taus, label in arms:
+        t = table[(table.pair == "resnet_mlp") & (table.role == role)]
+        if taus is not None:
+            t = t[t.tau.isin(taus) & (t.direction == "forward")]
+        if t.empty:
+            continue
+        paper = PAPER_MNIST[role]
+        rows.append({"model": label, "accuracy": t.accuracy.mean(), "accuracy (paper)": paper["accuracy"],
+                     "ECE": t.ece.mean(), "ECE (paper)": paper.get("ece", "—"),
+                     "IM roll L2": t.im_roll_l2.mean() if "im_roll_l2" in t else math.nan,
+                     "IM roll L2 (paper)": paper["im"], "IM L1 (ours, circular)": t.im_l1.mean(),
+                     "flip rate": t.flip_rate.mean(), "runs": len(t), "failed": int(t.failed.sum())})
+    return pd.DataFrame(rows)
+
+
+def previous_recipe_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """What the earlier recipe's records (on disk, out of the tables) gave the teachers and students alone,
+    beside the current recipe: why the set-MNIST teachers were strengthened."""
+    everything = results_table(profile, store=store, current_only=False)
+    current = results_table(profile, store=store)
+    if everything.empty:
+        return ""
+    old = everything[~everything.key.isin(set(current.key))]
+    lines = []
+    for pair in PAIRS:
+        o = old[(old.pair == pair) & (old.role == "teacher")]
+        c = current[(current.pair == pair) & (current.role == "teacher")]
+        if o.empty:
+            continue
+        now = (f"{c.accuracy.mean():.3f} ({int(c.n_train.max())} examples, {len(c)} folds)" if not c.empty
+               else "not yet run")
+        lines.append(f"- {PAIR_INFO[pair].title}: teacher accuracy {o.accuracy.mean():.3f} with the earlier recipe "
+                     f"({int(o.n_train.max())} training examples per run, {len(o)} folds), {now} now.")
+    return "\n".join(lines)
