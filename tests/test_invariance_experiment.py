@@ -390,3 +390,33 @@ def test_experiment_module_does_not_import_the_report():
     modules = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any("invariance_report" in m for m in imported | modules)
     assert report.TAUS is inv.TAUS and report.PAIRS is inv.PAIRS
+
+
+# ---- learning-rate selection ------------------------------------------------------------------------------
+
+def test_selection_holds_out_validation_and_never_reads_test(tmp_path):
+    """Fake records for every candidate of both selection stages: validation accuracy favours the smaller rate,
+    test accuracy the larger one. The chapter must pick the smaller rate for every arm, and its candidates
+    must train on a split with a held-out validation set and no fold."""
+    store = ResultStore(tmp_path)
+    small, large = inv.LR_GRID["smoke"]
+    lrs = None
+    for stage in (1, 2):
+        plan = inv.selection_plan("smoke", "deepsets_mlp", stage, lrs=lrs)
+        for arm, cfgs in plan.items():
+            assert {c.train.lr for c in cfgs} == {small, large} and all(c.role == f"select:{arm}" for c in cfgs)
+            assert all(c.data.val_size == inv.SELECT_VAL_SIZE["smoke"] and c.data.fold is None for c in cfgs)
+            for c in cfgs:
+                good = c.train.lr == small
+                store.put(c, {"status": "ok", "metrics": {"val_accuracy": 0.9 if good else 0.5, "val_nll": 0.3,
+                                                          "accuracy": 0.5 if good else 0.99}})
+        sel = inv.select_lrs("smoke", "deepsets_mlp", store=store) if stage == 2 else None
+        lrs = {arm: small for arm in plan} if stage == 1 else lrs
+    assert set(sel) == {"teacher", "teacher_prime", "student-mlp", "student_aug-mlp", "distilled-mlp-tau1",
+                        "distilled-mlp-tau4", "distilled_prime-mlp", "self-mlp", "self_aug-mlp"}
+    assert {s.lr for s in sel.values()} == {small}
+    # the final runs carry the chosen rates, their teachers too; the reverse KL shares the forward arm's rate
+    cfgs = inv.point_configs("smoke", "deepsets_mlp", 4.0, 0, lrs={a: s.lr for a, s in sel.items()})
+    assert {c.train.lr for c in cfgs} == {small} and {c.teacher.train.lr for c in cfgs if c.teacher} == {small}
+    # a missing candidate means "not recorded yet", never a silent default
+    assert inv.select_lrs("smoke", "deepsets_mlp", store=ResultStore(tmp_path / "empty")) is None
