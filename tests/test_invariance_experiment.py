@@ -297,6 +297,15 @@ def test_claims_2_and_3_from_paired_intervals():
     assert report.verdict_augmentation(t, "cpu").label == "not reproduced"
 
 
+def test_paper_numbers_sit_beside_ours():
+    t = _table()
+    t["im_roll_l2"] = t["im_l1"] / 2
+    pb = report.paper_beside_ours(t).set_index("model")
+    assert pb.loc["APS-ResNet18 teacher", "accuracy (paper)"] == 0.991
+    assert pb.loc["MLP alone", "accuracy"] == pytest.approx(0.95)  # the fold wobble averages out
+    assert pb.loc["distilled, tau 4-16", "runs"] == 9  # three temperatures x three folds, forward KL
+
+
 def test_one_fold_gives_inconclusive_not_a_crash():
     t = _table(folds=(0,))
     assert report.verdict_transfer(t, "cpu").label == "not testable at this scale"  # no interval for the gap
@@ -369,6 +378,9 @@ def test_run_point_end_to_end_records_im_and_extras(tmp_path, monkeypatch):
     shown = report.display_table(table)
     assert len(shown) == 9 and {"IM L1", "flip", "agree", "failed", "lr"} <= set(shown.columns)
     assert set(report.selection_table("smoke", store=store).pair) == {"deepsets_mlp"}
+    assert "arms were selected" in report.selection_markdown("smoke", store=store)
+    assert report.summary_markdown("smoke", store=store).startswith("**Our reproduction** (profile `smoke`")
+    assert "teachers' IM is below 1% of the students'" in report.invariance_check(records, "deepsets_mlp")
     assert set(report.direction_table(table).direction) == {"forward", "reverse"}
     curves = report.training_curves("smoke", store=store)
     assert len(curves) == 2 and set(curves.epoch) == {1}

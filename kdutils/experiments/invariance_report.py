@@ -874,8 +874,31 @@ def previous_recipe_markdown(profile: str, store: ResultStore | None = None) -> 
         c = current[(current.pair == pair) & (current.role == "teacher")]
         if o.empty:
             continue
-        now = (f"{c.accuracy.mean():.3f} ({int(c.n_train.max())} examples, {len(c)} folds)" if not c.empty
+        now = (f"{c.accuracy.mean():.3f} ({int(c.n_train.max())} examples, {len(c)} fold{'s' * (len(c) != 1)})"
+               if not c.empty
                else "not yet run")
         lines.append(f"- {PAIR_INFO[pair].title}: teacher accuracy {o.accuracy.mean():.3f} with the earlier recipe "
                      f"({int(o.n_train.max())} training examples per run, {len(o)} folds), {now} now.")
     return "\n".join(lines)
+
+
+def selection_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """Where the selected rates fall in the grid, from the recorded selections: a rate at the grid's edge means
+    the best rate may lie beyond it."""
+    from .invariance import LR_GRID
+
+    sel = selection_table(profile, store)
+    if sel.empty:
+        return "No selection is recorded at this profile yet."
+    chosen = sel[sel.chosen == "✔"]
+    grid = LR_GRID[profile]
+    top, bottom = int((chosen.lr == max(grid)).sum()), int((chosen.lr == min(grid)).sum())
+    failed = int((sel.status != "ok").sum())
+    text = (f"{len(chosen)} arms were selected from {len(sel)} candidates ({failed} of them failed). "
+            f"{top} arms chose the largest rate of the grid ({max(grid):g}) and {bottom} the smallest "
+            f"({min(grid):g}).")
+    if top:
+        text += (" A rate at the top edge says the best rate may lie above the grid; the selection runs are also "
+                 "shorter than the final runs, and short runs favour larger rates, so these arms may train at "
+                 "a rate somewhat too high for their full length.")
+    return text
