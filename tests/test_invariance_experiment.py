@@ -135,7 +135,7 @@ def test_point_set_augmentations_parse_and_run_in_the_loader():
 # ---- the protocol's run configs ---------------------------------------------------------------------------
 
 def test_point_configs_follow_the_protocol():
-    cfgs = inv.point_configs("cpu", "resnet_mlp", tau=4, fold=2)
+    cfgs = inv.point_configs("cpu", "resnet_mlp", tau=4, fold=2, lrs=None)
     roles = [(c.role, c.kd_direction if c.alpha else "") for c in cfgs]
     assert roles == [("teacher", ""), ("teacher_prime", ""), ("student", ""), ("student_aug", ""),
                      ("distilled", "forward"), ("distilled", "reverse"), ("distilled_prime", "forward"),
@@ -152,19 +152,19 @@ def test_point_configs_follow_the_protocol():
         assert c.alpha == (1.0 if c.teacher is not None else 0.0)
         assert c.tau == (4.0 if c.teacher is not None else 1.0)
     # no reverse KL at tau 8 under "auto"; explicit directions are honoured
-    assert all(c.kd_direction == "forward" for c in inv.point_configs("cpu", "resnet_mlp", tau=8, fold=0))
-    rev = inv.point_configs("cpu", "resnet_mlp", tau=8, fold=0, direction="reverse")
+    assert all(c.kd_direction == "forward" for c in inv.point_configs("cpu", "resnet_mlp", tau=8, fold=0, lrs=None))
+    rev = inv.point_configs("cpu", "resnet_mlp", tau=8, fold=0, direction="reverse", lrs=None)
     assert [c.kd_direction for c in rev if c.role == "distilled"] == ["reverse"]
 
 
 def test_set_pairs_use_their_symmetry_and_students():
-    cfgs = inv.point_configs("cpu", "dgcnn_deepsets", tau=1, fold=0)
+    cfgs = inv.point_configs("cpu", "dgcnn_deepsets", tau=1, fold=0, lrs=None)
     assert {c.model for c in cfgs if c.role == "student"} == {"deepsets_inv", "deepsets_equiv"}
     assert {c.invariance for c in cfgs} == {"translate_xy0.25"}
     assert {c.train.augment for c in cfgs if c.role == "student_aug"} == {"translatexy0.25"}
     assert {c.model_kwargs["widths"] for c in cfgs if c.role.startswith("teacher")} == {(16, 16, 32, 64), (16, 16)}
     assert {c.data.dataset for c in cfgs} == {"set_mnist_jitter"}
-    cfgs = inv.point_configs("cpu", "deepsets_mlp", tau=1, fold=0)
+    cfgs = inv.point_configs("cpu", "deepsets_mlp", tau=1, fold=0, lrs=None)
     assert {c.invariance for c in cfgs} == {"permute"} and cfgs[1].model == "deepsets_inv_small"
     mn = inv.point_configs("full", "dgcnn_deepsets", tau=4, fold=0, dataset="modelnet40")
     assert {c.invariance for c in mn} == {"translate_xyz0.1"} and mn[0].data.options == {"n_points": 1000}
@@ -430,5 +430,10 @@ def test_selection_holds_out_validation_and_never_reads_test(tmp_path):
     # the final runs carry the chosen rates, their teachers too; the reverse KL shares the forward arm's rate
     cfgs = inv.point_configs("smoke", "deepsets_mlp", 4.0, 0, lrs={a: s.lr for a, s in sel.items()})
     assert {c.train.lr for c in cfgs} == {small} and {c.teacher.train.lr for c in cfgs if c.teacher} == {small}
+    # by default the point's configs are the selected ones (what the sweep pre-trains and checks)
+    assert [c.key() for c in inv.point_configs("smoke", "deepsets_mlp", 4.0, 0, store=store)] == [c.key() for c in cfgs]
     # a missing candidate means "not recorded yet", never a silent default
-    assert inv.select_lrs("smoke", "deepsets_mlp", store=ResultStore(tmp_path / "empty")) is None
+    empty = ResultStore(tmp_path / "empty")
+    assert inv.select_lrs("smoke", "deepsets_mlp", store=empty) is None
+    with pytest.raises(inv.SelectionMissing, match="not recorded"):
+        inv.point_configs("smoke", "deepsets_mlp", 4.0, 0, store=empty)

@@ -492,9 +492,14 @@ def kd_config(profile: str, pair: str, student: str, tau: float, arm: str, fold:
 
 def point_configs(profile: str, pair: str | None = None, tau: float = 4.0, fold: int | None = 0,
                   direction: str | None = "auto", student: str | Iterable[str] | None = None,
-                  dataset: str | None = None, lrs: Mapping[str, float] | None = None) -> list[RunConfig]:
+                  dataset: str | None = None, lrs: Mapping[str, float] | str | None = "selected",
+                  store: ResultStore | None = None) -> list[RunConfig]:
     """The runs one point notebook shows: both teachers, each student alone and augmented, and the four KD arms
-    at `tau` (with `direction` "auto": forward KL, plus the reverse KL for teacher -> student at tau 1 and 4)."""
+    at `tau` (with `direction` "auto": forward KL, plus the reverse KL for teacher -> student at tau 1 and 4).
+
+    lrs: "selected" (default; what the sweep's grouped pre-run and its done-check use) takes the recorded
+    selection of the chapter's dataset and raises `SelectionMissing` while it is not recorded (`run_point`
+    selects first); a mapping gives the rates; None keeps the recipe's rates."""
     if pair is None:
         raise ValueError(f"point_configs needs pair=; choose one of: {', '.join(PAIRS)}")
     check_profile(profile)
@@ -503,6 +508,10 @@ def point_configs(profile: str, pair: str | None = None, tau: float = 4.0, fold:
     fold = resolve_fold(fold)
     dataset = resolve_dataset(pair, dataset)
     tau = float(tau)
+    if isinstance(lrs, str):
+        if lrs != "selected":
+            raise ValueError(f"lrs must be 'selected', a mapping arm -> lr, or None; got {lrs!r}")
+        lrs = _recorded_lrs(profile, pair, student, dataset, store)
     out = [teacher_config(profile, pair, fold, False, dataset, lrs),
            teacher_config(profile, pair, fold, True, dataset, lrs)]
     for s in resolve_students(pair, profile, student, dataset):
@@ -646,6 +655,22 @@ def _selection(arm: str, cfgs: list[RunConfig], store: ResultStore):
     views = sorted((validation_view(store.get(c)) for c in cfgs), key=lambda v: v["lr"])
     rows = tuple({**v, "arm": arm, "chosen": i == 0, "fallback": True} for i, v in enumerate(views))
     return Selection(arm, views[0]["lr"], views[0]["epochs"], rows)
+
+
+class SelectionMissing(LookupError):
+    """The learning-rate selection of a pair is not recorded yet (so its final configs are not known)."""
+
+
+def _recorded_lrs(profile: str, pair: str, student: str | Iterable[str] | None, dataset: str,
+                  store: ResultStore | None) -> dict[str, float] | None:
+    if dataset not in tuned_datasets(pair):
+        return None
+    sel = select_lrs(profile, pair, student, dataset, store, train=False)
+    if sel is None:
+        raise SelectionMissing(f"the learning-rate selection of pair {pair!r} at profile {profile!r} is not "
+                               f"recorded; `run_point` or `python -m kdutils run invariance --profile {profile} "
+                               f"--set pair {pair}` selects it first")
+    return {arm: s.lr for arm, s in sel.items()}
 
 
 def _run_lrs(profile: str, pair: str, student: str | Iterable[str] | None, dataset: str | None,
