@@ -315,7 +315,7 @@ def _scale(profile: str, table: pd.DataFrame) -> str:
     devices = ", ".join(sorted(set(table["device"].dropna()))) if "device" in table else ""
     r = recipe(profile)
     train = "all 60,000" if r.n_train is None else f"{r.n_train:,}"
-    return (f"profile `{profile}`, MNIST ({train} training images, {n_test or '?'} test images), "
+    return (f"profile `{profile}`, MNIST ({train} training images, {f'{n_test:,}' if n_test else '?'} test images), "
             f"{devices or 'device unknown'}")
 
 
@@ -353,9 +353,10 @@ def verdict(table: pd.DataFrame, profile: str) -> Verdict:
         return Verdict(CLAIM, NOT_TESTABLE, f"{gate.reason[0].upper()}{gate.reason[1:]}. {evidence}", scale,
                        effect_text)
     better = beats(effect, "less")
-    if better.label != REPRODUCED:
-        return Verdict(CLAIM, better.label, f"T=20 vs alone: {better.reason}. {evidence}", scale, effect_text)
     closes = meets_threshold(fraction, GAP_THRESHOLD, "greater")
+    if better.label != REPRODUCED:
+        return Verdict(CLAIM, better.label, f"T=20 vs alone: {better.reason}; fraction of the gap closed: "
+                                            f"{closes.reason}. {evidence}", scale, effect_text)
     label = {REPRODUCED: REPRODUCED, INCONCLUSIVE: INCONCLUSIVE, NOT_REPRODUCED: PARTLY}[closes.label]
     why = f"T=20 beats alone ({better.reason}); fraction of the gap closed: {closes.reason}"
     if label == PARTLY:
