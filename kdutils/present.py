@@ -160,7 +160,7 @@ _TABLE_CSS = ("<style>.kd-table{border-collapse:collapse;font-size:0.85em;margin
               ".kd-table th,.kd-table td{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right;"
               "white-space:nowrap}.kd-table th{border-bottom:2px solid #999}"
               ".kd-table td.kd-text,.kd-table th.kd-text{text-align:left}.kd-table td.kd-wrap-text{white-space:normal;"
-              "min-width:9em;max-width:32em}"
+              "min-width:9em;max-width:32em}.kd-table td.kd-wide{min-width:18em;max-width:40em}"
               ".kd-table td.kd-bad{color:#b00020;font-weight:600}.kd-table td.kd-paper{color:#555;"
               "font-style:italic}.kd-wrap{overflow-x:auto;max-width:100%}"
               "details.kd-more>summary{cursor:pointer;color:#1a5fb4;margin:0.3em 0}"
@@ -180,6 +180,7 @@ class Table:
     text_columns: set[str] = field(default_factory=set)
     links: dict[tuple[int, str], str] = field(default_factory=dict)
     wrap_columns: set[str] = field(default_factory=set)
+    wide_columns: set[str] = field(default_factory=set)
 
     def _rows_html(self, rows: Iterable[int]) -> str:
         out = []
@@ -195,6 +196,8 @@ class Table:
                     cls.append("kd-paper")
                 if c in self.wrap_columns:
                     cls.append("kd-wrap-text")
+                if c in self.wide_columns:
+                    cls.append("kd-wide")
                 attr = f' class="{" ".join(cls)}"' if cls else ""
                 text = html.escape(str(self.frame.iat[i, self.frame.columns.get_loc(c)]))
                 if (i, c) in self.links:
@@ -243,7 +246,8 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
                   status: str | None = "status", paper: Mapping[str, str] | None = None,
                   formats: Mapping[str, Callable[[Any], str]] | None = None, digits: int = 4,
                   max_rows: int = 15, caption: str = "", device: str | None = "device",
-                  links: Mapping[str, str] | None = None, wrap: Iterable[str] = ()) -> Table:
+                  links: Mapping[str, str] | None = None, wrap: Iterable[str] = (),
+                  wide: Iterable[str] = ()) -> Table:
     """A results table a reader can read.
 
     df: one row per run or per aggregated arm. columns: which columns to show, in order, as {column: readable
@@ -253,7 +257,8 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
     value is shown right after ours as "<name> (paper)". formats: per-column formatter overriding the default
     number format. device: a column shortened with `short_device`. links: {column: column holding a URL}:
     the cell links there (the URL column itself is not shown unless chosen). wrap: columns of long text
-    (claims, evidence) that wrap instead of widening the table.
+    (claims, evidence) that wrap instead of widening the table; wide: the wrapped columns given the most room
+    (e.g. the claim), so they do not shrink to a word per line.
     """
     if columns is None:
         columns = {c: str(c) for c in df.columns}
@@ -311,7 +316,8 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
             text_cols.add(header)
     return Table(frame, caption=caption, max_rows=max_rows, bad_cells=bad,
                  paper_columns={h for _, h, p in order if p}, text_columns=text_cols, links=link_cells,
-                 wrap_columns={h for src, h, _ in order if src in set(wrap)})
+                 wrap_columns={h for src, h, _ in order if src in set(wrap) | set(wide)},
+                 wide_columns={h for src, h, _ in order if src in set(wide)})
 
 
 # ---------------------------------------------------------------------------------------------------------

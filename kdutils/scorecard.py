@@ -171,7 +171,8 @@ def scorecard_table(card: pd.DataFrame, from_page: str = "notebooks/scorecard",
                                          "effect": "effect (95% interval)", "scale": "scale",
                                          "evidence": "evidence"},
                                  status=None, device=None, links={"paper": "href", "evidence": "href"},
-                                 wrap=("paper", "claim", "effect", "scale", "evidence"), max_rows=max_rows)
+                                 wrap=("paper", "effect", "scale", "evidence"), wide=("claim",),
+                                 max_rows=max_rows)
 
 
 def evidence_html(card: pd.DataFrame) -> str:

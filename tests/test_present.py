@@ -118,3 +118,10 @@ def test_curves_figure_one_panel_per_metric_with_seed_spread():
     assert np.allclose((hi - lo) / 2, [np.std([1.0, 1.2], ddof=1), np.std([0.5, 0.7], ddof=1)])
     assert len(fig.legends) == 1
     plt.close(fig)
+
+
+def test_wide_and_wrapped_columns_get_their_classes():
+    df = pd.DataFrame({"claim": ["a long claim"], "scale": ["cpu"], "n": [3]})
+    html = present.results_table(df, wrap=("scale",), wide=("claim",), status=None).to_html()
+    assert 'class="kd-text kd-wrap-text kd-wide">a long claim' in html
+    assert 'class="kd-text kd-wrap-text">cpu' in html and "<td>3</td>" in html
