@@ -192,9 +192,11 @@ def headline_markdown(profile: str, store: ResultStore | None = None) -> str:
     others = [a for a in by.index if a.startswith("T") and a != a20]
     if others:
         best = min(others, key=lambda a: by.loc[a, "errors_mean"])
-        parts.append("Across the other temperatures (one seed each unless stated), errors range from "
-                     f"{_fmt(min(by.loc[a, 'errors_mean'] for a in others))} ({best}) to "
-                     f"{_fmt(max(by.loc[a, 'errors_mean'] for a in others))}.")
+        worst = max(others, key=lambda a: by.loc[a, "errors_mean"])
+        runs = sorted({int(by.loc[a, "runs"]) for a in others})
+        parts.append(f"Across the other temperatures ({'/'.join(map(str, runs))} seed(s) each), mean errors range "
+                     f"from {_fmt(by.loc[best, 'errors_mean'], 1)} ({best}) to "
+                     f"{_fmt(by.loc[worst, 'errors_mean'], 1)} ({worst}).")
     return " ".join(parts)
 
 
@@ -296,8 +298,9 @@ def scales_markdown() -> str:
             "smoke": "Shows only that the code runs; its numbers mean nothing.",
             "cpu": "Can show whether distillation at $T=20$ beats the student alone by more than seed noise, "
                    f"with {len(r.seeds)} paired seeds. It cannot reach the paper's teacher, so the fraction of "
-                   "the gap closed is measured against a weaker teacher; the temperature sweep has one seed per "
-                   "temperature, so differences between temperatures are descriptive only.",
+                   "the gap closed is measured against a weaker teacher; the temperature sweep has "
+                   f"{len(r.sweep_seeds)} seed(s) per temperature and no verdict, so differences between "
+                   "temperatures are descriptive only.",
             "full": "A GPU recipe (not the paper's, which is unknown beyond its regularisation): a longer teacher "
                     f"and {len(r.seeds)} seeds per verdict arm, {len(r.sweep_seeds)} per other temperature; "
                     "`python -m kdutils run hinton --profile full`.",
