@@ -158,22 +158,19 @@ def page_link(page: str, from_page: str = "notebooks/scorecard") -> str:
 
 def scorecard_table(card: pd.DataFrame, from_page: str = "notebooks/scorecard",
                     max_rows: int = 40) -> present.Table:
-    """The scorecard as the page shows it: paper (linking to the chapter), claim, verdict with its badge,
-    scale, effect; long claims wrap instead of widening the table."""
+    """The scorecard as the page shows it: paper and verdict (both linking to the chapter, the evidence), claim,
+    effect with its interval (or why there is none yet), scale; long text wraps instead of widening the table."""
     first = ~card["chapter"].duplicated()
+    no_verdict = card["label"] == NOT_YET_RUN
     shown = card.assign(verdict=card["badge"] + " " + card["label"],
                         paper=card["paper"].where(first, ""),
                         href=card["page"].map(lambda p: page_link(p, from_page)),
-                        effect=card["effect"].replace("", "—"),
-                        evidence=["chapter →" if lab != NOT_YET_RUN else (note or "chapter →")
-                                  for lab, note in zip(card["label"], card["evidence"])])
-    return present.results_table(shown, {"paper": "paper", "claim": "claim", "verdict": "verdict",
-                                         "effect": "effect (95% interval)", "scale": "scale",
-                                         "evidence": "evidence"},
-                                 status=None, device=None, links={"paper": "href", "evidence": "href"},
-                                 wrap=("paper", "effect", "scale", "evidence"), wide=("claim",),
+                        effect=card["effect"].where(~no_verdict, card["evidence"]).replace("", "—"))
+    return present.results_table(shown, {"paper": "paper", "claim": "claim", "verdict": "verdict (evidence)",
+                                         "effect": "effect (95% interval)", "scale": "scale"},
+                                 status=None, device=None, links={"paper": "href", "verdict": "href"},
+                                 wrap=("paper", "verdict", "effect", "scale"), wide=("claim",),
                                  max_rows=max_rows)
-
 
 def evidence_html(card: pd.DataFrame) -> str:
     """The evidence behind each computed verdict, one collapsed <details> per claim (the chapters show it in

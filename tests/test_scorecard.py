@@ -96,3 +96,11 @@ def test_records_summary_counts_runs_and_devices(tmp_path):
     assert "diverged (1)" in s.iloc[0].statuses
     assert scorecard.records_summary("full", ResultStore(tmp_path)).empty
     assert isinstance(s, pd.DataFrame)
+
+
+def test_a_claim_without_verdict_says_why_in_the_effect_column():
+    card = scorecard.scorecard("cpu", chapters=(_chapter(None, ["c"]),))
+    t = scorecard.scorecard_table(card)
+    assert t.frame.iloc[0]["effect (95% interval)"] == "chapter not yet written"
+    assert t.frame.iloc[0]["verdict (evidence)"] == "⏳ not yet run"
+    assert 'href="x_report.html">⏳ not yet run</a>' in t.to_html()
