@@ -64,9 +64,17 @@ def mnist_predictions(image: torch.Tensor, shifted: torch.Tensor, profile: str =
     from .runner import load_model, prepare_data
     from .store import ResultStore
 
+    from . import runner
+
     store = ResultStore()
-    cfgs = [c for c in inv.point_configs(profile, "resnet_mlp", fold=fold, direction="forward")
-            if c.role in ("teacher", "student")]
+    # the configs depend on recorded choices (e.g. the learning-rate selection); not recorded -> no predictions
+    not_recorded = tuple(e for e in (getattr(inv, "SelectionMissing", None), getattr(runner, "MissingRunError", None))
+                         if e is not None)
+    try:
+        cfgs = [c for c in inv.point_configs(profile, "resnet_mlp", fold=fold, direction="forward")
+                if c.role in ("teacher", "student")]
+    except not_recorded:
+        return None
     teacher = [c for c in cfgs if c.role == "teacher"][:1]
     students = [c for c in cfgs if c.role == "student"][:1]
     chosen = teacher + students
