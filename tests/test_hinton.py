@@ -89,6 +89,8 @@ def test_report_shows_not_yet_run_on_an_empty_store(tmp_path):
     assert report.runs_view("cpu", store) == report.NOT_YET_RUN
     assert report.selection_figure("cpu", store) is None and report.tau_figure("cpu", store) is None
     assert "not yet run" in report.headline_markdown("cpu", store)
+    assert "not yet run" in report.selection_markdown("cpu", store)
+    assert report.shorter_teachers_markdown("cpu", store) == ""
     assert "not yet run" in report.verdict_markdown("cpu", store)
     assert "not in the results store" in report.untuned_markdown(store)
 

@@ -69,18 +69,37 @@ def selection_view(profile: str, store: ResultStore | None = None) -> present.Ta
         caption="Learning-rate selection on the validation split (one seed; test data never read).")
 
 
+def selection_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """The chosen rate of every arm, in one sentence (from the selection records)."""
+    table = hinton.selection_table(profile, store)
+    if table.empty:
+        return f"No selection runs are recorded for profile `{profile}` ({NOT_YET_RUN})."
+    chosen = table[table.chosen]
+    text = "Chosen rates: " + "; ".join(f"{r.arm} {r.lr:g}" for r in chosen.itertuples()) + "."
+    failed = table[table.status != "ok"]
+    if len(failed):
+        text += f" {len(failed)} selection run(s) diverged and ranked last."
+    return text
+
+
 def selection_figure(profile: str, store: ResultStore | None = None):
     """Validation accuracy against lr, one line per arm, chosen rates circled. None when nothing is recorded."""
     table = hinton.selection_table(profile, store)
     if table.empty:
         return None
-    fig, (ax,) = present.page_figure(1, panel_height=2.8)
+    fig, axes = present.page_figure(2, panel_height=2.8)
     for i, (arm, g) in enumerate(table.groupby("arm", sort=False)):
+        ax = axes[0] if arm == "teacher" else axes[1]  # own panel: a diverging teacher rate squeezes the rest
         g = g.sort_values("lr")
         ax.plot(g.lr, 100 * g.val_accuracy, "o-", color=f"C{i}", label=arm)
         best = g[g.chosen]
         ax.plot(best.lr, 100 * best.val_accuracy, "o", ms=11, mfc="none", mec=f"C{i}")
-    ax.set(xscale="log", xlabel="learning rate", ylabel="validation accuracy (%)")
+    axes[0].set(xscale="log", xlabel="learning rate", ylabel="validation accuracy (%)", title="teacher")
+    axes[1].set(xscale="log", xlabel="learning rate", title="students")
+    for ax, lrs in zip(axes, (table[table.arm == "teacher"].lr, table[table.arm != "teacher"].lr)):
+        ticks = sorted(set(lrs))
+        ax.set_xticks(ticks, [f"{x:g}" for x in ticks])
+        ax.minorticks_off()
     present.shared_legend(fig, ncol=4)
     return fig
 
@@ -301,9 +320,9 @@ def scales_markdown() -> str:
                    "the gap closed is measured against a weaker teacher; the temperature sweep has "
                    f"{len(r.sweep_seeds)} seed(s) per temperature and no verdict, so differences between "
                    "temperatures are descriptive only.",
-            "full": "A GPU recipe (not the paper's, which is unknown beyond its regularisation): a longer teacher "
-                    f"and {len(r.seeds)} seeds per verdict arm, {len(r.sweep_seeds)} per other temperature; "
-                    "`python -m kdutils run hinton --profile full`.",
+            "full": "Not the paper's recipe (the paper gives little beyond the regularisation), but one that runs "
+                    f"at every temperature with tuned rates: {len(r.seeds)} seeds per verdict arm, "
+                    f"{len(r.sweep_seeds)} per other temperature; `python -m kdutils run hinton --profile full`.",
         }[name])
     return "\n".join(rows)
 
@@ -312,6 +331,6 @@ def verdict_markdown(profile: str, store: ResultStore | None = None) -> str:
     return "\n\n".join(v.to_markdown() for v in hinton.chapter_verdicts(profile, store))
 
 
-__all__ = ["arms_frame", "arms_view", "deviations_markdown", "headline_markdown",
+__all__ = ["arms_frame", "arms_view", "deviations_markdown", "headline_markdown", "selection_markdown",
            "protocol_markdown", "runs_view", "scales_markdown", "selection_figure", "selection_view", "tau_figure",
            "untuned_markdown", "verdict_markdown"]
