@@ -23,6 +23,16 @@ def _epochs(n: int) -> str:
     return f"{n} epoch" + ("" if n == 1 else "s")
 
 
+def _pm(values: pd.Series, digits: int) -> str:
+    """"mean ± std" with the same number of decimals on both sides (just the value for one run)."""
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return present.MISSING
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
 def _fmt(x: float, digits: int = 0) -> str:
     return present.MISSING if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
@@ -126,11 +136,10 @@ def arms_frame(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
         rows.append({"arm": arm, "lr": float(g.lr.iloc[0]), "runs": len(g), "failed": int((g.status != "ok").sum()),
                      "errors_mean": e.mean() if len(e) else float("nan"),
                      "errors_std": e.std(ddof=1) if len(e) > 1 else float("nan"),
-                     "test errors": present.fmt_mean_std(e.mean() if len(e) else None,
-                                                         e.std(ddof=1) if len(e) > 1 else None, 1),
+                     "test errors": _pm(e, 1) if len(e) > 1 else _fmt(e.mean() if len(e) else None),
                      "paper": _paper_value(arm),
-                     "ECE": present.fmt_mean_std(ok.ECE.mean(), ok.ECE.std(ddof=1) if len(ok) > 1 else None, 4),
-                     "agreement": (present.fmt_mean_std(ok.agreement.mean(), None, 4)
+                     "ECE": _pm(ok.ECE.dropna(), 4),
+                     "agreement": (_pm(ok.agreement.dropna(), 4)
                                    if "agreement" in ok and ok.agreement.notna().any() else present.MISSING)})
     return pd.DataFrame(rows)
 
