@@ -3,7 +3,7 @@
 
 Both follow `kdutils.train.fit`: device-resident batches from a `DeviceLoader`, the teacher's logits cached
 for the training split and looked up by `batch.idx`, sums kept on the device and read once per epoch, a
-finiteness check every `check_every` steps, bf16 autocast on CUDA. Each epoch's record adds the statistics of
+finiteness check every step (as in `fit`), bf16 autocast on CUDA. Each epoch's record adds the statistics of
 the alphas actually used (mean, std, min, max over the epoch's samples), so a run shows whether alpha_i
 varied and where it went.
 """
@@ -18,7 +18,7 @@ from torch import nn
 
 from ..config import TrainConfig
 from ..progress import tqdm
-from ..train import FitResult, loss_is_healthy, make_optimizer, make_scheduler, progress_enabled
+from ..train import FitResult, diverged_result, loss_is_healthy, make_optimizer, make_scheduler, progress_enabled
 from .baselines import AlphaContext, AlphaRule
 from .bilevel import bilevel_step
 from .geometry import check_feature_set, geometry_features, teacher_class_means
@@ -54,11 +54,6 @@ class AlphaStats:
                 "alpha_max": self.hi.item()}
 
 
-def _diverged(history: list[dict[str, float]], epoch: int, start: float, loss: float, max_loss: float
-              ) -> FitResult:
-    why = "non-finite" if not math.isfinite(loss) else f"above max_loss={max_loss:g}"
-    return FitResult("diverged", epoch + 1, list(history), time.perf_counter() - start,
-                     f"training diverged in epoch {epoch + 1}: loss={loss!r} ({why})")
 
 
 def _cycle(loader) -> Iterator:
@@ -81,7 +76,7 @@ def _check_teacher_logits(teacher_logits: torch.Tensor, loader) -> None:
 def fit_samplewise(student: nn.Module, loader, cfg: TrainConfig, *, teacher_logits: torch.Tensor,
                    rule: AlphaRule, tau: float = 4.0, kd_direction: str = "forward",
                    label_smoothing: float = 0.0, device: torch.device | str = "cpu", progress: bool = True,
-                   desc: str = "train", check_every: int = 50, max_loss: float = 1e4) -> FitResult:
+                   desc: str = "train", check_every: int = 1, max_loss: float = 1e4) -> FitResult:
     """Train `student` on mean_i [alpha_i L_KD,i + (1 - alpha_i) L_GT,i] with alpha from `rule`.
 
     A rule that is an nn.Module with parameters (RW-KD) is trained alongside by Adam(rule.lr) on the same
@@ -132,10 +127,10 @@ def fit_samplewise(student: nn.Module, loader, cfg: TrainConfig, *, teacher_logi
             correct += (logits.detach().argmax(1) == batch.y).sum()
             seen += n
             if (step + 1) % check_every == 0 and not loss_is_healthy(loss.detach(), max_loss):
-                return _diverged(history, epoch, start, loss.item(), max_loss)
+                return diverged_result(history, epoch, step, start, loss.item(), max_loss)
         epoch_loss = (loss_sum / max(seen, 1)).item()
         if not loss_is_healthy(epoch_loss, max_loss):
-            return _diverged(history, epoch, start, epoch_loss, max_loss)
+            return diverged_result(history, epoch, None, start, epoch_loss, max_loss)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "train_acc": correct.item() / max(seen, 1),
                   "lr": opt.param_groups[0]["lr"], **stats.summary()}
         history.append(record)
@@ -148,7 +143,7 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
              tau: float = 4.0, fusion_lr: float = 1e-3, fusion_weight_decay: float = 0.0,
              inner_lr: float | None = None, outer_every: int = 1, kd_direction: str = "forward",
              label_smoothing: float = 0.0, device: torch.device | str = "cpu", progress: bool = True,
-             desc: str = "tgeo", check_every: int = 50, max_loss: float = 1e4) -> FitResult:
+             desc: str = "tgeo", check_every: int = 1, max_loss: float = 1e4) -> FitResult:
     """TGeo-KD: train `student` and f_w together, alternating per batch (see `bilevel`).
 
     `loader` is the training split (teacher_logits are its cached teacher outputs, indexed by batch.idx),
@@ -211,10 +206,10 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
             correct += (out.logits.argmax(1) == batch.y).sum()
             seen += n
             if (step + 1) % check_every == 0 and not loss_is_healthy(out.loss, max_loss):
-                return _diverged(history, epoch, start, out.loss.item(), max_loss)
+                return diverged_result(history, epoch, step, start, out.loss.item(), max_loss)
         epoch_loss = (loss_sum / max(seen, 1)).item()
         if not loss_is_healthy(epoch_loss, max_loss):
-            return _diverged(history, epoch, start, epoch_loss, max_loss)
+            return diverged_result(history, epoch, None, start, epoch_loss, max_loss)
         k = max(outer_steps, 1)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "train_acc": correct.item() / max(seen, 1),
                   "lr": opt.param_groups[0]["lr"], "val_loss": (val_sum / k).item() if outer_steps else math.nan,
