@@ -8,7 +8,7 @@ off-screen, print four-line device strings and hide key columns behind a scroll.
 - `results_table`: chosen columns with readable names, no index, no NaN cells (a missing value shows "—", or
   the run's status when the run did not finish), the paper's value beside ours, long tables collapsed behind
   an HTML ``<details>`` toggle instead of being cut;
-- `short_device`: "cpu: x86_64, 1 threads" -> "CPU ×1";
+- `short_device`: "cpu: x86_64, 1 threads" -> "CPU (1 thread)";
 - `page_figure`, `shared_legend`, `errorbar_lines`, `Figures`: figures sized for the page, one shared
   legend, error bars from seeds/folds, numbered captions.
 """
@@ -95,14 +95,15 @@ def fmt_interval(estimate: float, low: float, high: float, digits: int = 3, unit
 
 
 def short_device(device: Any) -> str:
-    """A device string short enough for a table cell: "cpu: x86_64, 1 threads" -> "CPU ×1",
+    """A device string short enough for a table cell: "cpu: x86_64, 1 threads" -> "CPU (1 thread)",
     "cuda: NVIDIA H100 80GB HBM3" -> "H100"."""
     if _is_missing(device):
         return MISSING
     s = str(device).strip()
     m = re.match(r"cpu\b.*?(\d+)\s*threads?", s, re.I)
     if m:
-        return f"CPU ×{m.group(1)}"
+        n = int(m.group(1))
+        return f"CPU ({n} thread{'s' if n != 1 else ''})"
     if s.lower().startswith("cpu"):
         return "CPU"
     m = re.search(r"\b([A-Z]\d{2,4}[A-Za-z]*|RTX\s?\w+|T4|V100|P100|K80)\b", s)
@@ -116,7 +117,7 @@ _DEVICE_IN_TEXT = re.compile(r"(cpu|cuda|mps): [^;,()]*?(?:, \d+ threads?)?(?=$|
 
 def shorten_devices(text: str) -> str:
     """Every device string inside free text (a verdict's scale, a caption) shortened with `short_device`:
-    "profile `cpu` on cpu: x86_64, 1 threads" -> "profile `cpu` on CPU ×1"."""
+    "profile `cpu` on cpu: x86_64, 1 threads" -> "profile `cpu` on CPU (1 thread)"."""
     return _DEVICE_IN_TEXT.sub(lambda m: short_device(m.group(0)), str(text))
 
 

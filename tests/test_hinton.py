@@ -26,7 +26,7 @@ def test_paper_like_numbers_are_reproduced():
     v = hinton.verdict(_table(67, [146, 150, 142, 148], [74, 76, 73, 75]), "cpu")
     assert v.label == REPRODUCED
     assert v.effect.startswith("T=20 minus alone: -72.0 errors [") and "n=4" in v.effect
-    assert "profile `cpu`" in v.scale and "cpu: x86_64" in v.scale
+    assert "profile `cpu`" in v.scale and "CPU (1 thread)" in v.scale
 
 
 def test_a_small_gain_within_noise_is_inconclusive():

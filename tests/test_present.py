@@ -39,7 +39,7 @@ def test_interval_and_small_values():
 
 
 def test_short_device():
-    assert present.short_device("cpu: x86_64, 1 threads") == "CPU ×1"
+    assert present.short_device("cpu: x86_64, 1 threads") == "CPU (1 thread)"
     assert present.short_device("cuda: NVIDIA H100 80GB HBM3") == "H100"
     assert present.short_device(float("nan")) == present.MISSING
 
@@ -62,7 +62,7 @@ def test_no_nan_in_rendered_html_and_status_visible():
     assert t.frame.loc[2, "status"] == "diverged"
     assert t.frame.loc[2, "test accuracy (paper)"] == "0.9800"
     assert t.frame.loc[1, "test accuracy (paper)"] == present.MISSING
-    assert t.frame.loc[0, "device"] == "CPU ×1"
+    assert t.frame.loc[0, "device"] == "CPU (1 thread)"
     assert "<th>" in html and "index" not in html.lower()  # no pandas index column
     assert 'class="kd-text kd-bad"' in html or 'class="kd-bad"' in html
 

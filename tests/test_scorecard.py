@@ -51,7 +51,7 @@ def test_verdicts_come_from_the_chapter_function(fake_module):
     assert seen["args"] == ("cpu", store)
     row = card.iloc[0]
     assert (row.claim, row.label, row.badge) == ("the claim", "reproduced", "✅")
-    assert row.scale == "profile cpu on CPU ×1"  # device shortened, backticks dropped
+    assert row.scale == "profile cpu on CPU (1 thread)"  # device shortened, backticks dropped
     assert row.effect == ""  # Verdict without an effect field
 
 
@@ -92,7 +92,7 @@ def test_records_summary_counts_runs_and_devices(tmp_path):
     from kdutils.store import ResultStore
     s = scorecard.records_summary("cpu", ResultStore(tmp_path))
     assert s.iloc[0].runs == 3
-    assert s.iloc[0].devices == "CPU ×1 (2), CPU ×2 (1)"
+    assert s.iloc[0].devices == "CPU (1 thread) (2), CPU (2 threads) (1)"
     assert "diverged (1)" in s.iloc[0].statuses
     assert scorecard.records_summary("full", ResultStore(tmp_path)).empty
     assert isinstance(s, pd.DataFrame)

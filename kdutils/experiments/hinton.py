@@ -312,7 +312,9 @@ CLAIM = ("Distilling a large regularised MLP at a high temperature (T=20) brings
 
 def _scale(profile: str, table: pd.DataFrame) -> str:
     n_test = int(table["n_test"].dropna().iloc[0]) if "n_test" in table and table["n_test"].notna().any() else None
-    devices = ", ".join(sorted(set(table["device"].dropna()))) if "device" in table else ""
+    from ..present import short_device
+
+    devices = ", ".join(sorted({short_device(d) for d in table["device"].dropna()})) if "device" in table else ""
     r = recipe(profile)
     train = "all 60,000" if r.n_train is None else f"{r.n_train:,}"
     return (f"profile `{profile}`, MNIST ({train} training images, {f'{n_test:,}' if n_test else '?'} test images), "
