@@ -45,9 +45,8 @@ from .config import RunConfig, run_config_from_dict
 from .profiles import check_profile
 from .progress import tqdm
 from .provenance import checkout_commit, git_commit
-from .store import ResultStore
-from .sweep import (SweepReport, check_grid, expand_grid, mark_done, mark_failed, notebook_experiment,
-                    pending_points, point_name, sweep_folders)
+from .store import ResultStore, atomic_write_bytes
+from .sweep import SweepReport, mark_done, mark_failed, plan_sweep, point_name
 
 DEFAULT_MAX_RETRIES = 2
 #: Profiles whose points each need a GPU (the papers' recipes); the others run on one CPU.
@@ -110,20 +109,6 @@ class NotebookFailed(RuntimeError):
 # ---------------------------------------------------------------------------------------------- worker side
 
 
-def _atomic_write_bytes(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def snapshot(store: ResultStore) -> dict[str, str]:
     """The store's record files as {relative path: JSON text}: what a worker's private store starts from."""
     return {p.relative_to(store.root).as_posix(): p.read_text() for p in sorted(store.root.glob("*/*.json"))}
@@ -145,7 +130,7 @@ def worker_store(records: dict[str, str], checkpoints: list[tuple[dict[str, Any]
     for cfg_dict, blob in checkpoints:
         target = store.checkpoint_path(run_config_from_dict(cfg_dict))
         if not target.exists() or target.stat().st_size != len(blob):
-            _atomic_write_bytes(target, blob)
+            atomic_write_bytes(target, blob)
     env = {"KDUTILS_RESULTS": str(store.root)}
     if checkout_commit()["commit"] == "unknown" and code_fingerprint() == stamp.fingerprint:
         env |= {"KDUTILS_GIT_COMMIT": stamp.commit, "KDUTILS_GIT_DIRTY": "1" if stamp.dirty else "0"}
@@ -240,7 +225,7 @@ def accept(result: TaskResult, store: ResultStore) -> int:
     for record in result.records:
         store.put(run_config_from_dict(record["config"]), record)
     for cfg_dict, blob in result.checkpoints:
-        _atomic_write_bytes(store.checkpoint_path(run_config_from_dict(cfg_dict)), blob)
+        atomic_write_bytes(store.checkpoint_path(run_config_from_dict(cfg_dict)), blob)
     return len(result.records)
 
 
@@ -312,19 +297,12 @@ def run_sweep_ray(notebook: str | Path, grid: dict[str, list[Any]], *, profile: 
 
     resources: what each task asks for (default `point_resources(profile)`); max_retries: Ray's re-executions of
     a task whose worker died (0 makes a killed worker's point fail at once)."""
-    notebook = Path(notebook).resolve()
-    if not notebook.exists():
-        raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
-    check_profile(profile)
-    check_grid(notebook, {**grid, "profile": [profile]})
     if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
         raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-    folder, markers = sweep_folders(notebook, out_dir)
-    markers.mkdir(parents=True, exist_ok=True)
+    plan = plan_sweep(notebook, grid, profile, out_dir)
+    notebook, folder, markers, points, pending = plan.notebook, plan.folder, plan.markers, plan.points, plan.pending
+    experiment, fixed = plan.experiment, plan.fixed
     report = SweepReport()
-    points = [{**p, "profile": profile} for p in expand_grid(grid)]
-    experiment, fixed = notebook_experiment(notebook)
-    pending = pending_points(points, markers, experiment, fixed)
     report.skipped = [p for p in points if p not in pending]
     if not pending:
         return report
@@ -365,7 +343,7 @@ def run_sweep_ray(notebook: str | Path, grid: dict[str, list[Any]], *, profile: 
                     raise _cause(err) from None
                 accept(result, store)  # records first: a killed driver then loses only the marker
                 if result.notebook is not None:
-                    _atomic_write_bytes(output, result.notebook.encode())
+                    atomic_write_bytes(output, result.notebook.encode())
                 if result.error:
                     raise NotebookFailed(result.error)
             except Exception as failure:

@@ -38,6 +38,11 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def atomic_write_bytes(path: Path, blob: bytes) -> None:
+    """Write bytes atomically (checkpoints and notebooks a Ray worker sends back), with normal file modes."""
+    _atomic_write(path, lambda fh: fh.write(blob))
+
+
 def _atomic_write(path: Path, write) -> None:
     """Call `write(binary_file)` on a temporary file next to `path`, then rename it over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)

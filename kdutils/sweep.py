@@ -219,12 +219,21 @@ def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: boo
     return len(missing)
 
 
-def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str = "smoke",
-              out_dir: str | Path = "runs", executor: Executor = papermill_executor,
-              progress: bool = True, group: bool = True) -> SweepReport:
-    """Execute `notebook` once per grid point (plus `profile`), skipping points already completed.
+@dataclass
+class SweepPlan:
+    """What a sweep will do, the same for every executor: the grid's points and which of them are pending."""
 
-    group: first train the pending points' runs together (when the notebook names its experiment module)."""
+    notebook: Path
+    folder: Path
+    markers: Path
+    points: list[dict[str, Any]]
+    pending: list[dict[str, Any]]
+    experiment: str | None
+    fixed: dict[str, Any]
+
+
+def plan_sweep(notebook: str | Path, grid: dict[str, list[Any]], profile: str, out_dir: str | Path) -> SweepPlan:
+    """Check the notebook, profile and grid names before anything runs, and find the points still to do."""
     notebook = Path(notebook).resolve()
     if not notebook.exists():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
@@ -232,10 +241,22 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
     check_grid(notebook, {**grid, "profile": [profile]})
     folder, markers = sweep_folders(notebook, out_dir)
     markers.mkdir(parents=True, exist_ok=True)
-    report = SweepReport()
     points = [{**p, "profile": profile} for p in expand_grid(grid)]
     experiment, fixed = notebook_experiment(notebook)
-    pending = pending_points(points, markers, experiment, fixed)
+    return SweepPlan(notebook, folder, markers, points, pending_points(points, markers, experiment, fixed),
+                     experiment, fixed)
+
+
+def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str = "smoke",
+              out_dir: str | Path = "runs", executor: Executor = papermill_executor,
+              progress: bool = True, group: bool = True) -> SweepReport:
+    """Execute `notebook` once per grid point (plus `profile`), skipping points already completed.
+
+    group: first train the pending points' runs together (when the notebook names its experiment module)."""
+    plan = plan_sweep(notebook, grid, profile, out_dir)
+    notebook, folder, markers, points, pending = plan.notebook, plan.folder, plan.markers, plan.points, plan.pending
+    experiment, fixed = plan.experiment, plan.fixed
+    report = SweepReport()
     if experiment and pending and group:
         bad_points: list[str] = []
         try:
