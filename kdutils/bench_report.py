@@ -50,7 +50,6 @@ def prose(records: list[dict[str, Any]]) -> str:
     if not records:
         return "No benchmark is recorded yet: run `python -m kdutils bench --task all --record`."
     devices = sorted({present.short_device(r["provenance"]["device"]) for r in records})
-    threads = sorted({int(r.get("threads", 0)) for r in records})
     parts = []
     for r in records:
         ratios = r["ratios"]
@@ -59,9 +58,7 @@ def prose(records: list[dict[str, Any]]) -> str:
                      f"({ratios.get('fast_vs_reference_whole_run_with_cache', float('nan')):.1f}× over a whole run "
                      f"once the teacher cache is charged to it), and {r['k']} students trained together run at "
                      f"{ratios['together_vs_sequential']:.2f}× the speed of {r['k']} in sequence")
-    thread_word = "thread" if threads == [1] else "threads"
-    return (f"**Reading the figures.** These records were measured on {', '.join(devices)} "
-            f"({', '.join(map(str, threads))} torch {thread_word} per process): "
+    return (f"**Reading the figures.** These records were measured on {', '.join(devices)}, one process per task: "
             + "; ".join(parts) + ". On a CPU the step is compute-bound, so the fast path gains most where the "
             "teacher's forward pass dominates a step (the ResNet teacher), and training students together does "
             "not pay: `fit_students` then steps them one after another on shared batches. The GPU targets can "

@@ -17,7 +17,7 @@ def test_prose_quotes_the_records(tmp_path):
     (tmp_path / "bench" / "mlp-cpu.json").write_text(json.dumps(_record()))
     records = bench_report.load_records(tmp_path)
     text = bench_report.prose(records)
-    assert "CPU (1 thread)" in text and "1 torch thread per process" in text
+    assert "measured on CPU (1 thread), one process per task" in text
     assert "1.6× the reference" in text and "0.89× the speed of 4 in sequence" in text
     assert "2 cores" not in text
 
