@@ -3,11 +3,16 @@
 Why: the chapter's tables speak of IM under a translation or a permutation; a reader should see one shifted
 digit (with what the translation-invariant teacher and the MLP student predict on it) and one point set before
 and after the transformations. Predictions come from checkpoints of recorded runs only: this module never
-trains (the book build must not), and without checkpoints the figures show the data alone.
+trains (the book build must not). Checkpoints stay out of git, so the first time they are computed the
+predictions are written to `results/pictures/` with the keys of the runs that made them; a build without the
+checkpoints (CI, a reader's laptop) shows those recorded predictions, and without either the data alone.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -55,10 +60,18 @@ def set_mnist_example(index: int = 0, n_points: int = 100, seed: int = 0
     return pts[0], permuted[0], translated[0], int(ds.y[index])
 
 
-def mnist_predictions(image: torch.Tensor, shifted: torch.Tensor, profile: str = "cpu", fold: int = 0
-                      ) -> list[Predictions] | None:
-    """The resnet_mlp pair's teacher and MLP student (alone) on the two images, if both checkpoints exist in
-    the cache; None otherwise. Never trains."""
+def predictions_path(profile: str, fold: int, index: int, shift: tuple[int, int]) -> Path:
+    """Where the predictions on one shifted test digit are recorded (in the results store, committed)."""
+    from .paths import results_dir
+
+    return results_dir() / "pictures" / f"mnist_shift-{profile}-fold{fold}-index{index}-{shift[0]}x{shift[1]}.json"
+
+
+def mnist_predictions(image: torch.Tensor, shifted: torch.Tensor, profile: str = "cpu", fold: int = 0,
+                      index: int = 0, shift: tuple[int, int] = MNIST_SHIFT) -> list[Predictions] | None:
+    """The resnet_mlp pair's teacher and MLP student (alone) on the two images (test digit `index`, shifted by
+    `shift`): recorded predictions of exactly these runs if present, else computed from both checkpoints and
+    recorded; None when neither exists. Never trains."""
     from .experiments import invariance as inv
     from .metrics import predict_logits
     from .runner import load_model, prepare_data
@@ -78,7 +91,14 @@ def mnist_predictions(image: torch.Tensor, shifted: torch.Tensor, profile: str =
     teacher = [c for c in cfgs if c.role == "teacher"][:1]
     students = [c for c in cfgs if c.role == "student"][:1]
     chosen = teacher + students
-    if len(chosen) < 2 or not all(store.checkpoint_path(c).exists() for c in chosen):
+    if len(chosen) < 2:
+        return None
+    keys = [c.key() for c in chosen]
+    path = predictions_path(profile, fold, index, shift)
+    recorded = _read_predictions(path, keys)
+    if recorded is not None:
+        return recorded
+    if not all(store.checkpoint_path(c).exists() for c in chosen):
         return None
     splits = prepare_data(chosen[0].data)
     x = torch.stack([image, shifted])
@@ -87,7 +107,30 @@ def mnist_predictions(image: torch.Tensor, shifted: torch.Tensor, profile: str =
         model = load_model(cfg, store, device=torch.device("cpu"), progress=False)
         p = predict_logits(model, x, mean=splits.mean, std=splits.std).softmax(1).numpy()
         out.append(Predictions(name, p[0], p[1]))
+    from .provenance import provenance
+    from .store import atomic_write_json
+
+    atomic_write_json(path, {"keys": keys, "profile": profile, "fold": fold, "index": index, "shift": list(shift),
+                             "models": [{**asdict(p), "original": p.original.tolist(), "shifted": p.shifted.tolist()}
+                                        for p in out],
+                             "provenance": provenance(torch.device("cpu"))})
     return out
+
+
+def _read_predictions(path: Path, keys: list[str]) -> list[Predictions] | None:
+    """Recorded predictions of exactly the runs `keys`, or None (absent, of other runs, or unreadable)."""
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        import warnings
+
+        warnings.warn(f"damaged predictions record {path}: ignored (move it aside; it is rebuilt from checkpoints)")
+        return None
+    if record.get("keys") != keys:
+        return None
+    return [Predictions(m["name"], np.asarray(m["original"]), np.asarray(m["shifted"])) for m in record["models"]]
 
 
 def digit_figure(image: torch.Tensor, shifted: torch.Tensor, label: int, preds: list[Predictions] | None = None,
@@ -140,7 +183,7 @@ def describe_predictions(preds: list[Predictions] | None, label: int) -> str:
     """One sentence per model: its top class and confidence on the original and on the shifted digit."""
     if not preds:
         return ("⏳ *Predictions need the `cpu` runs*: no trained ResNet teacher or MLP student checkpoint is in "
-                "the cache on this machine (checkpoints stay out of git), and this page never trains. "
+                "the cache on this machine and no predictions are recorded in `results/pictures/`; this page never trains. "
                 "`python -m kdutils run invariance --profile cpu --set pair resnet_mlp` makes them.")
     parts = []
     for p in preds:

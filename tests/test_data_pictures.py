@@ -75,8 +75,24 @@ def test_modelnet_demo_reads_its_records(tmp_path):
     got = modelnet_demo.demo_records("cpu", store)
     assert len(got) == 3  # the set-MNIST record is not a ModelNet40 run
     text = modelnet_demo.demo_prose(got)
-    assert text.startswith("3 runs are recorded, each trained on 127 shapes and tested on 29, 256 points per shape, on CPU ×2.")
+    assert text.startswith("3 runs are recorded, each trained on 127 shapes and tested on 29, 256 points per shape, on CPU (2 threads).")
     assert "IM is at most 0.0003, below" in text
     table = modelnet_demo.demo_table(got)
     assert list(table.arm)[0] == "teacher (DGCNN)" and table.tau.isna().sum() == 2
     assert "Not yet run" in modelnet_demo.demo_prose(modelnet_demo.demo_records("smoke", store))
+
+
+def test_recorded_predictions_are_read_back_only_for_the_same_runs(tmp_path):
+    """Checkpoints stay out of git: the page falls back on predictions recorded with the keys of their runs."""
+    path = tmp_path / "pictures" / "p.json"
+    path.parent.mkdir()
+    model = {"name": "MLP student", "original": [0.1, 0.9], "shifted": [0.6, 0.4]}
+    path.write_text(json.dumps({"keys": ["teacher-key", "student-key"], "models": [model]}))
+    preds = pics._read_predictions(path, ["teacher-key", "student-key"])
+    assert [p.name for p in preds] == ["MLP student"]
+    assert np.allclose(preds[0].shifted, [0.6, 0.4])
+    assert "says 1 (90%) on the original and 0 (60%)" in pics.describe_predictions(preds, 1)
+    assert pics._read_predictions(path, ["teacher-key", "another-student"]) is None  # other runs: not theirs
+    path.write_text('{"keys": ["teacher-')  # truncated
+    with pytest.warns(UserWarning, match="damaged predictions record"):
+        assert pics._read_predictions(path, ["teacher-key", "student-key"]) is None
