@@ -74,7 +74,7 @@ RECIPES = {
                     select_student_epochs=1, seeds=(0, 1), sweep_seeds=(0,),
                     notes="seconds, for the tests: 2,000 training images, one epoch"),
     "cpu": Recipe(n_train=None, n_test=None, val_size=10_000, teacher_epochs=60, student_epochs=10, batch_size=128,
-                  teacher_lrs=(0.05, 0.1, 0.2), student_lrs=(0.005, 0.01, 0.02, 0.05), select_teacher_epochs=3,
+                  teacher_lrs=(0.02, 0.05, 0.1, 0.2), student_lrs=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2), select_teacher_epochs=3,
                   select_student_epochs=3, seeds=(0, 1, 2, 3), sweep_seeds=(0, 1, 2),
                   notes="about 30 minutes on one free CPU core (over an hour on the shared 2-core machine it was "
                         "recorded on): teacher 60 epochs, students 10, selection on one seed with 3-epoch runs"),
