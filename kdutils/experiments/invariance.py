@@ -556,7 +556,7 @@ def configs(profile: str, pairs: Iterable[str] | None = None, taus: Iterable[flo
 # The KD candidates learn from the fold-0 final teachers; they see the teacher's logits only on their own
 # training inputs, and are scored on the held-out split.
 
-LR_GRID = {"smoke": (1e-3, 3e-3), "cpu": (5e-4, 1.5e-3, 4.5e-3), "full": (3e-4, 1e-3, 3e-3)}
+LR_GRID = {"smoke": (1e-3, 3e-3), "cpu": (5e-4, 1.5e-3, 4.5e-3, 1.35e-2), "full": (3e-4, 1e-3, 3e-3)}
 SELECT_TAU = 4.0
 SELECT_VAL_SIZE = {"smoke": 128, "cpu": 10_000, "full": 10_000}
 SELECT_EPOCH_FRACTION = {"smoke": 1.0, "cpu": 0.3, "full": 0.5}
