@@ -1,4 +1,5 @@
-"""The built book as a reader sees it: no test scaffolding, no tracebacks, no NaN cells on any page.
+"""The built book as a reader sees it: no test scaffolding, no tracebacks, no NaN cells and no paths of the
+machine that built it on any page.
 
 CI builds the book (scripts/book.sh) before the tests, so _build/html exists there; elsewhere the page scan is
 skipped with the reason. The notebook checks below need no build.
@@ -13,6 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 NAN_CELL = re.compile(r"<t[dh][^>]*>\s*(?:NaN|nan|<NA>)\s*</t[dh]>")
 # Notebooks whose cells this test holds to "results, not machinery" (the reader's-book pages).
+# The checkout and the home folder of whoever built the book: a reader's copy must not show them.
+LOCAL_PATHS = (str(ROOT) + "/", str(Path.home()) + "/")
 READER_NOTEBOOKS = ("scorecard", "benchmarks", "invariance_modelnet_demo", "invariance_data")
 
 
@@ -29,6 +32,9 @@ def _problems(text: str) -> list[str]:
     m = NAN_CELL.search(text)
     if m:
         found.append(f"a NaN table cell ({m.group(0)[:60]})")
+    for local in LOCAL_PATHS:
+        if local in text:
+            found.append(f"a path of the building machine ({local})")
     return found
 
 
@@ -36,6 +42,7 @@ def test_the_scan_catches_what_it_should():
     assert _problems("<td>NaN</td>") and _problems('<td class="x"> nan </td>') and _problems("# NBVAL_SKIP")
     assert _problems("Traceback (most recent call last)")
     assert not _problems("<td>—</td><td>NaNo</td><p>Banana</p>")
+    assert _problems(f"<code>{ROOT}/results/hinton_mnist/x.json</code>")
 
 
 @pytest.mark.skipif(not HTML.is_dir(), reason="the book is not built (_build/html missing): run scripts/book.sh first")
