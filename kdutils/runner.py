@@ -29,7 +29,7 @@ from torch import nn
 from . import data as data_mod
 from .config import DataConfig, RunConfig, config_hash
 from .device_loader import DeviceLoader, parse_augment
-from .metrics import classification_metrics, invariance_metric, predict_logits
+from .metrics import classification_metrics, flip_rate, invariance_metric, predict_logits
 from .models import build_model
 from .provenance import provenance
 from .splits import kfold_indices, train_val_split
@@ -258,9 +258,7 @@ def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, spli
     """Evaluate a trained model, checkpoint it and write its record (wall time counted from `started`,
     plus `train_share_s` for work shared with other runs). A run that trained to the end but whose test
     accuracy is at chance level gets status "chance" (one check for single and grouped runs)."""
-    if teacher is not None and result.status == "ok":  # load (or rebuild, noted) the teacher's test logits
-        teacher_logits_for(cfg.teacher, teacher, cfg.data, "test", splits.test.x, splits, device, notes)
-    metrics = evaluate(cfg, model, teacher, splits, device) if result.status == "ok" else {}
+    metrics = evaluate(cfg, model, teacher, splits, device, notes=notes) if result.status == "ok" else {}
     status, message = result.status, result.message
     if status == "ok" and "accuracy" in metrics:
         at_chance, why = chance_status(metrics["accuracy"], splits.test.y, splits.num_classes)
@@ -285,12 +283,13 @@ def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, spli
 
 
 def evaluate(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits: Splits,
-             device: torch.device) -> dict[str, float]:
-    """Whole-test-set metrics; agreement/KL against the teacher; IM when the config names a transformation."""
+             device: torch.device, notes: list[str] | None = None) -> dict[str, float]:
+    """Whole-test-set metrics; agreement/KL against the teacher (its cached test logits; a damaged cache is
+    rebuilt and noted in `notes`); IM when the config names a transformation."""
     logits = predict_logits(model, splits.test.x, device=device, mean=splits.mean, std=splits.std)
     t_logits = None
     if teacher is not None:
-        t_logits = teacher_logits_for(cfg.teacher, teacher, cfg.data, "test", splits.test.x, splits, device)
+        t_logits = teacher_logits_for(cfg.teacher, teacher, cfg.data, "test", splits.test.x, splits, device, notes)
     metrics = classification_metrics(logits, splits.test.y, teacher_logits=t_logits)
     if cfg.invariance:
         if cfg.invariance not in INVARIANCE_TRANSFORMS:
@@ -302,8 +301,6 @@ def evaluate(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits
         p, p_t = logits.softmax(1), logits_t.softmax(1)
         metrics["im_l1"] = float(invariance_metric(p, p_t, norm="l1"))
         metrics["im_l2"] = float(invariance_metric(p, p_t, norm="l2"))
-        from .metrics import flip_rate  # top-1 changes under the same transformation (does not move with confidence)
-
         metrics["flip_rate"] = float(flip_rate(logits, logits_t))
     if splits.val is not None:  # val_* metrics: what hyperparameter selection reads (kdutils.tuning), never test
         v_logits = predict_logits(model, splits.val.x, device=device, mean=splits.mean, std=splits.std)

@@ -428,8 +428,8 @@ def test_run_at_chance_level_is_a_finished_record_for_single_and_grouped_runs(pr
     assert "chance" in FINISHED
     real_evaluate = runner.evaluate
 
-    def untrained_evaluate(cfg, model, teacher, splits, device):
-        metrics = real_evaluate(cfg, model, teacher, splits, device)
+    def untrained_evaluate(cfg, model, teacher, splits, device, notes=None):
+        metrics = real_evaluate(cfg, model, teacher, splits, device, notes)
         return {**metrics, "accuracy": 0.1}  # as if the net had learned nothing
 
     monkeypatch.setattr(runner, "evaluate", untrained_evaluate)
