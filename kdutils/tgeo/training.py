@@ -116,6 +116,8 @@ def fit_samplewise(student: nn.Module, loader, cfg: TrainConfig, *, teacher_logi
             if rule_opt is not None:
                 rule_opt.zero_grad(set_to_none=True)
             loss.backward()
+            if (step + 1) % check_every == 0 and not loss_is_healthy(value := loss.item(), max_loss):
+                return diverged_result(history, epoch, step, start, value, max_loss)  # as `fit`: before the update
             opt.step()
             if rule_opt is not None:
                 rule_opt.step()
@@ -126,8 +128,6 @@ def fit_samplewise(student: nn.Module, loader, cfg: TrainConfig, *, teacher_logi
             loss_sum += loss.detach() * n
             correct += (logits.detach().argmax(1) == batch.y).sum()
             seen += n
-            if (step + 1) % check_every == 0 and not loss_is_healthy(loss.detach(), max_loss):
-                return diverged_result(history, epoch, step, start, loss.item(), max_loss)
         epoch_loss = (loss_sum / max(seen, 1)).item()
         if not loss_is_healthy(epoch_loss, max_loss):
             return diverged_result(history, epoch, None, start, epoch_loss, max_loss)
