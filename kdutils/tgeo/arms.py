@@ -18,7 +18,7 @@ from .fusion_net import FusionRatioNet
 from .geometry import check_feature_set
 from .training import fit_samplewise, fit_tgeo
 
-__all__ = ["RULES", "ArmSpec", "train_arm"]
+__all__ = ["RULES", "ArmSpec", "initial_fusion_net", "train_arm"]
 
 RULES = BASELINES + ("tgeo",)
 
@@ -40,6 +40,14 @@ class ArmSpec:
             check_feature_set(self.features)
 
 
+def initial_fusion_net(num_classes: int, features: str, seed: int = 0) -> FusionRatioNet:
+    """The f_w a TGeo arm starts from (seeded by `seed` without touching the global random stream), so a run's
+    record can say how far training moved it from this initialisation."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # f_w's init must not shift the student's random stream
+        return FusionRatioNet.for_classes(int(num_classes), features)
+
+
 def train_arm(spec: ArmSpec, student: nn.Module, loader, cfg: TrainConfig, *, teacher_logits: torch.Tensor,
               val_loader=None, tau: float = 4.0, fusion_lr: float = 1e-3, rw_lr: float = 1e-3,
               device: torch.device | str = "cpu", progress: bool = True, seed: int = 0, **kwargs
@@ -56,9 +64,7 @@ def train_arm(spec: ArmSpec, student: nn.Module, loader, cfg: TrainConfig, *, te
         return result, None
     if val_loader is None:
         raise ValueError("a TGeo-KD arm needs val_loader: f_w is trained on the validation split's loss")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # f_w's init must not shift the student's random stream
-        fnet = FusionRatioNet.for_classes(int(teacher_logits.shape[1]), spec.features)
+    fnet = initial_fusion_net(int(teacher_logits.shape[1]), spec.features, seed)
     result = fit_tgeo(student, fnet, loader, val_loader, cfg, teacher_logits=teacher_logits,
                       features=spec.features, tau=tau, fusion_lr=fusion_lr, device=device, progress=progress,
                       desc=f"tgeo_{spec.features}", **kwargs)

@@ -23,7 +23,7 @@ decay), as in Meta-Weight-Net: it only has to say in which direction changing al
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -46,6 +46,9 @@ class BilevelStats:
     alpha: torch.Tensor
     logits: torch.Tensor
     hypergrad_norm: torch.Tensor
+    #: False when the `healthy` check rejected the fused loss: the student's update was then skipped (f_w's
+    #: hypergradient step of this batch, which comes first, was taken).
+    stepped: bool = True
 
 
 def _trainable(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -99,9 +102,14 @@ def bilevel_step(student: nn.Module, fusion_net: nn.Module, student_opt: torch.o
                  teacher_logits: torch.Tensor, val_x: torch.Tensor | None = None,
                  val_y: torch.Tensor | None = None, *, class_means: torch.Tensor | None, features: str,
                  inner_lr: float | None = None, tau: float, direction: str = "forward",
-                 label_smoothing: float = 0.0, use_amp: bool = False) -> BilevelStats:
+                 label_smoothing: float = 0.0, use_amp: bool = False,
+                 healthy: Callable[[torch.Tensor], bool] | None = None) -> BilevelStats:
     """One alternating step: f_w's hypergradient step (skipped when fusion_opt or val_x is None), then the
-    student's own step on the fused loss with the updated, detached alpha. Returns detached statistics."""
+    student's own step on the fused loss with the updated, detached alpha. Returns detached statistics.
+
+    `healthy(loss)`, if given, is asked after the student's backward pass and before its optimizer step (as
+    `kdutils.train.fit` checks): when it returns False the student's update is skipped (its weights stay those
+    from before this batch) and the result has `stepped=False`."""
     if inner_lr is None:
         inner_lr = float(student_opt.param_groups[0]["lr"])
     device_type = x.device.type
@@ -135,5 +143,7 @@ def bilevel_step(student: nn.Module, fusion_net: nn.Module, student_opt: torch.o
     loss = fuse(kd, ce, alpha)
     student_opt.zero_grad(set_to_none=True)
     loss.backward()
+    if healthy is not None and not healthy(loss.detach()):
+        return BilevelStats(loss.detach(), val_loss, alpha, logits.detach(), hg_norm.detach(), stepped=False)
     student_opt.step()
     return BilevelStats(loss.detach(), val_loss, alpha, logits.detach(), hg_norm.detach())

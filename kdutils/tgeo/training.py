@@ -189,11 +189,15 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
             outer = step_count % outer_every == 0
             step_count += 1
             vb = next(val_batches) if outer else None
+            check = (step + 1) % check_every == 0
             out = bilevel_step(student, fusion_net, opt, fusion_opt if outer else None, batch.x, batch.y,
                                teacher_logits[batch.idx], None if vb is None else vb.x,
                                None if vb is None else vb.y, class_means=class_means, features=features,
                                inner_lr=inner_lr, tau=tau, direction=kd_direction,
-                               label_smoothing=label_smoothing, use_amp=use_amp)
+                               label_smoothing=label_smoothing, use_amp=use_amp,
+                               healthy=(lambda v: loss_is_healthy(v.item(), max_loss)) if check else None)
+            if not out.stepped:  # checked after the backward pass, before the student's update (as `fit`)
+                return diverged_result(history, epoch, step, start, out.loss.item(), max_loss)
             if sched is not None:
                 sched.step()
             n = batch.y.shape[0]
@@ -205,8 +209,6 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
                 outer_steps += 1
             correct += (out.logits.argmax(1) == batch.y).sum()
             seen += n
-            if (step + 1) % check_every == 0 and not loss_is_healthy(out.loss, max_loss):
-                return diverged_result(history, epoch, step, start, out.loss.item(), max_loss)
         epoch_loss = (loss_sum / max(seen, 1)).item()
         if not loss_is_healthy(epoch_loss, max_loss):
             return diverged_result(history, epoch, None, start, epoch_loss, max_loss)
