@@ -48,7 +48,7 @@ CHAPTERS: tuple[Chapter, ...] = (
              "augmentation.",
              "KD still improves the student's generalisation (accuracy, NLL, ECE).")),
     Chapter("tgeo", "Hu, Wu et al. (2024)", "Less or More From Teacher: Exploiting Trilateral Geometry for "
-            "Knowledge Distillation", "book/tgeo", None,
+            "Knowledge Distillation", "notebooks/tgeo_report", "kdutils.experiments.tgeo",
             ("Motivation experiment: where the teacher is right, a larger student-teacher distance favours a "
              "larger KD weight; where it is wrong, a smaller KD weight is better.",
              "TGeo-KD beats vanilla KD and every sample-wise baseline (ANL-, ADA-, WLS-, RW-KD) in student "

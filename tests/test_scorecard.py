@@ -76,7 +76,7 @@ def test_every_planned_chapter_is_listed_with_its_claims():
 def test_table_links_each_paper_to_its_page_and_has_no_nan():
     card = scorecard.scorecard("cpu")
     html = scorecard.scorecard_table(card).to_html()
-    assert 'href="hinton_report.html"' in html and 'href="../book/tgeo.html"' in html
+    assert 'href="hinton_report.html"' in html and 'href="tgeo_report.html"' in html
     assert not re.search(r">\s*(NaN|nan|None)\s*<", html)
     assert scorecard.summary_sentence(card).startswith(f"{len(card)} claims from {card['paper'].nunique()} papers")
 

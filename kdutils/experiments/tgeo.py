@@ -541,8 +541,25 @@ def motivation_verdict(profile: str, store: ResultStore | None = None, p: Plan |
                 f"(b) Teacher wrong: the mean slope over g'1..g'5 must be < 0: {wrong.describe('pp')}, "
                 f"{b.reason}. Best alpha per group (mean accuracy over seeds, training samples): {best_txt}."
                 f"{val_txt} {'Failed runs: ' + str(failed) + ' (scored at chance).' if failed else 'No run failed.'}")
+    sizes = _motivation_sizes(p, store)
+    if sizes:
+        evidence += (f" Group sizes (training samples, mean over seeds): teacher right {sizes['right']:.0f} per "
+                     f"group, teacher wrong {sizes['wrong']:.0f} per group.")
     return Verdict(CLAIMS[0], label, evidence, scale(profile, results_table(profile, store, p)),
                    f"(a) {trend.describe('pp per group')}; (b) {wrong.describe('pp')}")
+
+
+def _motivation_sizes(p: Plan, store: ResultStore) -> dict[str, float]:
+    right, wrong = [], []
+    for cfgs in p.motivation.values():
+        for role, c in cfgs.items():
+            rec = store.get(c) if role != "motivation_pre" else None
+            groups = ((rec or {}).get("motivation") or {}).get("train_groups")
+            if groups:
+                right += [d["n"] for g, d in groups.items() if "'" not in g]
+                wrong += [d["n"] for g, d in groups.items() if "'" in g]
+                break
+    return {"right": float(np.mean(right)), "wrong": float(np.mean(wrong))} if right and wrong else {}
 
 
 def _scores(table: pd.DataFrame, arm: str) -> tuple[dict, int]:
@@ -589,7 +606,11 @@ def comparison_verdict(profile: str, store: ResultStore | None = None, p: Plan |
     gap_txt = (f"Teacher {100 * t_acc:.2f}% test accuracy (one seed); student alone "
                f"{100 * np.mean(list(alone.values())):.2f}% (mean of {len(alone)} seeds): gap "
                f"{gap.describe('pp', scale=100)}, minimum testable gap {100 * min_gap:.2f} pp.")
-    evidence = (f"Testable: {gate.reason}. {gap_txt} TGeo-KD (intra + inter) minus each arm, test accuracy, paired "
+    testable_txt = (f"the teacher is clearly better than the student alone (the gap's interval excludes 0 and its "
+                    f"mean is above the minimum testable gap)" if gate.label != NOT_TESTABLE else gate.reason)
+    kd_gain = stats.paired_difference(_scores(table, vbest)[0], alone)
+    evidence = (f"Testable: {testable_txt}. {gap_txt} How much room KD has here: vanilla KD minus the student alone "
+                f"{kd_gain.describe('pp', scale=100)}. TGeo-KD (intra + inter) minus each arm, test accuracy, paired "
                 f"over seeds: " + "; ".join(parts) + f". Strongest baseline by validation accuracy: "
                 f"{ARM_LABELS.get(best, best)}; paired t-test against it p = {p_val:.3g}. "
                 + (f"Failed runs (scored at chance, {100 * CHANCE_ACCURACY:.0f}%): {failed}." if failed
@@ -645,7 +666,7 @@ def alpha_verdict(profile: str, store: ResultStore | None = None, p: Plan | None
                 f"(a) mean alpha where the teacher is wrong minus mean alpha where it is right must be < 0: "
                 f"{wmr.describe(digits=3)}, {a.reason}; (b) where the teacher is right, the Spearman correlation "
                 f"of alpha_i with ST_i must be > 0: {rho.describe(digits=3)}, {b.reason}. f_w trained: its "
-                f"parameters moved by at least {100 * moved:.1f}% of their initial norm in every seed; alpha_i "
+                f"parameters moved by at least {100 * moved:.0f}% of their initial norm in every seed; alpha_i "
                 f"spread: std {ok.alpha_std.mean():.3f} on average, 5-95% range "
                 f"[{ok.alpha_q05.mean():.3f}, {ok.alpha_q95.mean():.3f}]. "
                 + (f"Failed runs: {failed} (scored as no effect)." if failed else "No run failed."))

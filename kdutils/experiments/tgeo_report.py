@@ -121,14 +121,18 @@ def selection_markdown(profile: str, store: ResultStore | None = None) -> str:
     if not done:
         return ""
     r = tgeo.recipe(profile)
-    edge = [tgeo.ARM_LABELS.get(a, a) for a, s in done.items() if a != "teacher" and s.lr in (min(r.student_lrs), max(r.student_lrs))]
+    def at_edge(a: str, s) -> bool:
+        grid = r.teacher_lrs if a == "teacher" else r.student_lrs
+        return len(grid) > 1 and s.lr in (min(grid), max(grid))
+    edge = [tgeo.ARM_LABELS.get(a, a) for a, s in done.items() if at_edge(a, s)]
     vbest = p.vanilla_best()
     txt = "Chosen rates: " + "; ".join(f"{tgeo.ARM_LABELS.get(a, a)} {s.lr:g}" for a, s in done.items()) + "."
     if vbest:
         txt += (f" Vanilla KD's α is chosen the same way: the α whose chosen candidate has the best validation "
                 f"accuracy is **α = {tgeo.ARMS[vbest].alpha:g}**; that arm is \"vanilla KD\" in the verdict.")
     if edge:
-        txt += f" At an edge of the grid: {', '.join(edge)}."
+        txt += (f" At an edge of its grid (the best rate may lie outside it; not widened for lack of time): "
+                f"{', '.join(edge)}.")
     return txt
 
 
@@ -156,8 +160,9 @@ def heatmap_figure(profile: str, store: ResultStore | None = None, where: str = 
         for i in range(m.shape[0]):
             best = int(np.argmax(m.values[i]))
             for j in range(m.shape[1]):
+                strong = abs(rel.values[i, j]) > 0.6 * lim
                 ax.text(j, i, f"{m.values[i, j]:.1f}", ha="center", va="center", fontsize=8,
-                        fontweight="bold" if j == best else "normal")
+                        color="white" if strong else "black", fontweight="bold" if j == best else "normal")
         ax.set_xlabel("alpha (weight on the KD term)")
         ax.set_title(title, fontsize=10)
     axes[0].set_ylabel("group (ascending ST)")
@@ -215,10 +220,10 @@ def alpha_group_figure(profile: str, store: ResultStore | None = None):
     axes[0].set_title("median, quartiles by group", fontsize=9)
     both = g[g.arm == tgeo.METHOD_ARM]
     if not both.empty:
-        edges = np.linspace(0, 1, len(both.hist.iloc[0]) + 1)
+        edges = np.linspace(0, 1, len(both["hist"].iloc[0]) + 1)
         for groups, label, color in ((GROUPS_RIGHT, "teacher right", "tab:blue"),
                                      (GROUPS_WRONG, "teacher wrong", "tab:red")):
-            h = np.sum([np.array(v) for v in both[both.group.isin(groups)].hist], axis=0).astype(float)
+            h = np.sum([np.array(v) for v in both[both.group.isin(groups)]["hist"]], axis=0).astype(float)
             if h.sum() > 0:
                 h = h / h.sum()
             axes[1].stairs(h, edges, label=label, color=color)
@@ -233,10 +238,10 @@ def alpha_group_figure(profile: str, store: ResultStore | None = None):
             st, al = np.array(sc["st"]), np.array(sc["alpha"])
             axes[2].scatter(st[right], al[right], s=5, alpha=0.5, color="tab:blue", label="teacher right")
             axes[2].scatter(st[~right], al[~right], s=7, alpha=0.7, color="tab:red", label="teacher wrong")
-            axes[2].set_xlabel("ST (student-teacher distance)")
+            axes[2].set_xlabel("ST distance")
             axes[2].set_ylabel("learned alpha_i")
             axes[2].set_title(f"seed {recs[0]['seed']}, sampled points", fontsize=9)
-    present.shared_legend(fig, ncol=5)
+    present.shared_legend(fig, ncol=3)
     return fig
 
 
