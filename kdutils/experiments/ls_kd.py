@@ -504,22 +504,61 @@ def analyse_teacher(cfg: RunConfig, store: ResultStore, teachers: dict[float, Ru
     _put_analysis(cfg, store, out)
 
 
+def analyse_runs(cfgs: list[RunConfig], store: ResultStore) -> None:
+    """Record the analysis (test-set centroids; the projection for the recipe's first seed) of every run in
+    ``cfgs`` that has a record and no analysis yet."""
+    for cfg in cfgs:
+        if load_analysis(cfg, store) is not None:
+            continue
+        rec = store.get(cfg)
+        if rec is None:
+            continue
+        if rec["status"] == "diverged":  # a run at chance level still has a model to look at
+            _put_analysis(cfg, store, {"skipped": f"run status {rec['status']}"})
+            continue
+        first_seed = recipe(cfg.profile).seeds[0]
+        _put_analysis(cfg, store, _model_analysis(cfg, store, projection=cfg.seed == first_seed))
+
+
 def analyse(p: Plan, store: ResultStore) -> None:
     """Record the analysis of every final run of plan ``p`` that has none yet."""
     for t in p.teachers.values():
         analyse_teacher(t, store, p.teachers)
-    first_seed = min((c.seed for cfgs in p.finals.values() for c in cfgs), default=0)
-    for cfgs in p.finals.values():
-        for cfg in cfgs:
-            if load_analysis(cfg, store) is not None:
-                continue
-            rec = store.get(cfg)
-            if rec is None:
-                continue
-            if rec["status"] == "diverged":  # a run at chance level still has a model to look at
-                _put_analysis(cfg, store, {"skipped": f"run status {rec['status']}"})
-                continue
-            _put_analysis(cfg, store, _model_analysis(cfg, store, projection=cfg.seed == first_seed))
+    analyse_runs([c for cfgs in p.finals.values() for c in cfgs], store)
+
+
+def run_point(profile: str, ls: float = 0.1, tau: float = 1.0, seed: int = 0, store: ResultStore | None = None,
+              progress: bool = True) -> list[dict[str, Any]]:
+    """One grid point (``notebooks/ls_kd_point.ipynb``): the two teachers and the student of the ``ls`` teacher at
+    ``tau`` and ``seed`` (selections first when missing), with their analysis. Returns the records (teachers
+    first). In load-only mode a missing run raises ``MissingRunError``."""
+    from ..group_runner import run_grouped
+
+    store = store or ResultStore()
+    cfgs = point_configs(profile, ls, tau, seed) if not _load_only() else _point_from_records(profile, ls, tau, seed,
+                                                                                              store)
+    records = run_grouped(cfgs, store, progress=progress)
+    if not _load_only():
+        analyse_runs([c for c in cfgs if c.role != "teacher"], store)
+    return records
+
+
+def _load_only() -> bool:
+    from ..runner import load_only
+
+    return load_only()
+
+
+def _point_from_records(profile: str, ls: float, tau: float, seed: int, store: ResultStore) -> list[RunConfig]:
+    from ..runner import MissingRunError
+
+    p = plan(resolve_profile(profile), store, taus=(float(tau),), seeds=(int(seed),))
+    arm = student_arm(recipe(p.profile).student_models[0], ls, tau)
+    if len(p.teachers) < len(recipe(p.profile).ls_values) or not p.finals.get(arm):
+        raise MissingRunError(f"the selections of point ls={ls:g}, tau={tau:g} (profile {p.profile!r}) are not "
+                              f"recorded; run `python -m kdutils run ls_kd --profile {p.profile}` (or the sweep of "
+                              "notebooks/ls_kd_point.ipynb) first")
+    return list(p.teachers.values()) + list(p.finals[arm])
 
 
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list:
@@ -531,4 +570,4 @@ def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list:
 
 
 __all__ = ["ANALYSIS", "chapter_verdicts", "EXPERIMENT", "PAPER", "PAPER_TOP1_R18", "RECIPES", "TAUS", "Plan", "analyse",
-           "configs", "load_analysis", "plan", "point_configs", "run_all"]
+           "analyse_runs", "configs", "load_analysis", "plan", "point_configs", "run_all", "run_point"]

@@ -412,12 +412,11 @@ def accuracy_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan 
         return NOT_YET_RUN
     df = _scored(df)
     rows = []
-    for ls_label, ls in (("teacher", None),):
-        row = {"row": f"teacher ({ls_kd.recipe(profile).teacher_model})"}
-        for v in (0.0, 0.1):
-            row[f"LS {v:g}"] = _pm(df[(df.kind == "teacher") & (df.ls == v)].accuracy)
-            row[f"LS {v:g} (paper)"] = f"{ls_kd.PAPER_TEACHER_TOP1[v]:.2f}"
-        rows.append(row)
+    row = {"row": f"teacher ({ls_kd.recipe(profile).teacher_model})"}
+    for v in (0.0, 0.1):
+        row[f"LS {v:g}"] = _pm(df[(df.kind == "teacher") & (df.ls == v)].accuracy)
+        row[f"LS {v:g} (paper)"] = f"{ls_kd.PAPER_TEACHER_TOP1[v]:.2f}"
+    rows.append(row)
     for model in ls_kd.recipe(profile).student_models:
         a = df[df.arm == ls_kd.alone_arm(model)].accuracy
         rows.append({"row": f"{model} alone", "LS 0": _pm(a), "LS 0 (paper)": "", "LS 0.1": "",
@@ -430,8 +429,9 @@ def accuracy_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan 
             rows.append(row)
     frame = pd.DataFrame(rows)
     return present.results_table(
-        frame, {"row": "", "LS 0": "plain teacher (LS 0)", "LS 0 (paper)": "paper", "LS 0.1": "LS teacher (LS 0.1)",
-                "LS 0.1 (paper)": "paper "}, status=None, device=None, max_rows=30,
+        frame, {"row": "", "LS 0": "plain teacher (LS 0)", "LS 0 (paper)": "paper, LS 0",
+                "LS 0.1": "LS teacher (LS 0.1)", "LS 0.1 (paper)": "paper, LS 0.1"}, status=None, device=None,
+        max_rows=30,
         caption="Test accuracy (%), mean ± std over seeds, students paired by seed; the paper's columns are "
                 "ImageNet-1K top-1 (ResNet-50 -> ResNet-18, Table 2 A), for the shape of the trend only.")
 
@@ -494,6 +494,9 @@ def runs_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan | No
     df = results_frame(profile, store, p)
     if df.empty:
         return NOT_YET_RUN
+    order = {"teacher": 0, "alone": 1, "student": 2}
+    df = df.assign(_k=df.kind.map(order), _ls=df.ls.fillna(-1), _tau=df.tau.fillna(0)).sort_values(
+        ["_k", "_ls", "_tau", "seed"])
     return present.results_table(
         df, {"arm": "arm", "seed": "seed", "lr": "lr", "accuracy": "accuracy (%)", "nll": "NLL", "ece": "ECE",
              "agreement": "agreement with teacher", "wall_time_s": "wall time (s)", "device": "device"},
@@ -568,7 +571,7 @@ def agreement_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan
     if plain is None:
         return NOT_YET_RUN
     rows = agreement_table(semantic_groups(ls_kd.DATASET), torch.tensor(plain["centroids"], dtype=torch.float64))
-    frame = pd.DataFrame([{"target": r.name, "similar (semantic)": ", ".join(CLASS_NAMES[c] for c in r.similar),
+    frame = pd.DataFrame([{"target": CLASS_NAMES[r.target], "similar (semantic)": ", ".join(CLASS_NAMES[c] for c in r.similar),
                            "nearest centroids": ", ".join(CLASS_NAMES[c] for c in r.nearest),
                            "similar agreement": r.similar_agreement, "dissimilar agreement": r.dissimilar_agreement}
                           for r in rows])
@@ -714,8 +717,8 @@ def wall_time_markdown(profile: str, store: ResultStore | None = None, p: ls_kd.
     df = results_frame(profile, store, p)
     devices = ", ".join(sorted({present.short_device(d) for d in df["device"].dropna()})) or "unknown device"
     return (f"The {len(secs)} recorded runs of profile `{profile}` (selection candidates included) took "
-            f"{sum(secs) / 60:.1f} minutes of training and evaluation in all on {devices} (the analysis of the "
-            "checkpoints adds about a minute).")
+            f"{sum(secs) / 60:.1f} minutes of training and evaluation in all on {devices}, as recorded in "
+            "their records (each run's own time; runs trained together share their training time).")
 
 
 def verdict_table(verdicts: list[Verdict]):
