@@ -103,9 +103,10 @@ RECIPES: dict[str, Recipe] = {
                   teacher_lrs=(0.03, 0.1, 0.3), student_epochs=15, select_student_epochs=15,
                   motivation_pre_epochs=8, motivation_epochs=8, student_lrs=(0.01, 0.03, 0.1),
                   seeds=(0, 1, 2, 3, 4),
-                  notes="one single-thread process: ResNet-8 teacher (lr from 3 candidates of 3 epochs, then "
-                        "12 epochs), MLP-64 students of 15 epochs, 14 arms x 3 lr candidates + 5 seeds, the "
-                        "motivation experiment at 5 seeds"),
+                  notes="Sized for one single-thread process: ResNet-8 teacher (lr from 3 candidates of 3 "
+                        "epochs, then 12 epochs; about 15 of the 34 minutes measured), MLP-64 students of 15 "
+                        "epochs (13 arms x 3 lr candidates + 5 seeds), the motivation experiment at 5 seeds; "
+                        "measured: 34 minutes in all, with two other single-thread jobs on the 2 cores"),
     "full": Recipe(dataset="fashion_mnist", n_train=None, n_test=None, val_size=5_000, teacher="resnet56",
                    student_kwargs={"hidden": [128]}, teacher_epochs=60, select_teacher_epochs=15,
                    teacher_lrs=(0.03, 0.1, 0.3), student_epochs=60, select_student_epochs=30,
@@ -647,6 +648,15 @@ def alpha_statistics(profile: str, store: ResultStore | None = None, p: Plan | N
     return pd.DataFrame(rows)
 
 
+def _alpha_group_means(profile: str, store: ResultStore, p: Plan, arm: str = METHOD_ARM) -> dict[str, float]:
+    per: dict[str, list[float]] = {}
+    for item in tgeo_alpha_records(profile, store, p, arms=(arm,)):
+        for g, d in ((item["record"].get("tgeo") or {}).get("groups") or {}).items():
+            per.setdefault(g, []).append(float(d["mean"]))
+    order = [f"g{k}" for k in range(1, 6)] + [f"g'{k}" for k in range(1, 6)]
+    return {g: float(np.mean(per[g])) for g in order if g in per}
+
+
 def alpha_verdict(profile: str, store: ResultStore | None = None, p: Plan | None = None) -> Verdict:
     """Claim 3 from the learned alpha_i of TGeo-KD (both) on the training samples, per seed."""
     store = store or ResultStore()
@@ -662,13 +672,16 @@ def alpha_verdict(profile: str, store: ResultStore | None = None, p: Plan | None
     a, b = beats(wmr, "less"), beats(rho, "greater")
     label = _combine(a, b)
     moved = ok.fw_relative_change.min() if not ok.empty else math.nan
+    group_means = _alpha_group_means(profile, store, p)
+    means_txt = (" Mean alpha_i by group (means over seeds): " + ", ".join(f"{g} {v:.3f}" for g, v in group_means.items())
+                 + "." if group_means else "")
     evidence = (f"Rule, per seed, on the learned alpha_i = f_w(Delta_i) of every training sample after training: "
                 f"(a) mean alpha where the teacher is wrong minus mean alpha where it is right must be < 0: "
                 f"{wmr.describe(digits=3)}, {a.reason}; (b) where the teacher is right, the Spearman correlation "
                 f"of alpha_i with ST_i must be > 0: {rho.describe(digits=3)}, {b.reason}. f_w trained: its "
                 f"parameters moved by at least {100 * moved:.0f}% of their initial norm in every seed; alpha_i "
                 f"spread: std {ok.alpha_std.mean():.3f} on average, 5-95% range "
-                f"[{ok.alpha_q05.mean():.3f}, {ok.alpha_q95.mean():.3f}]. "
+                f"[{ok.alpha_q05.mean():.3f}, {ok.alpha_q95.mean():.3f}].{means_txt} "
                 + (f"Failed runs: {failed} (scored as no effect)." if failed else "No run failed."))
     return Verdict(CLAIMS[2], label, evidence, scale(profile, results_table(profile, store, p)),
                    f"(a) {wmr.describe(digits=3)}; (b) Spearman {rho.describe(digits=3)}")

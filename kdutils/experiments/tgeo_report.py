@@ -56,9 +56,20 @@ def arms_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
     if table.empty:
         return table
     t = table.copy()
-    for c in ("accuracy", "agreement", "val accuracy"):
+    for c in ("accuracy", "agreement", "val accuracy", "ECE"):
         t[c] = 100 * t[c]
-    agg = present.mean_std_table(t, ["arm"], ["accuracy", "NLL", "ECE", "agreement", "val accuracy"], digits=2)
+    digits = {"accuracy": 2, "NLL": 3, "ECE": 2, "agreement": 2, "val accuracy": 2}
+    rows = []
+    for arm, d in t.groupby("arm", sort=False):
+        row = {"arm": arm, "runs": len(d)}
+        for c, k in digits.items():
+            v = pd.to_numeric(d[c], errors="coerce").dropna()
+            row[c] = ("—" if v.empty else f"{v.mean():.{k}f}" if len(v) == 1 else
+                      f"{v.mean():.{k}f} ± {v.std(ddof=1):.{k}f}")
+        bad = d.status[d.status != "ok"]
+        row["status"] = ", ".join(f"{n} {s}" for s, n in bad.value_counts().items()) or "ok"
+        rows.append(row)
+    agg = pd.DataFrame(rows)
     order = {a: i for i, a in enumerate(["teacher", *tgeo.ARMS])}
     agg = agg.sort_values("arm", key=lambda s: s.map(order)).reset_index(drop=True)
     vbest = p.vanilla_best()
@@ -71,13 +82,14 @@ def arms_view(profile: str, store: ResultStore | None = None):
     agg = arms_table(profile, store)
     if agg.empty:
         return present.markdown(f"No final run of profile `{profile}` is recorded yet (**not yet run**).")
-    cols = {"arm": "arm", "accuracy": "test accuracy (%)", "NLL": "test NLL", "ECE": "test ECE",
-            "agreement": "agreement with teacher (%)", "val accuracy": "val accuracy (%)", "runs": "runs",
-            "paper": "paper, ImageNet R34→R18 top-1 (%)"}
-    return present.results_table(agg, {k: v for k, v in cols.items() if k in agg}, wrap=["arm"], device=None,
-                                 caption="Mean ± std over seeds. The paper column is the poster's ImageNet "
-                                         "ResNet-34 → ResNet-18 table (another dataset and scale: context, not a "
-                                         "target).")
+    cols = {"arm": "arm", "accuracy": "test acc. (%)", "NLL": "test NLL", "ECE": "test ECE (%)",
+            "agreement": "agreement (%)", "val accuracy": "val acc. (%)", "runs": "runs",
+            "paper": "paper (%)"}
+    return present.results_table(agg, {k: v for k, v in cols.items() if k in agg}, wrap=["arm", "paper"],
+                                 device=None,
+                                 caption="Mean ± std over seeds; agreement: top-1 agreement with the teacher on the "
+                                         "test set. Paper: the poster's ImageNet ResNet-34 → ResNet-18 top-1 "
+                                         "(another dataset and scale: context, not a target).")
 
 
 def headline_markdown(profile: str, store: ResultStore | None = None) -> str:
