@@ -3,7 +3,8 @@ from the trilateral geometry of student, teacher and ground truth, with the fusi
 
 Modules: `geometry` (Delta_i, T-bar), `fusion_net` (f_w), `objective` (the alpha_i-fused loss), `bilevel`
 (one-step unrolled hypergradient), `training` (fit loops), `baselines` (vanilla, ANL, ADA, WLS, RW),
-`motivation` (the poster's ST-group experiment), `arms` (one entry point per chapter arm), `bench` (bilevel vs plain KD step cost).
+`motivation` (the poster's ST-group experiment), `arms` (one entry point per chapter arm), `bench` (bilevel vs plain KD step cost),
+`chapter` (the chapter's own run function: one arm of a RunConfig trained with its own loss, evaluated and recorded).
 """
 from .arms import ArmSpec, train_arm
 from .baselines import (BASELINES, AlphaContext, RWKDWeights, ada_alpha, anl_alpha, make_baseline_rule,
