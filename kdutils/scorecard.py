@@ -57,7 +57,7 @@ CHAPTERS: tuple[Chapter, ...] = (
              "where it is right.")),
     Chapter("ls_kd", "Chandrasegaran et al. (2022)",
             "Revisiting Label Smoothing and Knowledge Distillation Compatibility: What was Missing?",
-            "book/ls_kd", None,
+            "notebooks/ls_kd_report", "kdutils.experiments.ls_kd",
             ("At tau = 1, a student distilled from a label-smoothed teacher is at least as good as one distilled "
              "from a teacher trained without label smoothing.",
              "As tau grows (2, 3, 64), the label-smoothed teacher's students lose more accuracy than the plain "

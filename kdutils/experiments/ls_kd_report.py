@@ -482,8 +482,9 @@ def selection_markdown(profile: str, store: ResultStore | None = None, p: ls_kd.
     edge = [row.arm for row in chosen.itertuples()
             if row.lr in (min(r.student_lrs), max(r.student_lrs)) and not row.arm.startswith("teacher")
             and len(r.student_lrs) > 1]
+    n_students = sum(1 for row in chosen.itertuples() if not row.arm.startswith("teacher"))
     if edge:
-        text += f" {len(edge)} of {len(chosen)} chosen rates sit at an edge of their grid."
+        text += f" {len(edge)} of the {n_students} student arms' chosen rates sit at an edge of their grid."
     failed = table[table.status != "ok"]
     if len(failed):
         text += f" {len(failed)} selection run(s) diverged and ranked last."
@@ -513,24 +514,20 @@ def diffusion_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan
     sem = diffusion_rows(profile, store, p)
     if sem.empty:
         return NOT_YET_RUN
-    near = diffusion_rows(profile, store, p, method="nearest")
     model = ls_kd.recipe(profile).student_models[0]
     rows = []
     for t in sorted(sem.target.unique()):
         row = {"target": CLASS_NAMES[t]}
-        for name, frame in (("semantic", sem), ("nearest/farthest", near)):
-            for ls in (0.1, 0.0):
-                if frame.empty:
-                    continue
-                g = frame[(frame.target == t) & (frame.ls == ls) & (frame.tau1 == tau1) & (frame.model == model)]
-                row[f"{name}, LS {ls:g}: η_s"] = _pm(g.eta_similar, 1)
-                row[f"{name}, LS {ls:g}: η_d"] = _pm(g.eta_dissimilar, 1)
+        for ls in (0.1, 0.0):
+            g = sem[(sem.target == t) & (sem.ls == ls) & (sem.tau1 == tau1) & (sem.model == model)]
+            row[f"LS {ls:g} teacher: η_s (%)"] = _pm(g.eta_similar, 1)
+            row[f"LS {ls:g} teacher: η_d (%)"] = _pm(g.eta_dissimilar, 1)
         rows.append(row)
     frame = pd.DataFrame(rows)
     return present.results_table(frame, status=None, device=None, max_rows=12,
-                                 caption=f"Diffusion index (%) of the {model} students from tau = 1 to tau = "
-                                         f"{_tau(tau1)}, mean ± std over seeds (each seed's tau = 1 and tau = "
-                                         f"{_tau(tau1)} students compared). Systematic diffusion: η_s < 0 < η_d.")
+                                 caption=f"Diffusion index per target class (semantic sets), {model} students from "
+                                         f"tau = 1 to tau = {_tau(tau1)}, mean ± std over seeds. Systematic "
+                                         "diffusion: η_s < 0 < η_d.")
 
 
 def diffusion_summary_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan | None = None):
@@ -629,6 +626,41 @@ def matched_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan |
                                          "seed).")
 
 
+def sensitivity_frame(profile: str, store: ResultStore | None = None, p: ls_kd.Plan | None = None) -> pd.DataFrame:
+    """Claim 1 at each common rate of the student grid: one row per lr with both tau = 1 arms' accuracy (mean ±
+    std) and the paired interval of LS minus plain (empty while not recorded)."""
+    store = store or ResultStore()
+    p = p or ls_kd.plan(profile, store)
+    rows = []
+    chosen = {ls: (p.selections.get(ls_kd.student_arm(ls_kd.recipe(profile).student_models[0], ls, 1.0)))
+              for ls in (0.0, 0.1)}
+    for lr, cfgs in ls_kd.sensitivity_configs(p).items():
+        recs = [(c, store.get(c)) for c in cfgs]
+        if any(r is None for _, r in recs):
+            continue
+        acc = {0.0: {}, 0.1: {}}
+        for c, r in recs:
+            ok = r["status"] == "ok"
+            acc[c.teacher.label_smoothing][c.seed] = 100 * r["metrics"]["accuracy"] if ok else CHANCE_PCT
+        diff = stats.paired_difference(acc[0.1], acc[0.0])
+        mark = {ls: " (chosen)" if chosen[ls] is not None and chosen[ls].lr == lr else "" for ls in (0.0, 0.1)}
+        rows.append({"lr": f"{lr:g}", "plain teacher, tau 1 (%)": _pm(pd.Series(list(acc[0.0].values()))) + mark[0.0],
+                     "LS teacher, tau 1 (%)": _pm(pd.Series(list(acc[0.1].values()))) + mark[0.1],
+                     "LS - plain (pts)": diff.describe("", digits=2), "LS better?": beats(diff, "greater").label,
+                     "_diff": diff.mean})
+    return pd.DataFrame(rows)
+
+
+def sensitivity_view(profile: str, store: ResultStore | None = None, p: ls_kd.Plan | None = None):
+    frame = sensitivity_frame(profile, store, p)
+    if frame.empty:
+        return NOT_YET_RUN
+    return present.results_table(frame.drop(columns="_diff"), status=None, device=None, wide=("LS - plain (pts)",),
+                                 caption="Claim 1 at a common learning rate: both teachers' tau = 1 students trained "
+                                         "at each rate of the student grid (same seeds, paired). '(chosen)' marks "
+                                         "the rate each arm's validation selection picked.")
+
+
 # ---- projections ---------------------------------------------------------------------------------------------
 
 def projection_panels(profile: str, store: ResultStore | None = None, p: ls_kd.Plan | None = None,
@@ -671,7 +703,7 @@ def projection_figure(profile: str, store: ResultStore | None = None, p: ls_kd.P
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=9)
-    present.shared_legend(fig, axes, ncol=3)
+    present.shared_legend(fig, axes, ncol=3, markerscale=3)
     return fig
 
 
@@ -721,6 +753,43 @@ def wall_time_markdown(profile: str, store: ResultStore | None = None, p: ls_kd.
             "their records (each run's own time; runs trained together share their training time).")
 
 
+def findings_markdown(profile: str, store: ResultStore | None = None, p: ls_kd.Plan | None = None) -> str:
+    """What the recorded runs say, in a few sentences with their numbers (read from the records)."""
+    store = store or ResultStore()
+    p = p or ls_kd.plan(profile, store)
+    df = results_frame(profile, store, p)
+    model = ls_kd.recipe(profile).student_models[0]
+    if df.empty or not len(p.teachers):
+        return f"No runs of profile `{profile}` are recorded yet ({NOT_YET_RUN})."
+    g, gate_text = gate(profile, df, store, p, model)
+    if g.label == NOT_YET_RUN:
+        return f"Not all runs of profile `{profile}` are recorded yet ({NOT_YET_RUN})."
+    scored = _scored(df)
+    means = scored[scored.kind == "student"].groupby("arm").accuracy.mean()
+    alone = scored[scored.arm == ls_kd.alone_arm(model)].sort_values("seed").accuracy
+    best_arm = means.idxmax()
+    beat_alone = [a for a in means.index if means[a] > alone.mean()]
+    worst_arm = means.idxmin()
+    text = (f"**Testable gate.** {gate_text} Gate: {g.reason}.\n\n"
+            f"**The student alone is hard to beat at this scale.** Its mean test accuracy is {alone.mean():.2f}% "
+            f"(seeds: {', '.join(f'{v:.2f}' for v in alone)}); the best distilled arm, {best_arm}, reaches "
+            f"{means[best_arm]:.2f}%, and {len(beat_alone)} of {len(means)} distilled arms have a higher mean than "
+            f"the student alone. The weakest arm at its selected rate is {worst_arm} ({means[worst_arm]:.2f}%).")
+    sens = sensitivity_frame(profile, store, p)
+    if not sens.empty:
+        listing = "; ".join(f"{row['LS - plain (pts)']} at lr {row['lr']}" for _, row in sens.iterrows())
+        main = _claim1(df, model, int(df["n_test"].dropna().iloc[0]))[2]
+        if (sens["LS better?"] != REPRODUCED).all() and (sens["_diff"].abs() < 1.0).all():
+            text += (f"\n\n**Claim 1 depends on the selected rates.** At the selected rates, {main}; trained at a "
+                     f"common rate, LS minus plain at tau = 1 is {listing}: at no common rate is the LS teacher's "
+                     "student clearly better, so the advantage in the main table comes from the rates the two arms' "
+                     "short selection runs picked (table below).")
+        else:
+            text += (f"\n\n**Claim 1 at common rates.** At the selected rates, {main}; at a common rate, LS minus "
+                     f"plain at tau = 1 is {listing} (table below).")
+    return text
+
+
 def verdict_table(verdicts: list[Verdict]):
     frame = pd.DataFrame([{"claim": v.claim, "verdict": f"{v.badge} {v.label}", "effect": v.effect or "—"}
                           for v in verdicts])
@@ -729,6 +798,6 @@ def verdict_table(verdicts: list[Verdict]):
 
 
 __all__ = ["CLAIMS", "accuracy_figure", "accuracy_view", "agreement_view", "chapter_verdicts", "diffusion_rows",
-           "diffusion_summary_view", "diffusion_view", "entropy_view", "gate", "matched_view", "projection_figure",
+           "diffusion_summary_view", "diffusion_view", "entropy_view", "findings_markdown", "gate", "matched_view", "projection_figure",
            "projection_panels", "protocol_markdown", "results_frame", "runs_view", "selection_markdown",
-           "selection_view", "verdict_table", "wall_time_markdown"]
+           "selection_view", "sensitivity_frame", "sensitivity_view", "verdict_table", "wall_time_markdown"]
