@@ -68,7 +68,7 @@ CHAPTERS: tuple[Chapter, ...] = (
              "The smoothness of the targets (their average entropy) does not explain the results.",
              "Practitioner rule: use a label-smoothed teacher with tau = 1.")),
     Chapter("does_kd_work", "Stanton et al. (2021)", "Does Knowledge Distillation Really Work?",
-            "book/does_kd_work", None,
+            "notebooks/does_kd_work_report", "kdutils.experiments.does_kd_work",
             ("A student can generalise better than a plain model while agreeing poorly with its teacher: "
              "fidelity stays well short of 100%, even in self-distillation.",
              "Larger teacher ensembles (1, 3, 5 members) give better teacher accuracy and fidelity, and the "

@@ -6,8 +6,8 @@ the parts are combined by `combine`: all reproduced -> reproduced; some reproduc
 reproduced -> not reproduced if a part failed, else inconclusive at this scale). Failed runs (diverged or at
 chance) are scored at chance level: accuracy and agreement 1/10, KL log(10), never dropped.
 
-1. Student vs plain model: the paired interval of (student - plain) test accuracy must not lie below 0 ("beats
-   or matches"), and agreement must stay "well short of 100%": the upper end of its 95% interval below 99%.
+1. Student vs plain model: the paired interval of (student - plain) test accuracy must lie above -1 point
+   ("beats or matches", a non-inferiority margin of MATCH_MARGIN), and agreement must stay "well short of 100%": the upper end of its 95% interval below 99%.
    The plain model of student seed i is teacher-recipe member i + 1 (never member 0, the teacher).
    No teacher-student gate: in self-distillation the teacher *is* a plain model (same architecture and recipe),
    so "teacher clearly better than the student alone" cannot hold by design; the claim compares the student
@@ -50,6 +50,7 @@ CHANCE_ACC = 1.0 / NUM_CLASSES
 CHANCE_KL = math.log(NUM_CLASSES)
 WELL_SHORT = 0.99  # claim 1: "well short of 100%" = the upper end of agreement's interval below 99%
 NEAR_PERFECT = 0.98  # claim 6: "near-perfect agreement" = the whole interval at or above 98%
+MATCH_MARGIN = 0.01  # "matches": the whole interval of (student - plain) accuracy above -1 point
 A_LOT = 0.01  # claim 3: policies change agreement by more than 1 point (best - worst, whole interval)
 DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar100": "CIFAR-100"}
 POLICY_NAMES = {"none": "none", "crop_flip": "crop/flip", "mixup_t1": "MixUp τ=1", "mixup_t4": "MixUp τ=4",
@@ -186,14 +187,17 @@ def combine(decisions: list[Decision]) -> str:
     return NOT_REPRODUCED if any(lbl == NOT_REPRODUCED for lbl in labels) else INCONCLUSIVE
 
 
-def _not_below(diff: stats.Interval) -> Decision:
-    """"Beats or matches": reproduced unless the interval lies below 0."""
-    d = beats(diff, "greater")
-    if d.label == INCONCLUSIVE and diff.estimable:
-        return Decision(REPRODUCED, "the interval contains 0 (matches)")
-    if d.label == REPRODUCED:
-        return Decision(REPRODUCED, "the interval lies above 0 (beats)")
-    return d
+def _not_below(diff: stats.Interval, margin: float = MATCH_MARGIN) -> Decision:
+    """"Beats or matches" (non-inferiority): reproduced when the whole interval lies above -margin; not
+    reproduced when it lies below 0 and reaches below -margin (worse); otherwise inconclusive."""
+    if not diff.estimable:
+        return Decision(INCONCLUSIVE, f"too few paired runs for an interval (n={diff.n})")
+    if diff.low > -margin:
+        what = "beats" if diff.low > 0 else "matches"
+        return Decision(REPRODUCED, f"the whole interval lies above −{margin * 100:g} point ({what})")
+    if diff.high < 0:
+        return Decision(NOT_REPRODUCED, "the interval lies below 0 (worse)")
+    return Decision(INCONCLUSIVE, f"the interval reaches below −{margin * 100:g} point and above 0")
 
 
 def _not_above(diff: stats.Interval) -> Decision:
@@ -206,10 +210,16 @@ def _not_above(diff: stats.Interval) -> Decision:
 
 
 def pct(d: stats.Interval) -> str:
-    return d.describe("%", digits=1, scale=100)
+    """A difference of two percentages, in percentage points."""
+    return d.describe("points", digits=1, scale=100)
 
 
 def pct_plain(d: stats.Interval) -> str:
+    """A rate (agreement) with its interval, the bounds clipped to [0%, 100%] (a t-interval is not)."""
+    if d.estimable:
+        from dataclasses import replace as _replace
+
+        d = _replace(d, low=max(d.low, 0.0), high=min(d.high, 1.0))
     return d.describe("%", digits=1, scale=100, signed=False)
 
 
@@ -222,7 +232,7 @@ def scale(profile: str, dataset: str = "fashion_mnist", df: pd.DataFrame | None 
     train = "all" if r.n_train is None else f"{r.n_train:,}"
     test = "all" if r.n_test is None else f"{r.n_test:,}"
     return (f"profile `{profile}`, {DATASET_NAMES[dataset]} ({train} training, {test} test images), {model}, "
-            f"{r.teacher_epochs} epoch{'s' if r.teacher_epochs > 1 else ''}, {devices or 'device unknown'}")
+            f"teachers {r.teacher_epochs} / students {r.student_epochs} epochs, {devices or 'device unknown'}")
 
 
 def _not_yet(claim: int, profile: str, what: str) -> Verdict:
@@ -261,10 +271,7 @@ def verdict_1(profile: str, store: ResultStore | None = None, df: pd.DataFrame |
         fid = Decision(NOT_REPRODUCED, f"the interval lies at or above {WELL_SHORT:.0%}")
     else:
         fid = Decision(INCONCLUSIVE, f"the interval straddles {WELL_SHORT:.0%}")
-    if fid.label == REPRODUCED:
-        label = REPRODUCED if gen.label == REPRODUCED else (PARTLY if gen.label == NOT_REPRODUCED else INCONCLUSIVE)
-    else:
-        label = fid.label
+    label = combine([gen, fid])
     mnist = mnist_check(profile, store)
     evidence = (f"Student minus plain model, test accuracy: {pct(diff)} ({gen.reason}). Test agreement with the "
                 f"teacher: {pct_plain(agr_i)} ({fid.reason}); KL(teacher || student) "
@@ -354,7 +361,7 @@ def verdict_3(profile: str, store: ResultStore | None = None, df: pd.DataFrame |
     table = "; ".join(f"{POLICY_NAMES[p]} {mean_acc[p]:.1%} / {mean_agr[p]:.1%}" for p in pols)
     evidence = (f"Mean test accuracy / agreement per policy: {table}. Best for fidelity {POLICY_NAMES[best_f]}, "
                 f"best for accuracy {POLICY_NAMES[best_a]} ({b_dec.reason}).{sep} Best minus worst policy "
-                f"agreement: {pct(spread)} ({a_dec.reason}; 'a lot' = more than {A_LOT:.0%}). "
+                f"agreement: {pct(spread)} ({a_dec.reason}; 'a lot' = more than {A_LOT * 100:g} point). "
                 f"{'; '.join(c_text)} (noise/OOD 'do not help' unless an interval lies above 0: "
                 f"{c_dec.label}).{_failures(d)}")
     return Verdict(CLAIM_TEXT[3], label, evidence, scale(profile, df=d), f"best − worst policy agreement: {pct(spread)}")
@@ -383,12 +390,13 @@ def verdict_5(profile: str, store: ResultStore | None = None, df: pd.DataFrame |
     d = df[df.claim == 5]
     fr = sorted(set(d["fraction"]))
     lo, hi = fr[0], fr[-1]
-    parts, text = [], []
+    parts, text, effects = [], [], []
     for p in ("none", "mixup_t4"):
         diff = stats.paired_difference(arm(d, "train_agreement", policy=p, fraction=lo),
                                        arm(d, "train_agreement", policy=p, fraction=hi))
         dec = beats(diff, "greater")
         parts.append(dec)
+        effects.append(f"{POLICY_NAMES[p]}: {pct(diff)}")
         text.append(f"{POLICY_NAMES[p]}: train agreement at {lo:.0%} minus at {hi:.0%} of the set {pct(diff)} "
                     f"({dec.reason})")
     aug = stats.paired_difference(arm(d, "train_agreement", policy="mixup_t4", fraction=hi),
@@ -401,7 +409,8 @@ def verdict_5(profile: str, store: ResultStore | None = None, df: pd.DataFrame |
     evidence = (f"Mean train agreement by share of the training images distilled on ({means}); every size gets the "
                 f"same number of steps. {'. '.join(text)}. MixUp minus none on the whole set: {pct(aug)} "
                 f"({aug_dec.reason}).{_failures(d)}")
-    return Verdict(CLAIM_TEXT[5], combine(parts), evidence, scale(profile, df=d), text[0].split(": ", 1)[1])
+    return Verdict(CLAIM_TEXT[5], combine(parts), evidence, scale(profile, df=d),
+                   f"train agreement {lo:.0%} − {hi:.0%} of the set, " + "; ".join(effects))
 
 
 def verdict_6(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> Verdict:
@@ -464,19 +473,41 @@ def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Ver
 
 
 # ------------------------------------------------------------------------------------------------- tables
-METRICS = {"accuracy": "test acc", "agreement": "test agreement", "kl": "test KL(t‖s)", "train_agreement":
-           "train agreement", "train_kl": "train KL(t‖s)", "nll": "NLL", "ece": "ECE", "teacher_accuracy": "teacher acc"}
+METRICS = {"teacher_accuracy": "teacher acc (%)", "accuracy": "test acc (%)", "agreement": "test agreement (%)",
+           "kl": "test KL(t‖s)", "train_agreement": "train agreement (%)", "train_kl": "train KL(t‖s)",
+           "train_distill_loss": "train τ²KL at τ", "nll": "NLL", "ece": "ECE"}
+GROUPS = {"policy": "policy", "distill_data": "distillation data", "n_distill": "distillation images", "r": "r",
+          "k": "teachers"}
 
 
 def claim_table(df: pd.DataFrame, claim: int, by: tuple[str, ...], metrics: tuple[str, ...] = (
-        "teacher_accuracy", "accuracy", "agreement", "kl", "train_agreement", "train_kl", "nll", "ece"),
+        "accuracy", "agreement", "kl", "train_agreement", "train_kl"),
         caption: str = "") -> present.Table | None:
+    """Mean ± std over seeds of one claim's arms: percentages with one decimal, KL/NLL/ECE with three."""
     if df.empty or df[df.claim == claim].empty:
         return None
-    d = df[df.claim == claim].copy()
-    d["policy"] = d["policy"].map(POLICY_NAMES)
-    t = present.mean_std_table(d, list(by), [m for m in metrics if m in d], digits=4, labels=METRICS)
-    return present.results_table(t, caption=caption, device=None)
+    d = df[df.claim == claim]
+    rows = []
+    for key, g in d.groupby(list(by), sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = {}
+        for col, v in zip(by, key):
+            if col == "policy":
+                v = POLICY_NAMES.get(v, v)
+            elif col == "r":
+                v = "1 (random init)" if v == 1.0 else f"{v:g}"
+            elif col == "n_distill":
+                v = f"{int(v):,}"
+            row[GROUPS.get(col, col)] = v
+        for m in metrics:
+            if m in g:
+                pct_ = "(%)" in METRICS[m]
+                row[METRICS[m]] = _ms(pd.to_numeric(g[m], errors="coerce") * (100 if pct_ else 1), 1 if pct_ else 3)
+        row["seeds"] = len(g)
+        bad = g["status"][g["status"] != "ok"]
+        row["failed"] = ", ".join(f"{n} {k}" for k, n in bad.value_counts().items()) or "none"
+        rows.append(row)
+    return present.results_table(pd.DataFrame(rows), caption=caption, device=None, status=None)
 
 
 def ensemble_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -493,8 +524,7 @@ def ensemble_table(profile: str, store: ResultStore | None = None, df: pd.DataFr
         rows.append({"teacher size": int(k), "teacher acc (%)": f"{g['teacher_accuracy'].iloc[0] * 100:.1f}",
                      "student acc (%)": ms("accuracy"), "agreement (%)": ms("agreement"),
                      "KL": ms("kl", 1.0, 3), "seeds": len(g),
-                     "ImageNet (paper): teacher / student / agreement / KL":
-                         "—" if imagenet is None else " / ".join(f"{x:g}" for x in imagenet)})
+                     "paper, ImageNet": "—" if imagenet is None else " / ".join(f"{x:g}" for x in imagenet)})
     return pd.DataFrame(rows)
 
 
@@ -547,6 +577,27 @@ def selection_view(profile: str, store: ResultStore | None = None) -> present.Ta
                                  caption="Learning-rate candidates (seed 0), judged on held-out training images")
 
 
+def selection_notes(profile: str, store: ResultStore | None = None) -> str:
+    """One sentence per selection whose chosen rate lies at an edge of its grid (or "every rate inside")."""
+    notes = []
+    for ds in ("fashion_mnist", "mnist"):
+        t = selection_frame(profile, ds, store)
+        for arm_, g in t.groupby("arm", sort=False):
+            chosen = g[g["chosen"] == True]  # noqa: E712
+            if chosen.empty or len(g) < 2:
+                continue
+            lr, acc = float(chosen["lr"].iloc[0]), float(chosen["val_accuracy"].iloc[0])
+            if lr in (g["lr"].min(), g["lr"].max()):
+                spread = g["val_accuracy"].max() - g["val_accuracy"].min()
+                notes.append(f"{DATASET_NAMES[ds]} {arm_}: chose {lr:g}, the {'lowest' if lr == g['lr'].min() else 'highest'}"
+                             f" rate of its grid (validation accuracy {acc:.1%}; the candidates span "
+                             f"{spread * 100:.1f} points)")
+    if not notes:
+        return "Every chosen rate lies inside its grid." if any(
+            not selection_frame(profile, ds, store).empty for ds in ("fashion_mnist", "mnist")) else ""
+    return "**At a grid edge:** " + "; ".join(notes) + "."
+
+
 def wall_time_s(profile: str, store: ResultStore | None = None) -> float:
     """Total recorded wall time of the chapter's runs of `profile` (selection, teachers, students)."""
     store = store or ResultStore()
@@ -582,9 +633,9 @@ def plain_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
     add("teacher (member 0)", full[full.member == 0], r.teacher_epochs)
     plain = full[full.member.between(1, len(r.seeds))]
     if not plain.empty:
-        add(f"plain models (members 1–{len(r.seeds)})", plain, r.teacher_epochs)
+        add(f"plain (members 1–{len(r.seeds)})", plain, r.teacher_epochs)
     if not df.empty and not df[df.claim == 1].empty:
-        add("self-distilled students (crop/flip, τ=4)", df[df.claim == 1], r.student_epochs)
+        add("students", df[df.claim == 1], r.student_epochs)
     out = pd.DataFrame(rows).replace({"nan": "—"})
     return present.results_table(out, device=None, caption="Claim 1: plain models, the teacher and its students")
 
@@ -702,7 +753,8 @@ def init_figure(df: pd.DataFrame):
         return None
     d = df[df.claim == 6].assign(agreement_pct=lambda x: x["agreement"] * 100)
     fig, axes = present.page_figure(2, panel_height=2.8)
-    present.errorbar_lines(axes[0], d, "r", "agreement_pct", labels={"agreement_pct": "students"})
+    present.errorbar_lines(axes[0], d, "r", "agreement_pct", labels={"agreement_pct": "students (test)"},
+                           color="0.3")
     axes[0].plot([0.0], [100.0], "k*", ms=9, label="r = 0 (the teacher)")
     axes[0].set_xlabel("r (0: teacher weights, 1: random init)")
     axes[0].set_ylabel("test agreement (%)")
@@ -717,7 +769,7 @@ def init_figure(df: pd.DataFrame):
     return fig
 
 
-__all__ = ["discarded_runs", "plan_keys", "plain_table", "protocol_markdown", "verdict_summary", "CLAIM_TEXT", "PAPER", "VERDICTS", "chapter_verdicts", "claim_table", "combine", "ensemble_table",
+__all__ = ["selection_notes", "discarded_runs", "plan_keys", "plain_table", "protocol_markdown", "verdict_summary", "CLAIM_TEXT", "PAPER", "VERDICTS", "chapter_verdicts", "claim_table", "combine", "ensemble_table",
            "init_figure", "line_frame", "paper_table", "plain_scores", "policy_figure", "selection_frame",
            "selection_view", "size_figure", "student_table", "teacher_table", "verdict_1", "verdict_2",
            "verdict_3", "verdict_4", "verdict_5", "verdict_6", "wall_time_s"]
