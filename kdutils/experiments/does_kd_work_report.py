@@ -702,12 +702,17 @@ def discarded_runs(profile: str, store: ResultStore | None = None) -> pd.DataFra
             continue
         teacher = cfg.get("role") == "teacher"
         hist = rec.get("history") or [{}]
-        rows.append({"run": "teacher member" if teacher else f"student ({cfg.get('policy')})",
+        ds = cfg["data"]["dataset"] if teacher else cfg.get("dataset")
+        rows.append({"data": DATASET_NAMES.get(ds, ds),
+                     "run": "teacher member" if teacher else
+                     f"student ({cfg.get('policy')}, {len(cfg.get('teachers', []))} teacher"
+                     f"{'s' if len(cfg.get('teachers', [])) > 1 else ''})",
                      "seed": cfg.get("seed"), "epochs": cfg["train"]["epochs"] if teacher else cfg.get("epochs"),
                      "lr": cfg["train"]["lr"] if teacher else cfg.get("lr"), "status": rec.get("status"),
                      "final train acc": hist[-1].get("train_acc"),
                      "val_accuracy": rec.get("metrics", {}).get("val_accuracy")})
-    return pd.DataFrame(rows, columns=["run", "seed", "epochs", "lr", "status", "final train acc", "val_accuracy"])
+    return pd.DataFrame(rows, columns=["data", "run", "seed", "epochs", "lr", "status", "final train acc",
+                                       "val_accuracy"])
 
 
 # ------------------------------------------------------------------------------------------------- figures
