@@ -26,7 +26,7 @@ def test_teacher_and_student_configs_follow_the_paper(profile):
         assert s.teacher == smoothed and s.label_smoothing == 0.0
         assert run_config_from_dict(s.to_dict()) == s
     with pytest.raises(ValueError, match="not in the"):
-        ls_kd.student_config(profile, smoothed, "mlp", 1, 0.1)
+        ls_kd.student_config(profile, smoothed, "resnet110", 1, 0.1)
 
 
 def test_kd_only_objective_has_no_cross_entropy_term():
@@ -46,8 +46,8 @@ def test_selection_uses_a_validation_split_and_one_arm_per_model_ls_tau():
     assert [c.train.lr for c in t_runs] == list(r.teacher_lrs)
     assert all(c.data.val_size == r.val_size > 0 and c.role == "select:teacher-ls0.1" for c in t_runs)
     teacher = ls_kd.teacher_config("cpu", 0.1, 0.1)
-    s_runs = ls_kd.student_selection("cpu", teacher, "resnet8", 2.0)
-    assert {c.role for c in s_runs} == {"select:resnet8-ls0.1-T2"}
+    s_runs = ls_kd.student_selection("cpu", teacher, r.student_models[0], 2.0)
+    assert {c.role for c in s_runs} == {f"select:{r.student_models[0]}-ls0.1-T2"}
     assert all(c.data.val_size == r.val_size and c.train.epochs == r.select_epochs for c in s_runs)
 
 
@@ -59,12 +59,13 @@ def test_final_students_cover_every_arm_and_seed_and_demand_chosen_rates():
     assert len(finals) == len(r.student_models) * len(ls_kd.TAUS) * len(r.seeds)
     assert len({c.key() for c in finals}) == len(finals)
     assert {c.tau for c in finals} == set(ls_kd.TAUS)
-    del lrs["resnet8-ls0-T64"]
-    with pytest.raises(ValueError, match="no chosen learning rate for arm 'resnet8-ls0-T64'"):
+    arm = ls_kd.student_arm(r.student_models[0], 0.0, 64.0)
+    del lrs[arm]
+    with pytest.raises(ValueError, match=f"no chosen learning rate for arm '{arm}'"):
         ls_kd.final_students("cpu", teacher, lrs)
     sizes = ls_kd.grid_size("cpu")
-    # 2 teachers x 4 taus + 2 matched-entropy arms + the student alone, one student model, 3 seeds
-    assert sizes["students"] == (2 * 4 + 2 + 1) * 3 and sizes["teachers"] == 2
+    # 2 teachers x 4 taus + 2 matched-entropy arms + the student alone, one student model, every seed
+    assert sizes["students"] == (2 * 4 + 2 + 1) * len(r.seeds) and sizes["teachers"] == 2
 
 
 def test_step_schedule_milestones_at_40_and_80_percent():

@@ -716,6 +716,8 @@ def protocol_markdown(profile: str, store: ResultStore | None = None, p: ls_kd.P
     test = "the 10,000 test images" if r.n_test is None else f"{r.n_test:,} test images"
     sk = r.model_kwargs
     def arch(m):  # noqa: E306
+        if m in sk and "hidden" in sk[m]:
+            return f"{m} (hidden {'-'.join(map(str, sk[m]['hidden']))})"
         return m + (f" (widths {'-'.join(map(str, sk[m]['widths'][1:]))})" if m in sk and "widths" in sk[m] else "")
     store = store or ResultStore()
     p = p or ls_kd.plan(profile, store)
