@@ -136,11 +136,11 @@ def testable(gap: Interval, min_gap: float) -> Decision:
         return Decision(NOT_TESTABLE, "the teacher is not clearly better than the student alone "
                                       "(the gap's interval contains 0 or lies below it)")
     if gap.mean < min_gap:
-        return Decision(NOT_TESTABLE, f"the teacher-student gap ({gap.mean:g}) is smaller than the minimum "
-                                      f"testable gap ({min_gap:g}, two binomial standard errors of the "
+        return Decision(NOT_TESTABLE, f"the teacher-student gap ({gap.mean:.3g}) is smaller than the minimum "
+                                      f"testable gap ({min_gap:.3g}, two binomial standard errors of the "
                                       "student's test error)")
-    return Decision(REPRODUCED, f"the teacher is clearly better than the student alone (gap {gap.mean:g} >= "
-                                f"{min_gap:g}, interval excludes 0)")
+    return Decision(REPRODUCED, f"the teacher is clearly better than the student alone (gap {gap.mean:.3g} >= "
+                                f"{min_gap:.3g}, interval excludes 0)")
 
 
 def chance_error_rate(num_classes: int) -> float:
