@@ -86,6 +86,17 @@ def fmt_mean_std(mean: float, std: float | None = None, digits: int = 4, n: int 
     return out
 
 
+def fmt_series_mean_std(values: Any, digits: int = 2) -> str:
+    """"mean ± std" of a column of runs with the same fixed decimals on both sides (a table column reads
+    evenly that way); just the value for one run, "—" for none. Non-numbers are skipped."""
+    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    if values.empty:
+        return MISSING
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
 def fmt_interval(estimate: float, low: float, high: float, digits: int = 3, unit: str = "") -> str:
     """"estimate [low, high]" for an effect and its 95% interval; a non-finite bound prints as "—"."""
     if _is_missing(estimate):

@@ -125,3 +125,10 @@ def test_wide_and_wrapped_columns_get_their_classes():
     html = present.results_table(df, wrap=("scale",), wide=("claim",), status=None).to_html()
     assert 'class="kd-text kd-wrap-text kd-wide">a long claim' in html
     assert 'class="kd-text kd-wrap-text">cpu' in html and "<td>3</td>" in html
+
+
+def test_fmt_series_mean_std_fixed_decimals_sample_std():
+    # mean of 1, 2, 4 is 7/3; sample std sqrt(((1-7/3)^2 + (2-7/3)^2 + (4-7/3)^2) / 2) = sqrt(7/3) = 1.5275...
+    assert present.fmt_series_mean_std(pd.Series([1.0, 2.0, 4.0]), 2) == "2.33 ± 1.53"
+    assert present.fmt_series_mean_std([3.0, "n/a", None], 1) == "3.0"  # one number left: no std
+    assert present.fmt_series_mean_std(pd.Series([], dtype=float)) == present.MISSING

@@ -72,11 +72,8 @@ CLAIM_TEXT = dict(enumerate((
 
 # ------------------------------------------------------------------------------------------------- records
 def _ms(values: pd.Series, digits: int = 1) -> str:
-    """"mean ± std" with the same decimals on both (std over seeds; none with one value)."""
-    v = values.dropna()
-    if v.empty:
-        return "—"
-    return f"{v.mean():.{digits}f}" + (f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else "")
+    """"mean ± std" with one decimal unless told (std over seeds; none with one value)."""
+    return present.fmt_series_mean_std(values, digits)
 
 
 def _spec_row(claim: int, spec: dkw.DistillSpec, rec: dict[str, Any]) -> dict[str, Any]:

@@ -7,30 +7,21 @@ failing (the book build loads records and never trains).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import present, stats
+from .. import present
 from ..store import ResultStore
 from . import hinton
+
+_pm = present.fmt_series_mean_std  # "mean ± std" of a column of runs, fixed decimals
 
 NOT_YET_RUN = "not yet run"
 
 
 def _epochs(n: int) -> str:
     return f"{n} epoch" + ("" if n == 1 else "s")
-
-
-def _pm(values: pd.Series, digits: int) -> str:
-    """"mean ± std" with the same number of decimals on both sides (just the value for one run)."""
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
-        return present.MISSING
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
 def _fmt(x: float, digits: int = 0) -> str:

@@ -40,6 +40,8 @@ from ..verdict import (INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, 
                        Verdict, beats, meets_threshold, min_testable_gap, scores_by_key, testable)
 from . import ls_kd
 
+_pm = present.fmt_series_mean_std  # "mean ± std" of a column of runs, fixed decimals
+
 CHANCE_PCT = 100.0 / ls_kd.NUM_CLASSES
 CLAIMS = (
     "At tau = 1, a student distilled from a label-smoothed teacher is at least as good as one distilled from a "
@@ -385,15 +387,6 @@ def chapter_verdicts(profile: str, store: ResultStore | None = None, model: str 
 
 
 # ---- tables ----------------------------------------------------------------------------------------------------
-
-def _pm(values: pd.Series, digits: int = 2) -> str:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
-        return present.MISSING
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
 
 def _scored(df: pd.DataFrame) -> pd.DataFrame:
     """Accuracy with failed runs at chance (as the verdicts count them)."""

@@ -3,9 +3,6 @@ records only (`kdutils.experiments.tgeo`); nothing here trains. A profile with n
 "not yet run" instead of failing."""
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -63,9 +60,7 @@ def arms_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
     for arm, d in t.groupby("arm", sort=False):
         row = {"arm": arm, "runs": len(d)}
         for c, k in digits.items():
-            v = pd.to_numeric(d[c], errors="coerce").dropna()
-            row[c] = ("—" if v.empty else f"{v.mean():.{k}f}" if len(v) == 1 else
-                      f"{v.mean():.{k}f} ± {v.std(ddof=1):.{k}f}")
+            row[c] = present.fmt_series_mean_std(d[c], k)
         bad = d.status[d.status != "ok"]
         row["status"] = ", ".join(f"{n} {s}" for s, n in bad.value_counts().items()) or "ok"
         rows.append(row)
