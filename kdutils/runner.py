@@ -252,6 +252,17 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
     return record_run(cfg, model, teacher, splits, result, store, device, started, notes=notes)
 
 
+def final_status(result: FitResult, metrics: dict[str, float], splits: Splits) -> tuple[str, str]:
+    """The record's status and message: the training loop's ("ok" or "diverged"), turned into "chance" when
+    a run that trained to the end has test accuracy at chance level (`chance_status`). Every run function
+    that writes a record calls this, so the rule is applied in one place."""
+    if result.status == "ok" and "accuracy" in metrics:
+        at_chance, why = chance_status(metrics["accuracy"], splits.test.y, splits.num_classes)
+        if at_chance:
+            return "chance", why
+    return result.status, result.message
+
+
 def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits: Splits, result: FitResult,
                store: ResultStore, device: torch.device, started: float, train_share_s: float = 0.0,
                notes: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -259,11 +270,7 @@ def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, spli
     plus `train_share_s` for work shared with other runs). A run that trained to the end but whose test
     accuracy is at chance level gets status "chance" (one check for single and grouped runs)."""
     metrics = evaluate(cfg, model, teacher, splits, device, notes=notes) if result.status == "ok" else {}
-    status, message = result.status, result.message
-    if status == "ok" and "accuracy" in metrics:
-        at_chance, why = chance_status(metrics["accuracy"], splits.test.y, splits.num_classes)
-        if at_chance:
-            status, message = "chance", why
+    status, message = final_status(result, metrics, splits)
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, store.checkpoint_path(cfg))
     if notes:
         extra["recovered"] = list(notes)

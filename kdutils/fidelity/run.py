@@ -34,7 +34,7 @@ from ..losses import kd_loss
 from ..metrics import classification_metrics, predict_logits
 from ..models import build_model
 from ..provenance import provenance
-from ..runner import (MissingRunError, Splits, _load, _seeded_subset, chance_status, default_device, load_model,
+from ..runner import (MissingRunError, Splits, _load, _seeded_subset, default_device, final_status, load_model,
                       load_only, prepare_data, seed_everything)
 from ..store import ResultStore
 from ..train import fit, freeze
@@ -138,12 +138,9 @@ def run_spec(spec: Any, store: ResultStore | None = None, *, device: torch.devic
                  desc=f"{spec.experiment}/claim{spec.claim}/{spec.policy}")
     metrics: dict[str, float] = {}
     extra: dict[str, Any] = {}
-    status, message = result.status, result.message
-    if status == "ok":
+    if result.status == "ok":
         metrics, extra = _evaluate(spec, student, teacher, splits, distill, val, loader, cached, device)
-        at_chance, why = chance_status(metrics["accuracy"], splits.test.y, splits.num_classes)
-        if at_chance:
-            status, message = "chance", why
+    status, message = final_status(result, metrics, splits)
     record = {"status": status, "message": message, "metrics": metrics, "history": result.history,
               "epochs_run": result.epochs_run, "lr_used": lr, "n_distill": len(distill),
               "n_train": len(distill), "n_test": len(splits.test), "n_val": 0 if val is None else len(val),
