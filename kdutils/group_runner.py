@@ -51,12 +51,16 @@ def partition(cfgs: list[RunConfig], max_group: int = 8) -> list[list[RunConfig]
 
     Within one `group_key`, configs are split by teacher; teacher-less configs join the first teacher's
     group. A bucket larger than `max_group` is cut into near-equal parts (10 with max 8 -> 5 + 5, max 3 -> 3+3+2+2).
+    A config that records a learning curve (`options["epoch_eval"]`) is a group of its own.
     Order is kept: groups appear in the order of their first member.
     """
     if max_group < 1:
         raise ValueError(f"max_group must be >= 1, got {max_group!r}")
     buckets: dict[str, dict[str | None, list[RunConfig]]] = {}
     for cfg in cfgs:
+        if runner.eval_every(cfg.data) is not None:  # learning curves are recorded by `fit` only: train alone
+            buckets[f"alone:{cfg.key()}"] = {None: [cfg]}
+            continue
         by_teacher = buckets.setdefault(group_key(cfg), {})
         by_teacher.setdefault(None if cfg.teacher is None else cfg.teacher.key(), []).append(cfg)
     groups: list[list[RunConfig]] = []

@@ -25,6 +25,7 @@ __all__ = [
     "flip_rate",
     "predict_logits",
     "classification_metrics",
+    "bias_shift_errors",
 ]
 
 NORMS = ("l1", "l2", "linf")
@@ -233,4 +234,33 @@ def classification_metrics(
     if teacher_logits is not None:
         out["agreement"] = agreement(logits, teacher_logits)
         out["kl"] = predictive_kl(teacher_logits, logits)
+    return out
+
+
+def bias_shift_errors(logits: torch.Tensor, y: torch.Tensor, classes: Sequence[int],
+                      shifts: Sequence[float]) -> dict[str, list[int]]:
+    """Errors when a constant `shift` is added to the logits (the output biases) of `classes`, for each shift.
+
+    Why: a net that never saw some classes in training can still rank them; a bias shift chosen afterwards
+    shows how much it knows (adding one constant to every logit changes nothing, so raising a set of classes
+    is the same as lowering all the others). Returns "errors" (all samples) and "errors_in" (samples whose
+    label is in `classes`) per shift, and the sizes "n" and "n_in".
+    """
+    _check_logits(logits)
+    _check_labels(logits, y)
+    n_classes = logits.shape[1]
+    chosen = sorted({int(c) for c in classes})
+    if not chosen or any(not 0 <= c < n_classes for c in chosen):
+        raise ValueError(f"classes must be a non-empty list of labels in 0..{n_classes - 1}, got {list(classes)!r}")
+    mask = torch.zeros(n_classes, dtype=torch.bool)
+    mask[chosen] = True
+    x = logits.detach().double().cpu()
+    y = y.detach().cpu().long()
+    in_set = mask[y]
+    out = {"errors": [], "errors_in": [], "n": int(y.numel()), "n_in": int(in_set.sum())}
+    for shift in shifts:
+        pred = (x + float(shift) * mask.double()).argmax(1)
+        wrong = pred != y
+        out["errors"].append(int(wrong.sum()))
+        out["errors_in"].append(int((wrong & in_set).sum()))
     return out

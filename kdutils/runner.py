@@ -36,6 +36,15 @@ from .splits import kfold_indices, train_val_split
 from .store import DamagedFileError, ResultStore, atomic_torch_save, load_tensors
 from .train import FitResult, fit, freeze
 
+#: `DataConfig.options` keys the runner applies itself (the other options go to the dataset loader):
+#: "train_classes": the labels kept in the training split (a transfer set without some classes; the held-out
+#: validation split and the test set keep every class, and the record gets a bias-shift curve for the
+#: classes left out, see `bias_shift_record`); "epoch_eval": k, evaluate validation and test errors every k
+#: epochs and after the last one into the record's `history` (a learning curve, for convergence checks).
+RUN_OPTIONS = ("train_classes", "epoch_eval")
+#: Shifts added to the left-out classes' logits for the bias-shift curve (0 to 40 in steps of 0.1).
+BIAS_SHIFTS = tuple(round(0.1 * i, 1) for i in range(401))
+
 #: A run is at chance level when its test accuracy closes less than this share of the gap between always
 #: predicting the most frequent test class and a perfect score (see `chance_status`).
 CHANCE_MARGIN = 0.05
@@ -119,9 +128,36 @@ def _load(name: str, split: str, options: tuple) -> data_mod.ArrayDataset:
     return data_mod.load_dataset(name, split=split, **dict(options))
 
 
+def loader_options(cfg: DataConfig) -> tuple:
+    """The options that go to the dataset loader: all but the runner's own (`RUN_OPTIONS`)."""
+    return tuple(sorted((k, v) for k, v in cfg.options.items() if k not in RUN_OPTIONS))
+
+
+def train_classes(cfg: DataConfig) -> tuple[int, ...] | None:
+    """The labels the training split keeps (`options["train_classes"]`), or None for all of them."""
+    kept = cfg.options.get("train_classes")
+    if kept is None:
+        return None
+    if not isinstance(kept, (list, tuple)) or not kept or any(
+            isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in kept):
+        raise ValueError(f"options['train_classes'] must be a non-empty list of labels (ints >= 0), got {kept!r}")
+    return tuple(sorted(set(kept)))
+
+
+def eval_every(cfg: DataConfig) -> int | None:
+    """Epochs between learning-curve evaluations (`options["epoch_eval"]`), or None for no curve."""
+    k = cfg.options.get("epoch_eval")
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"options['epoch_eval'] must be an integer >= 1 (epochs between evaluations), got {k!r}")
+    return k
+
+
 def prepare_data(cfg: DataConfig) -> Splits:
-    """Apply fold, validation hold-out and subsetting, in that order, all seeded by `split_seed`."""
-    options = tuple(sorted(cfg.options.items()))
+    """Apply fold, validation hold-out, the training-class filter and subsetting, in that order, all seeded by
+    `split_seed`."""
+    options = loader_options(cfg)
     train, test = _load(cfg.dataset, "train", options), _load(cfg.dataset, "test", options)
     val = None
     if cfg.fold is not None:
@@ -130,6 +166,13 @@ def prepare_data(cfg: DataConfig) -> Splits:
     elif cfg.val_size:
         train_idx, val_idx = train_val_split(len(train), cfg.val_size, cfg.split_seed)
         train, val = train.subset(train_idx), train.subset(val_idx)
+    kept = train_classes(cfg)
+    if kept is not None:
+        n_classes = len(train.classes) or int(train.y.max()) + 1
+        if max(kept) >= n_classes:
+            raise ValueError(f"options['train_classes'] names label {max(kept)}, but {cfg.dataset} has labels "
+                             f"0..{n_classes - 1}")
+        train = train.subset(torch.nonzero(torch.isin(train.y, torch.tensor(kept))).flatten())
     if cfg.n_train is not None and cfg.n_train < len(train):
         train = train.subset(_seeded_subset(len(train), cfg.n_train, cfg.split_seed))
     if cfg.n_test is not None and cfg.n_test < len(test):
@@ -244,12 +287,45 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
     cached = None
     if teacher is not None and cfg.alpha > 0 and augment is None:
         cached = teacher_logits_for(cfg.teacher, teacher, cfg.data, "train", splits.train.x, splits, device, notes)
+    every = eval_every(cfg.data)
     started = time.perf_counter()
     result = fit(model, loader, cfg.train, teacher=None if cached is not None else teacher, teacher_logits=cached,
                  tau=cfg.tau, alpha=cfg.alpha, kd_direction=cfg.kd_direction,
                  label_smoothing=cfg.label_smoothing, device=device, progress=progress,
-                 desc=f"{cfg.experiment}/{cfg.role}")
+                 desc=f"{cfg.experiment}/{cfg.role}",
+                 epoch_eval=None if every is None else curve_evaluator(splits, device), eval_every=every or 1)
     return record_run(cfg, model, teacher, splits, result, store, device, started, notes=notes)
+
+
+def curve_evaluator(splits: Splits, device: torch.device) -> Callable[[nn.Module], dict[str, float]]:
+    """The learning-curve evaluation of `options["epoch_eval"]`: test errors, and validation errors when the run
+    holds a validation split out."""
+    from .metrics import error_count
+
+    def evaluate_now(model: nn.Module) -> dict[str, float]:
+        out = {"test_errors": error_count(predict_logits(model, splits.test.x, device=device, mean=splits.mean,
+                                                         std=splits.std), splits.test.y)}
+        if splits.val is not None:
+            out["val_errors"] = error_count(predict_logits(model, splits.val.x, device=device, mean=splits.mean,
+                                                           std=splits.std), splits.val.y)
+        return out
+
+    return evaluate_now
+
+
+def bias_shift_record(cfg: RunConfig, model: nn.Module, splits: Splits, device: torch.device) -> dict[str, Any]:
+    """Errors vs a bias shift on the classes missing from the training split (see `RUN_OPTIONS`), on the
+    validation split (where a shift may be chosen) and on the test set, for every shift in `BIAS_SHIFTS`."""
+    from .metrics import bias_shift_errors
+
+    kept = train_classes(cfg.data) or ()
+    left_out = [c for c in range(splits.num_classes) if c not in kept]
+    out: dict[str, Any] = {"classes": left_out, "shifts": list(BIAS_SHIFTS)}
+    for name, part in (("val", splits.val), ("test", splits.test)):
+        if part is not None and left_out:
+            logits = predict_logits(model, part.x, device=device, mean=splits.mean, std=splits.std)
+            out[name] = bias_shift_errors(logits, part.y, left_out, BIAS_SHIFTS)
+    return out
 
 
 def final_status(result: FitResult, metrics: dict[str, float], splits: Splits) -> tuple[str, str]:
@@ -271,6 +347,8 @@ def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, spli
     accuracy is at chance level gets status "chance" (one check for single and grouped runs)."""
     metrics = evaluate(cfg, model, teacher, splits, device, notes=notes) if result.status == "ok" else {}
     status, message = final_status(result, metrics, splits)
+    if result.status == "ok" and train_classes(cfg.data) is not None:
+        extra["bias_shift"] = bias_shift_record(cfg, model, splits, device)
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, store.checkpoint_path(cfg))
     if notes:
         extra["recovered"] = list(notes)

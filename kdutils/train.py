@@ -14,7 +14,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -81,8 +81,15 @@ def fit(
     desc: str = "train",
     check_every: int = 1,
     max_loss: float = 1e4,
+    epoch_eval: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_every: int = 1,
 ) -> FitResult:
-    """Train `model` in place on `loader` (yielding `Batch(idx, x, y)`); distil when alpha > 0."""
+    """Train `model` in place on `loader` (yielding `Batch(idx, x, y)`); distil when alpha > 0.
+
+    epoch_eval: called (in eval mode, without gradients) every `eval_every` epochs and after the last one; its
+    metrics join that epoch's history entry, so a record holds its own learning curve (convergence checks)."""
+    if eval_every < 1:
+        raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
     device = torch.device(device)
     if alpha > 0 and teacher is None and teacher_logits is None:
         raise ValueError(f"alpha={alpha} needs a teacher or cached teacher_logits")
@@ -131,9 +138,22 @@ def fit(
             return diverged_result(history, epoch, None, start, epoch_loss, max_loss)
         record = {"epoch": epoch + 1, "loss": epoch_loss, "train_acc": correct.item() / max(seen, 1),
                   "lr": opt.param_groups[0]["lr"]}
+        if epoch_eval is not None and ((epoch + 1) % eval_every == 0 or epoch + 1 == cfg.epochs):
+            record.update(evaluate_epoch(model, epoch_eval))
         history.append(record)
         epochs.set_postfix(loss=f"{epoch_loss:.4f}", acc=f"{record['train_acc']:.3f}")
     return FitResult("ok", cfg.epochs, history, time.perf_counter() - start)
+
+
+def evaluate_epoch(model: nn.Module, epoch_eval: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:
+    """Run `epoch_eval(model)` in eval mode without gradients, then restore the model's mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return {k: float(v) for k, v in epoch_eval(model).items()}
+    finally:
+        model.train(was_training)
 
 
 def loss_is_healthy(loss: float | torch.Tensor, max_loss: float) -> bool:

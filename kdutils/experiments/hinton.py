@@ -66,6 +66,10 @@ class Recipe:
     seeds: tuple[int, ...]
     sweep_seeds: tuple[int, ...]
     notes: str = field(default="", compare=False)
+    #: `DataConfig.options` of every run (the `paper` profile records learning curves: {"epoch_eval": 2}).
+    data_options: tuple[tuple[str, Any], ...] = ()
+    #: the 2x800 temperatures of `plan` (None: `TAUS`); the `paper` profile's sweep is in `hinton_paper`.
+    taus: tuple[float, ...] | None = None
 
 
 RECIPES = {
@@ -84,6 +88,16 @@ RECIPES = {
                    sweep_seeds=(0, 1, 2),
                    notes="a GPU recipe: teacher 600 epochs, students 60, selection with half-length runs; longer "
                          "than `cpu` but still far shorter than the dropout paper's teachers"),
+    "paper": Recipe(n_train=None, n_test=None, val_size=10_000, teacher_epochs=200, student_epochs=40,
+                    batch_size=128, teacher_lrs=(0.01, 0.03, 0.1, 0.3), student_lrs=(0.01, 0.02, 0.05, 0.1, 0.2),
+                    select_teacher_epochs=20, select_student_epochs=15, seeds=tuple(range(10)),
+                    sweep_seeds=(0, 1, 2, 3, 4), data_options=(("epoch_eval", 2),), taus=(20.0,),
+                    notes="the paper's section 3 on one CPU core per process (about 6 core-hours): teacher 200 "
+                          "epochs (13 s each on one thread), 2x800 students 40 epochs, 10 seeds; rates chosen "
+                          "from 20-epoch (teacher) and 15-epoch (students) runs on a 10,000-image validation "
+                          "split; every run records its learning curve (test errors every 2 epochs, and "
+                          "validation errors where a split is held out); the temperature and transfer-set "
+                          "claims are in `hinton_paper`"),
 }
 
 
@@ -106,7 +120,7 @@ def _train(r: Recipe, epochs: int, lr: float, augment: str) -> TrainConfig:
 
 
 def _data(r: Recipe) -> DataConfig:
-    return DataConfig(dataset="mnist", n_train=r.n_train, n_test=r.n_test)
+    return DataConfig(dataset="mnist", n_train=r.n_train, n_test=r.n_test, options=dict(r.data_options))
 
 
 def teacher_config(profile: str, lr: float) -> RunConfig:
@@ -174,13 +188,13 @@ def _arm_seeds(r: Recipe, tau: float | None, alpha: float, seeds: tuple[int, ...
     return r.seeds if verdict_arm else r.sweep_seeds
 
 
-def plan(profile: str, store: ResultStore | None = None, *, train: bool = False, taus=TAUS,
+def plan(profile: str, store: ResultStore | None = None, *, train: bool = False, taus=None,
          alphas=(DEFAULT_ALPHA,), seeds=None, progress: bool = True) -> Plan:
     """Resolve the chapter's configs from the recorded selections; with `train`, run missing selections
     (and the teacher they need) first. Without `train` nothing is trained: unknown arms stay empty."""
     store = store or ResultStore()
     r = recipe(profile)
-    taus = tuple(float(t) for t in taus)
+    taus = tuple(float(t) for t in (taus if taus is not None else r.taus or TAUS))
     alphas = tuple(float(a) for a in alphas)
     seeds = None if seeds is None else tuple(int(s) for s in seeds)
     t_runs = teacher_selection(profile)
@@ -224,13 +238,13 @@ def point_configs(profile: str, tau: float = 20.0, alpha: float = DEFAULT_ALPHA,
     return [p.teacher] + [c for cfgs in p.finals.values() for c in cfgs]
 
 
-def run_all(profile: str = "cpu", taus=TAUS, alphas=(DEFAULT_ALPHA,), seeds=None, tau=None, alpha=None,
+def run_all(profile: str = "cpu", taus=None, alphas=(DEFAULT_ALPHA,), seeds=None, tau=None, alpha=None,
             seed=None, store: ResultStore | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Select every arm's lr, then run (or load) every final config; `tau`/`alpha`/`seed` restrict it to one
     grid point. Returns the final runs' records (teacher first)."""
     from ..group_runner import run_grouped
 
-    taus = (float(tau),) if tau is not None else taus
+    taus = (float(tau),) if tau is not None else tuple(taus if taus is not None else recipe(profile).taus or TAUS)
     alphas = (float(alpha),) if alpha is not None else alphas
     seeds = (int(seed),) if seed is not None else seeds
     store = store or ResultStore()

@@ -1,0 +1,119 @@
+"""Train the Hinton chapter's `paper` profile in parts, so two single-thread processes never train the same run.
+
+    python scripts/hinton_paper_runs.py teacher     # teacher selection, then the final teacher
+    python scripts/hinton_paper_runs.py alone       # every student that needs no teacher (2x800, 2x30, 2x300)
+    python scripts/hinton_paper_runs.py kd-main     # waits for the teacher: 2x800 at T=20, then no3 and only78
+    python scripts/hinton_paper_runs.py kd-sweep    # waits for the teacher: 2x30 and 2x300 at every T
+
+Finished runs are skipped (records are keyed by config), so a killed part resumes where it stopped. Parts
+that need the teacher wait for its record instead of training it (only the `teacher` part trains it).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kdutils.experiments import hinton as H  # noqa: E402
+from kdutils.experiments import hinton_paper as P  # noqa: E402
+from kdutils.group_runner import run_grouped  # noqa: E402
+from kdutils.store import ResultStore  # noqa: E402
+
+PROFILE = "paper"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S', time.gmtime())} UTC] {msg}", flush=True)
+
+
+def train(cfgs, store: ResultStore, what: str) -> None:
+    todo = [c for c in cfgs if store.get(c) is None]
+    log(f"{what}: {len(cfgs) - len(todo)} of {len(cfgs)} recorded, training {len(todo)}")
+    for cfg in todo:
+        started = time.time()
+        rec = run_grouped([cfg], store, max_group=1)[0]
+        log(f"  {cfg.role} seed {cfg.seed} lr {cfg.train.lr} epochs {cfg.train.epochs}: {rec['status']}, "
+            f"test errors {rec['metrics'].get('errors')}, val acc {rec['metrics'].get('val_accuracy')}, "
+            f"{time.time() - started:.0f} s")
+
+
+def select(cfgs, arm: str, store: ResultStore) -> float:
+    train(cfgs, store, f"selection {arm}")
+    lr = P.chosen_lr(cfgs, arm, store)
+    log(f"selection {arm}: lr {lr}")
+    return lr
+
+
+def wait_teacher(store: ResultStore):
+    while True:
+        teacher = P.teacher_run(PROFILE, store)
+        if teacher is not None and store.get(teacher) is not None and store.checkpoint_path(teacher).exists():
+            return teacher
+        log("waiting for the teacher's record and checkpoint (the `teacher` part trains it)")
+        time.sleep(120)
+
+
+def part_teacher(store: ResultStore) -> None:
+    cfgs = H.teacher_selection(PROFILE)
+    lr = select(cfgs, "teacher", store)
+    train([H.teacher_config(PROFILE, lr)], store, "final teacher")
+
+
+def part_alone(store: ResultStore) -> None:
+    r = H.recipe(PROFILE)
+    lr = select(P.main_selection(PROFILE, None, None), "alone", store)
+    train([H.student_config(PROFILE, lr, s) for s in r.seeds], store, "2x800 alone finals")
+    rank = P.rank_check_configs(PROFILE)
+    lr30 = select(rank["selection"], P.sweep_arm("2x30", None), store)
+    train(rank["full"], store, "rank check: 2x30 alone at full length")
+    train([P.width_config(PROFILE, "2x30", None, None, lr30, s) for s in r.sweep_seeds], store, "2x30 alone finals")
+    lr300 = select(P.sweep_selection(PROFILE, "2x300", None, None), P.sweep_arm("2x300", None), store)
+    train([P.width_config(PROFILE, "2x300", None, None, lr300, s) for s in r.sweep_seeds], store,
+          "2x300 alone finals")
+
+
+def part_kd_main(store: ResultStore) -> None:
+    r = H.recipe(PROFILE)
+    teacher = wait_teacher(store)
+    lr = select(P.main_selection(PROFILE, teacher, H.VERDICT_TAU), H.arm_name(H.VERDICT_TAU), store)
+    finals = [H.distilled_config(PROFILE, teacher, H.VERDICT_TAU, lr, H.DEFAULT_ALPHA, s) for s in r.seeds]
+    train(finals[:5], store, "2x800 T=20 finals, seeds 0-4")
+    for name in P.TRANSFER_SETS:
+        train([P.transfer_config(PROFILE, teacher, name, lr, s) for s in r.seeds[:5]], store, f"{name}, seeds 0-4")
+    train(finals[5:], store, "2x800 T=20 finals, seeds 5-9")
+    for name in P.TRANSFER_SETS:
+        train([P.transfer_config(PROFILE, teacher, name, lr, s) for s in r.seeds[5:]], store, f"{name}, seeds 5-9")
+
+
+def part_kd_sweep(store: ResultStore) -> None:
+    r = H.recipe(PROFILE)
+    teacher = wait_teacher(store)
+    for width in ("2x30", "2x300"):  # 2x30 (the sharper claim) first
+        lrs = {tau: select(P.sweep_selection(PROFILE, width, teacher, tau), P.sweep_arm(width, tau), store)
+               for tau in P.SWEEP_TAUS}
+        for seeds in (r.sweep_seeds[:3], r.sweep_seeds[3:]):
+            train([P.width_config(PROFILE, width, teacher, tau, lrs[tau], s) for tau in P.SWEEP_TAUS for s in seeds],
+                  store, f"{width} temperature finals, seeds {list(seeds)}")
+
+
+PARTS = {"teacher": part_teacher, "alone": part_alone, "kd-main": part_kd_main, "kd-sweep": part_kd_sweep}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("parts", nargs="+", choices=PARTS, help="parts to run, in order")
+    args = ap.parse_args(argv)
+    store = ResultStore()
+    log(f"results in {store.root if hasattr(store, 'root') else 'the default store'}")
+    for part in args.parts:
+        log(f"part {part}")
+        PARTS[part](store)
+        log(f"part {part} done")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
