@@ -148,3 +148,86 @@ def test_only_78_rule_true_false_noisy():
     assert C.only_78_rule(false).label == NOT_REPRODUCED
     noisy = {k: C.bias_shift_summary(_bias(4730, 4000, 5.0, [500, 4500][k % 2], 1000), 7.6) for k in SEEDS}
     assert C.only_78_rule(noisy).label == INCONCLUSIVE
+
+
+# ---- from records to verdicts (a synthetic store of the paper profile) -----------------------------------------
+
+def _put(store, cfg, errors, history=None, **extra):
+    metrics = {"errors": errors, "accuracy": 1 - errors / 10_000}
+    if cfg.data.val_size:
+        metrics.update(val_accuracy=1 - errors / 10_000 - cfg.train.lr / 100, val_nll=0.1)
+    store.put(cfg, {"status": "ok", "message": "", "metrics": metrics, "history": history or [],
+                    "n_test": 10_000, "n_train": 60_000, "wall_time_s": 1.0, **extra})
+
+
+def test_paper_verdicts_read_the_records(tmp_path):
+    from kdutils.experiments import hinton as H
+    from kdutils.experiments import hinton_paper as P
+    from kdutils.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    flat = _history([300, 150, 100, 80, 75, 70, 68, 67, 67, 67, 67, 67])
+    for cfg in H.teacher_selection("paper"):
+        _put(store, cfg, 90)  # lowest lr wins the tie on validation accuracy
+    teacher = P.teacher_run("paper", store)
+    assert teacher.train.lr == min(H.recipe("paper").teacher_lrs)
+    _put(store, teacher, 67, flat)
+    for cfg in P.main_selection("paper", None, None) + P.main_selection("paper", teacher, 20.0):
+        _put(store, cfg, 150)
+    lr = min(H.recipe("paper").student_lrs)
+    for s, (a, d) in enumerate(zip([146, 150, 142, 148, 144, 147, 149, 143, 145, 146],
+                                   [74, 76, 73, 75, 77, 72, 74, 75, 76, 73])):
+        _put(store, H.student_config("paper", lr, s), a, _history([300, 200, 150, 146, 146, 146, 146, 146]))
+        _put(store, H.distilled_config("paper", teacher, 20.0, lr, 0.9, s), d)
+        bias = _bias(206 + s, 133, 3.0, 109 + s, 14)
+        _put(store, P.transfer_config("paper", teacher, "no3", lr, s), 206 + s, bias_shift=bias)
+    v = {x.claim: x for x in P.paper_verdicts(store)}
+    assert v[P.CLAIMS["main"]].label == REPRODUCED, v[P.CLAIMS["main"]].evidence
+    assert "Teacher 67 test errors" in v[P.CLAIMS["main"]].evidence
+    assert v[P.CLAIMS["no3"]].label == REPRODUCED, v[P.CLAIMS["no3"]].evidence
+    assert v[P.CLAIMS["only78"]].label == "not yet run"
+    assert v[P.CLAIMS["band"]].label == "not yet run"
+    # a teacher still improving at the end makes the main claim not testable
+    _put(store, teacher, 67, _history(list(range(400, 280, -10))))
+    assert {x.claim: x for x in P.paper_verdicts(store)}[P.CLAIMS["main"]].label == NOT_TESTABLE
+
+
+def test_transfer_set_option_drops_classes_and_records_the_bias_curve(tmp_path, monkeypatch):
+    """A tiny run with `train_classes`: no left-out label in its training split, a bias-shift curve on validation
+    and test in its record, and a learning curve (`epoch_eval`) in its history."""
+    from dataclasses import replace
+
+    from kdutils import runner
+    from kdutils.config import DataConfig, RunConfig, TrainConfig
+    from kdutils.store import ResultStore
+
+    data = DataConfig(dataset="mnist", n_train=600, n_test=300, val_size=300,
+                      options={"train_classes": [0, 1, 2, 4, 5, 6, 7, 8, 9], "epoch_eval": 1})
+    try:
+        splits = runner.prepare_data(data)
+    except Exception as err:  # no MNIST files on this machine
+        pytest.skip(f"MNIST not available: {err}")
+    assert 3 not in set(splits.train.y.tolist()) and 3 in set(splits.val.y.tolist())
+    assert len(splits.train) == 600
+    cfg = RunConfig(experiment="t", role="student", model="mlp", model_kwargs={"hidden": [16]}, data=data,
+                    train=TrainConfig(epochs=2, batch_size=64, lr=0.05), profile="smoke")
+    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
+    rec = runner.run(cfg, ResultStore(tmp_path / "results"), progress=False)
+    assert [h["epoch"] for h in rec["history"]] == [1, 2] and all("val_errors" in h for h in rec["history"])
+    bias = rec["bias_shift"]
+    assert bias["classes"] == [3] and len(bias["test"]["errors"]) == len(bias["shifts"]) == len(runner.BIAS_SHIFTS)
+    assert bias["test"]["errors"][0] == rec["metrics"]["errors"]
+    with pytest.raises(ValueError, match="train_classes"):
+        runner.prepare_data(replace(data, options={"train_classes": [3, 10]}))
+    with pytest.raises(ValueError, match="epoch_eval"):
+        runner.eval_every(replace(data, options={"epoch_eval": 0}))
+
+
+def test_runs_with_a_learning_curve_are_never_grouped():
+    from kdutils.experiments import hinton as H
+    from kdutils.group_runner import partition
+
+    seeds = [H.student_config("paper", 0.05, s) for s in range(3)]  # paper profile: epoch_eval set
+    assert [len(g) for g in partition(seeds)] == [1, 1, 1]
+    cpu = [H.student_config("cpu", 0.05, s) for s in range(3)]
+    assert [len(g) for g in partition(cpu)] == [3]

@@ -383,6 +383,10 @@ def verdict(table: pd.DataFrame, profile: str) -> Verdict:
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
     """Every verdict of the chapter, from the records only (nothing is trained): used by the scorecard."""
     profile = check_profile(profile)
+    if profile == "paper":  # the paper's section 3 (kdutils.experiments.hinton_paper)
+        from .hinton_paper import paper_verdicts
+
+        return paper_verdicts(store)
     return [verdict(results_table(profile, store), profile)]
 
 

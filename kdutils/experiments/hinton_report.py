@@ -323,6 +323,10 @@ def scales_markdown() -> str:
             "full": "Not the paper's recipe (the paper gives little beyond the regularisation), but one that runs "
                     f"at every temperature with tuned rates: {len(r.seeds)} seeds per verdict arm, "
                     f"{len(r.sweep_seeds)} per other temperature; `python -m kdutils run hinton --profile full`.",
+            "paper": "The chapter's main result: the paper's section 3 at its own scale on a CPU (teacher, 2x800 "
+                     f"alone and at T=20 with {len(r.seeds)} seeds each, learning curves that show convergence, "
+                     "the temperature sweep of the 2x300 and 2x30 students and the two transfer sets without "
+                     "some classes); `python scripts/hinton_paper_runs.py teacher alone kd-main kd-sweep`.",
         }[name])
     return "\n".join(rows)
 
