@@ -288,13 +288,38 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
     if teacher is not None and cfg.alpha > 0 and augment is None:
         cached = teacher_logits_for(cfg.teacher, teacher, cfg.data, "train", splits.train.x, splits, device, notes)
     every = eval_every(cfg.data)
+    snap_every = snapshot_every()
+    snap = snapshot_path(cfg) if snap_every else None
     started = time.perf_counter()
     result = fit(model, loader, cfg.train, teacher=None if cached is not None else teacher, teacher_logits=cached,
                  tau=cfg.tau, alpha=cfg.alpha, kd_direction=cfg.kd_direction,
                  label_smoothing=cfg.label_smoothing, device=device, progress=progress,
                  desc=f"{cfg.experiment}/{cfg.role}",
-                 epoch_eval=None if every is None else curve_evaluator(splits, device), eval_every=every or 1)
-    return record_run(cfg, model, teacher, splits, result, store, device, started, notes=notes)
+                 epoch_eval=None if every is None else curve_evaluator(splits, device), eval_every=every or 1,
+                 snapshot=snap, snapshot_every=snap_every)
+    extra = {"resumed": {"from_epoch": result.resumed_from, "earlier_training_s": round(result.prior_time_s, 3)}} \
+        if result.resumed_from else {}
+    record = record_run(cfg, model, teacher, splits, result, store, device, started,
+                        train_share_s=result.prior_time_s, notes=notes, **extra)
+    if snap is not None:
+        snap.unlink(missing_ok=True)
+    return record
+
+
+def snapshot_every() -> int:
+    """$KDUTILS_SNAPSHOT_EVERY: epochs between training snapshots of single runs (unset or 0: none). A runtime
+    setting, not part of a run's config: a resumed run trains exactly as an uninterrupted one."""
+    raw = os.environ.get("KDUTILS_SNAPSHOT_EVERY", "").strip() or "0"
+    if not raw.isdigit():
+        raise ValueError(f"KDUTILS_SNAPSHOT_EVERY must be a whole number of epochs (0: off), got {raw!r}")
+    return int(raw)
+
+
+def snapshot_path(cfg: RunConfig):
+    """Where a run's training snapshot lives (in the cache, never committed)."""
+    from .paths import cache_dir
+
+    return cache_dir() / "snapshots" / f"{cfg.experiment}-{cfg.key()}.pt"
 
 
 def curve_evaluator(splits: Splits, device: torch.device) -> Callable[[nn.Module], dict[str, float]]:

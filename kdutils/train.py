@@ -14,6 +14,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -34,6 +35,9 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
     wall_time_s: float = 0.0
     message: str = ""
+    #: epochs restored from a snapshot (0: trained from the start) and the training time spent before it
+    resumed_from: int = 0
+    prior_time_s: float = 0.0
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -83,11 +87,19 @@ def fit(
     max_loss: float = 1e4,
     epoch_eval: Callable[[nn.Module], dict[str, float]] | None = None,
     eval_every: int = 1,
+    snapshot: Path | None = None,
+    snapshot_every: int = 0,
 ) -> FitResult:
     """Train `model` in place on `loader` (yielding `Batch(idx, x, y)`); distil when alpha > 0.
 
     epoch_eval: called (in eval mode, without gradients) every `eval_every` epochs and after the last one; its
-    metrics join that epoch's history entry, so a record holds its own learning curve (convergence checks)."""
+    metrics join that epoch's history entry, so a record holds its own learning curve (convergence checks).
+
+    snapshot / snapshot_every: every `snapshot_every` epochs the whole training state (weights, optimiser,
+    schedule, history, the global RNG that drives dropout) is written to `snapshot`, and a run that finds one
+    there resumes after its last epoch, with the loader set to the next epoch's order and augmentations: a
+    long run killed part-way (a session that ends) loses at most `snapshot_every` epochs and ends as if never
+    stopped. The caller deletes the file once the run is recorded."""
     if eval_every < 1:
         raise ValueError(f"eval_every must be an integer >= 1, got {eval_every!r}")
     device = torch.device(device)
@@ -103,7 +115,11 @@ def fit(
     use_amp = device.type == "cuda"
     start = time.perf_counter()
     history: list[dict[str, float]] = []
-    epochs = tqdm(range(cfg.epochs), desc=desc, leave=False, disable=not progress_enabled(progress))
+    first, prior = 0, 0.0
+    if snapshot is not None and snapshot.exists():
+        first, prior, history = _restore(snapshot, model, opt, sched, loader, cfg)
+    epochs = tqdm(range(first, cfg.epochs), desc=desc, leave=False, disable=not progress_enabled(progress),
+                  initial=first, total=cfg.epochs)
     for epoch in epochs:
         model.train()
         loss_sum = torch.zeros((), device=device)
@@ -142,7 +158,35 @@ def fit(
             record.update(evaluate_epoch(model, epoch_eval))
         history.append(record)
         epochs.set_postfix(loss=f"{epoch_loss:.4f}", acc=f"{record['train_acc']:.3f}")
-    return FitResult("ok", cfg.epochs, history, time.perf_counter() - start)
+        if snapshot is not None and snapshot_every > 0 and (epoch + 1) % snapshot_every == 0 and epoch + 1 < cfg.epochs:
+            _save_snapshot(snapshot, model, opt, sched, epoch + 1, prior + time.perf_counter() - start, history)
+    return FitResult("ok", cfg.epochs, history, prior + time.perf_counter() - start, resumed_from=first,
+                     prior_time_s=prior)
+
+
+def _save_snapshot(path: Path, model: nn.Module, opt, sched, epochs_done: int, elapsed: float,
+                   history: list[dict[str, float]]) -> None:
+    from .store import atomic_torch_save
+
+    atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(),
+                       "sched": None if sched is None else sched.state_dict(), "epochs_done": epochs_done,
+                       "elapsed_s": elapsed, "history": history, "rng": torch.get_rng_state()}, path)
+
+
+def _restore(path: Path, model: nn.Module, opt, sched, loader, cfg: TrainConfig) -> tuple[int, float, list]:
+    """Load a snapshot written by `_save_snapshot`; returns (epochs done, training seconds so far, history)."""
+    state = torch.load(path, weights_only=False)
+    done = int(state["epochs_done"])
+    if not 0 < done < cfg.epochs:
+        raise ValueError(f"{path}: snapshot after {done} epochs does not fit a run of {cfg.epochs} epochs; delete it")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    if sched is not None and state["sched"] is not None:
+        sched.load_state_dict(state["sched"])
+    torch.set_rng_state(state["rng"])
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(done)
+    return done, float(state["elapsed_s"]), list(state["history"])
 
 
 def evaluate_epoch(model: nn.Module, epoch_eval: Callable[[nn.Module], dict[str, float]]) -> dict[str, float]:

@@ -1,12 +1,14 @@
 """Train the Hinton chapter's `paper` profile in parts, so two single-thread processes never train the same run.
 
     python scripts/hinton_paper_runs.py teacher     # teacher selection, then the final teacher
+    (or, over two processes: teacher-select-low teacher-final ... | teacher-select-high ...)
     python scripts/hinton_paper_runs.py alone       # every student that needs no teacher (2x800, 2x30, 2x300)
     python scripts/hinton_paper_runs.py kd-main     # waits for the teacher: 2x800 at T=20, then no3 and only78
     python scripts/hinton_paper_runs.py kd-sweep    # waits for the teacher: 2x30 and 2x300 at every T
 
-Finished runs are skipped (records are keyed by config), so a killed part resumes where it stopped. Parts
-that need the teacher wait for its record instead of training it (only the `teacher` part trains it).
+Finished runs are skipped (records are keyed by config), so a killed part resumes where it stopped; with
+KDUTILS_SNAPSHOT_EVERY=2 a run killed part-way resumes from its last snapshot (in $KDUTILS_CACHE). Parts that
+need the teacher wait for its record instead of training it (only the teacher parts train it).
 """
 from __future__ import annotations
 
@@ -56,10 +58,27 @@ def wait_teacher(store: ResultStore):
         time.sleep(120)
 
 
-def part_teacher(store: ResultStore) -> None:
+def part_teacher_select_low(store: ResultStore) -> None:
+    train(H.teacher_selection(PROFILE)[:-1], store, "teacher selection, all rates but the highest")
+
+
+def part_teacher_select_high(store: ResultStore) -> None:
+    train(H.teacher_selection(PROFILE)[-1:], store, "teacher selection, the highest rate")
+
+
+def part_teacher_final(store: ResultStore) -> None:
     cfgs = H.teacher_selection(PROFILE)
+    while P.chosen_lr(cfgs, "teacher", store) is None:
+        log("waiting for the other process's teacher selection run")
+        time.sleep(60)
     lr = select(cfgs, "teacher", store)
     train([H.teacher_config(PROFILE, lr)], store, "final teacher")
+
+
+def part_teacher(store: ResultStore) -> None:
+    part_teacher_select_low(store)
+    part_teacher_select_high(store)
+    part_teacher_final(store)
 
 
 def part_alone(store: ResultStore) -> None:
@@ -99,7 +118,8 @@ def part_kd_sweep(store: ResultStore) -> None:
                   store, f"{width} temperature finals, seeds {list(seeds)}")
 
 
-PARTS = {"teacher": part_teacher, "alone": part_alone, "kd-main": part_kd_main, "kd-sweep": part_kd_sweep}
+PARTS = {"teacher": part_teacher, "teacher-select-low": part_teacher_select_low,
+         "teacher-select-high": part_teacher_select_high, "teacher-final": part_teacher_final, "alone": part_alone, "kd-main": part_kd_main, "kd-sweep": part_kd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

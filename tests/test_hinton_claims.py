@@ -231,3 +231,53 @@ def test_runs_with_a_learning_curve_are_never_grouped():
     assert [len(g) for g in partition(seeds)] == [1, 1, 1]
     cpu = [H.student_config("cpu", 0.05, s) for s in range(3)]
     assert [len(g) for g in partition(cpu)] == [3]
+
+
+def test_a_run_killed_part_way_resumes_from_its_snapshot_exactly(tmp_path):
+    """Snapshots (KDUTILS_SNAPSHOT_EVERY): stopping after epoch 2 of 3 and resuming gives the uninterrupted
+    run's weights and history (dropout and augmentation draws included)."""
+    from kdutils.config import TrainConfig
+    from kdutils.device_loader import DeviceLoader, parse_augment
+    from kdutils.models import build_model
+    from kdutils.train import fit
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(256, 1, 28, 28, generator=gen), torch.randint(0, 10, (256,), generator=gen)
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=0.05, schedule="cosine", augment="shift2")
+
+    def make():
+        torch.manual_seed(1)
+        model = build_model("mlp", (1, 28, 28), 10, hidden=[32], dropout=0.5)
+        return model, DeviceLoader(x, y, 64, shuffle=True, augment=parse_augment("shift2"), seed=3)
+
+    model, loader = make()
+    straight = fit(model, loader, cfg, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    class DiesInEpoch3:
+        def __init__(self, inner):
+            self.inner, self.n = inner, 0
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __iter__(self):
+            self.n += 1
+            if self.n == 3:
+                raise Killed
+            return iter(self.inner)
+
+    snap = tmp_path / "snap.pt"
+    model2, loader2 = make()
+    with pytest.raises(Killed):
+        fit(model2, DiesInEpoch3(loader2), cfg, progress=False, snapshot=snap, snapshot_every=1)
+    assert snap.exists()
+    model3, loader3 = make()  # a new process: fresh model and loader, global RNG elsewhere
+    torch.manual_seed(999)
+    resumed = fit(model3, loader3, cfg, progress=False, snapshot=snap, snapshot_every=1)
+    assert resumed.resumed_from == 2 and [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-6)
+    for a, b in zip(model.state_dict().values(), model3.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6)
