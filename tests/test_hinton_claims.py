@@ -160,7 +160,8 @@ def _put(store, cfg, errors, history=None, **extra):
                     "n_test": 10_000, "n_train": 60_000, "wall_time_s": 1.0, **extra})
 
 
-def test_paper_verdicts_read_the_records(tmp_path):
+def _paper_store(tmp_path):
+    """A synthetic store of the paper profile: teacher, 10 seeds alone and at T=20, no3 transfer runs."""
     from kdutils.experiments import hinton as H
     from kdutils.experiments import hinton_paper as P
     from kdutils.store import ResultStore
@@ -181,6 +182,13 @@ def test_paper_verdicts_read_the_records(tmp_path):
         _put(store, H.distilled_config("paper", teacher, 20.0, lr, 0.9, s), d)
         bias = _bias(206 + s, 133, 3.0, 109 + s, 14)
         _put(store, P.transfer_config("paper", teacher, "no3", lr, s), 206 + s, bias_shift=bias)
+    return store, teacher
+
+
+def test_paper_verdicts_read_the_records(tmp_path):
+    from kdutils.experiments import hinton_paper as P
+
+    store, teacher = _paper_store(tmp_path)
     v = {x.claim: x for x in P.paper_verdicts(store)}
     assert v[P.CLAIMS["main"]].label == REPRODUCED, v[P.CLAIMS["main"]].evidence
     assert "Teacher 67 test errors" in v[P.CLAIMS["main"]].evidence
@@ -281,3 +289,19 @@ def test_a_run_killed_part_way_resumes_from_its_snapshot_exactly(tmp_path):
     assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-6)
     for a, b in zip(model.state_dict().values(), model3.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_paper_report_tables_and_figures_from_records(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kdutils.experiments import hinton_paper_report as R
+
+    store, _ = _paper_store(tmp_path)
+    frame = R.main_frame(store).set_index("arm")
+    assert frame.loc["2x800 alone", "runs"] == 10 and frame.loc["2x800 alone", "paper"] == 146
+    assert frame.loc["2x800 distilled, T=20", "errors"].startswith("74.5")  # mean of the ten synthetic seeds
+    assert frame.loc["teacher 2x1200", "errors"] == "67"
+    assert R.curves_figure(store) is not None and R.bias_shift_figure(store) is not None
+    assert R.temperature_figure(store) is None  # no sweep run recorded
+    assert "not yet run" in R.rank_check_markdown(store)
