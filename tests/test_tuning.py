@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdutils import runner, tuning
 from kdutils.config import DataConfig, RunConfig, TrainConfig
-from kdutils.data import ArrayDataset
+from kdutils.data.datasets import ArrayDataset
 from kdutils.models import mlp
-from kdutils.store import ResultStore
+from kdutils.store.store import ResultStore
+from kdutils.sweeps import tuning
+from kdutils.training import runner
 
 
 def _record(lr: float, status: str = "ok", **metrics) -> dict:
