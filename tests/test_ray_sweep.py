@@ -214,11 +214,13 @@ def test_worker_records_name_the_drivers_commit_only_when_their_code_is_the_driv
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ray_executor, "checkout_commit", lambda: {"commit": "unknown", "dirty": False})
     monkeypatch.setattr(provenance_mod, "checkout_commit", lambda: {"commit": "unknown", "dirty": False})
-    same = CodeStamp("abc123", True, code_fingerprint())
+    same = CodeStamp("abc123", True, code_fingerprint(), source_dirty=False)
     with ray_executor.worker_store({"e/k.json": "{}"}, [], same) as store:
         assert git_commit() == {"commit": "abc123", "dirty": True}
+        assert provenance_mod.source_state() == {"kdutils_sha256": code_fingerprint(), "kdutils_dirty": False}
         assert (store.root / "e" / "k.json").read_text() == "{}" and os.environ["KDUTILS_RESULTS"] == str(store.root)
     assert "KDUTILS_GIT_COMMIT" not in os.environ and os.environ["KDUTILS_RESULTS"] != str(store.root)
+    assert "KDUTILS_SOURCE_DIRTY" not in os.environ
     assert not store.root.exists()  # the private store is gone once the task is over
     with ray_executor.worker_store({}, [], CodeStamp("abc123", False, "other source")):
         assert git_commit()["commit"] == "unknown"

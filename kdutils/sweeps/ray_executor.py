@@ -29,7 +29,6 @@ driver's (`code_fingerprint`), else it stays "unknown".
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -45,7 +44,7 @@ from kdutils.progress import tqdm
 from kdutils.report.chapter import load as load_chapter
 from kdutils.store.io import atomic_write_bytes
 from kdutils.store.profiles import check_profile
-from kdutils.store.provenance import checkout_commit, git_commit
+from kdutils.store.provenance import checkout_commit, git_commit, source_sha256, source_state
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.sweep import SweepReport, mark_done, mark_failed, plan_sweep, point_name
 
@@ -71,11 +70,7 @@ def point_resources(profile: str) -> dict[str, float]:
 
 def code_fingerprint() -> str:
     """SHA-256 over kdutils' Python source (paths and bytes): equal on driver and worker iff the code is."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return source_sha256()
 
 
 @dataclass(frozen=True)
@@ -85,11 +80,12 @@ class CodeStamp:
     commit: str
     dirty: bool
     fingerprint: str
+    source_dirty: bool | None = None  # the driver's kdutils source differs from its commit (None: unknown)
 
     @classmethod
     def here(cls) -> "CodeStamp":
         info = git_commit()
-        return cls(str(info["commit"]), bool(info["dirty"]), code_fingerprint())
+        return cls(str(info["commit"]), bool(info["dirty"]), code_fingerprint(), source_state()["kdutils_dirty"])
 
 
 @dataclass
@@ -135,6 +131,8 @@ def worker_store(records: dict[str, str], checkpoints: list[tuple[dict[str, Any]
     env = {"KDUTILS_RESULTS": str(store.root)}
     if checkout_commit()["commit"] == "unknown" and code_fingerprint() == stamp.fingerprint:
         env |= {"KDUTILS_GIT_COMMIT": stamp.commit, "KDUTILS_GIT_DIRTY": "1" if stamp.dirty else "0"}
+        if stamp.source_dirty is not None:
+            env["KDUTILS_SOURCE_DIRTY"] = "1" if stamp.source_dirty else "0"
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:

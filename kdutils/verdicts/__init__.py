@@ -1,3 +1,4 @@
-"""Verdicts: paired intervals (`stats`) and the rules that turn them into a claim's label (`verdict`), used by
-every chapter so that one claim is judged like another.
+"""Verdicts: paired intervals and rank correlations (`stats`), labels and the `Verdict` a chapter returns
+(`verdict`), declared claims with the symmetric rules, `combine` and stability (`rules`), gates measured from
+records (`gates`) and power (`power`): one set of rules, so that one claim is judged like another.
 """

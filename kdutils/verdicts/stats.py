@@ -84,7 +84,7 @@ def t_interval(values: Sequence[float], confidence: float = 0.95, method: str = 
         raise ValueError(f"values must be a flat sequence of numbers, got shape {x.shape}")
     if np.isnan(x).any():
         raise ValueError(f"values contain NaN ({x.tolist()}); give failed runs a score first "
-                         "(kdutils.verdicts.verdict.score_failed) instead of dropping them")
+                         "(kdutils.verdicts.verdict.scores_by_key) instead of dropping them")
     n = int(x.size)
     if n == 0:
         return Interval(math.nan, -math.inf, math.inf, 0, math.nan, confidence, method)
@@ -109,4 +109,55 @@ def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
     return t_interval(diffs, confidence)
 
 
-__all__ = ["Interval", "METHOD", "paired_difference", "paired_values", "t_interval", "t_quantile"]
+@dataclass(frozen=True)
+class RankCorrelation:
+    """A rank correlation with its two-sided p-value, the number of pairs, and how many values were tied.
+
+    `method` is "spearman" (scipy's `spearmanr`, average ranks for ties) or "kendall" (scipy's `kendalltau`,
+    tau-b, which corrects for ties in both variables: the choice for grouped or saturated values)."""
+
+    value: float
+    pvalue: float
+    n: int
+    method: str
+    tied_share: float  # share of the first variable's values that equal another value (0 = no ties)
+
+
+RANK_METHODS = ("spearman", "kendall")
+
+
+def rank_correlation(x: Sequence[float], y: Sequence[float], method: str = "spearman") -> RankCorrelation:
+    """Rank correlation of x and y from scipy.stats, ties handled (average ranks / tau-b). NaN with fewer than
+    3 pairs or a constant variable (no ranking exists), never a crash."""
+    if method not in RANK_METHODS:
+        raise ValueError(f"method must be one of {RANK_METHODS}, got {method!r}")
+    a, b = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"x and y must be flat sequences of one length, got shapes {a.shape} and {b.shape}")
+    n = int(a.size)
+    tied = 0.0 if n == 0 else 1.0 - np.unique(a).size / n
+    if n < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return RankCorrelation(math.nan, math.nan, n, method, tied)
+    from scipy import stats  # lazy, as in t_quantile
+
+    res = stats.spearmanr(a, b) if method == "spearman" else stats.kendalltau(a, b, variant="b")
+    return RankCorrelation(float(res.statistic), float(res.pvalue), n, method, float(tied))
+
+
+def one_sided_pvalues(values: Sequence[float], margin: float) -> tuple[float, float]:
+    """p-values of the one-sided t-tests "mean < margin" and "mean > margin" (scipy's ttest_1samp), as an
+    equivalence test (TOST) reports them; NaN with fewer than 2 values."""
+    x = np.asarray(list(values), dtype=float)
+    if x.size < 2:
+        return math.nan, math.nan
+    from scipy import stats
+
+    if np.ptp(x) == 0:  # no spread: the test is exact
+        m = float(x[0])
+        return (0.0 if m < margin else 1.0), (0.0 if m > margin else 1.0)
+    return (float(stats.ttest_1samp(x, margin, alternative="less").pvalue),
+            float(stats.ttest_1samp(x, margin, alternative="greater").pvalue))
+
+
+__all__ = ["Interval", "METHOD", "RANK_METHODS", "RankCorrelation", "one_sided_pvalues", "paired_difference",
+           "paired_values", "rank_correlation", "t_interval", "t_quantile"]

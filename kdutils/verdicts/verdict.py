@@ -1,6 +1,8 @@
 """Verdicts: every headline claim in the book ends in one, computed from recorded runs by the rules below.
 
-The rules (used by every chapter, so that one claim is judged like another):
+The labels, their badges and the `Verdict` a chapter returns live here. The declared claims, the symmetric
+rules with minimum effects, `combine` and stability are in `kdutils.rules`, the gates in `kdutils.gates`, power
+in `kdutils.power`. The older single-interval rules below stay for the chapters that call them:
 
 - **A beats B** (`beats`): over the seeds/folds both arms ran, the paired mean difference A - B and its 95%
   t-interval (`kdutils.verdicts.stats`). The claim holds ("reproduced") only if the interval excludes 0 in the claimed
@@ -29,12 +31,14 @@ from kdutils.verdicts.stats import Interval
 
 REPRODUCED = "reproduced"
 PARTLY = "partly reproduced"
+MIXED = "mixed"
 NOT_REPRODUCED = "not reproduced"
 INCONCLUSIVE = "inconclusive at this scale"
 NOT_TESTABLE = "not testable at this scale"
 NOT_YET_RUN = "not yet run"
-LABELS = (REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE, NOT_YET_RUN)
-BADGES = {REPRODUCED: "✅", PARTLY: "🟡", NOT_REPRODUCED: "❌", INCONCLUSIVE: "❔", NOT_TESTABLE: "⛔",
+LABELS = (REPRODUCED, PARTLY, MIXED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE, NOT_YET_RUN)
+#: One symbol per label, the only table of them (the scorecard, the chapters and the intro's legend use it).
+BADGES = {REPRODUCED: "✅", PARTLY: "🟡", MIXED: "🔀", NOT_REPRODUCED: "❌", INCONCLUSIVE: "❔", NOT_TESTABLE: "⛔",
           NOT_YET_RUN: "⏳"}
 """One symbol per verdict label: the chapters' verdicts, the scorecard and the intro's legend all use these."""
 #: Record statuses that mean the run failed (`runner.final_status` writes them); they are scored, not dropped.
@@ -44,13 +48,19 @@ DIRECTIONS = ("greater", "less")
 
 @dataclass(frozen=True)
 class Verdict:
-    """One claim's verdict. `effect` is the headline interval, e.g. "-17 errors [-25, -9], paired t 95%, n=3"."""
+    """One claim's verdict. `effect` is the headline interval, e.g. "-17 errors [-25, -9], paired t 95%, n=3".
+    `gates`, `parts` and `stability` (from `kdutils.rules`) are shown before and beside the label when given;
+    `reason` is the rule's one-line account of the label."""
 
     claim: str
     label: str
     evidence: str
     scale: str
     effect: str = ""
+    parts: tuple[Any, ...] = ()
+    gates: tuple[Any, ...] = ()
+    stability: Any = None
+    reason: str = ""
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -61,9 +71,17 @@ class Verdict:
         return BADGES[self.label]
 
     def to_markdown(self) -> str:
+        gates = ("**Gates.** " + "; ".join(g.describe() for g in self.gates) + "\n\n") if self.gates else ""
         effect = f"**Effect.** {self.effect}\n\n" if self.effect else ""
-        return (f"**Claim.** {self.claim}\n\n**Verdict: {self.badge} {self.label}** at scale: {self.scale}.\n\n"
-                f"{effect}**Evidence.** {self.evidence}")
+        parts = ""
+        if self.parts:
+            parts = "**Parts.**\n\n" + "\n".join(
+                f"- {BADGES.get(p.label, '')} {p.describe()}" + (" *(core)*" if p.core else "")
+                + (f"; {p.power.describe()}" if getattr(p, "power", None) else "") for p in self.parts) + "\n\n"
+        why = f" ({self.reason})" if self.reason else ""
+        stab = f"**Stability.** {self.stability.describe()}\n\n" if self.stability is not None else ""
+        return (f"**Claim.** {self.claim}\n\n{gates}**Verdict: {self.badge} {self.label}**{why} at scale: "
+                f"{self.scale}.\n\n{effect}{parts}{stab}**Evidence.** {self.evidence}")
 
     def _repr_markdown_(self) -> str:
         return self.to_markdown()
@@ -194,6 +212,6 @@ def gap_fractions(alone: Mapping[Hashable, float], treated: Mapping[Hashable, fl
     return out
 
 
-__all__ = ["BADGES", "DIRECTIONS", "Decision", "FAILED_STATUSES", "INCONCLUSIVE", "LABELS", "NOT_REPRODUCED",
+__all__ = ["BADGES", "DIRECTIONS", "Decision", "FAILED_STATUSES", "INCONCLUSIVE", "LABELS", "MIXED", "NOT_REPRODUCED",
            "NOT_TESTABLE", "NOT_YET_RUN", "PARTLY", "REPRODUCED", "Verdict", "beats", "chance_error_rate",
            "gap_fractions", "meets_threshold", "min_testable_gap", "scores_by_key", "testable"]

@@ -31,8 +31,9 @@ from kdutils.store.io import DamagedFileError, load_tensors
 from kdutils.store.store import ResultStore
 from kdutils.training import runner
 from kdutils.training.train import freeze
+from kdutils.verdicts.stats import rank_correlation
 
-__all__ = ["HIST_BINS", "run_arm", "run_motivation", "alpha_evidence", "spearman", "alpha_by_group"]
+__all__ = ["HIST_BINS", "run_arm", "run_motivation", "alpha_evidence", "rank_corr", "alpha_by_group"]
 
 #: Bins of the alpha_i histograms stored per group (on [0, 1]).
 HIST_BINS = 20
@@ -100,15 +101,10 @@ def run_arm(cfg: RunConfig, spec: ArmSpec, store: ResultStore | None = None, *, 
 
 
 # ------------------------------------------------------------------------------------------ alpha evidence
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation of two 1-d tensors (average ranks are not needed: ties are rare floats)."""
-    if a.numel() < 3:
-        return math.nan
-    ra = a.double().argsort().argsort().double()
-    rb = b.double().argsort().argsort().double()
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    den = (ra.norm() * rb.norm()).item()
-    return (ra @ rb).item() / den if den > 0 else math.nan
+def rank_corr(a: torch.Tensor, b: torch.Tensor, method: str = "spearman") -> float:
+    """Rank correlation of two 1-d tensors from scipy (`kdutils.stats.rank_correlation`: average ranks for
+    Spearman, tau-b for Kendall): the learned alphas saturate near 1, so ties are common and must be handled."""
+    return rank_correlation(a.double().cpu().tolist(), b.double().cpu().tolist(), method).value
 
 
 def alpha_by_group(values: torch.Tensor, groups: MotivationGroups, bins: int = HIST_BINS) -> dict[str, dict]:
@@ -173,8 +169,9 @@ def alpha_evidence(student, fnet, fnet0, loader: DeviceLoader, teacher_logits: t
         "alpha_mean_wrong": float(alphas[~right].mean()) if (~right).any() else math.nan,
         "wrong_minus_right": (float(alphas[~right].mean() - alphas[right].mean())
                               if right.any() and (~right).any() else math.nan),
-        "spearman_right": spearman(alphas[right], dist[right]),
-        "spearman_wrong": spearman(alphas[~right], dist[~right]),
+        "spearman_right": rank_corr(alphas[right], dist[right]),
+        "spearman_wrong": rank_corr(alphas[~right], dist[~right]),
+        "kendall_right": rank_corr(alphas[right], dist[right], "kendall"),
         "groups": alpha_by_group(alphas, groups),
         **_param_change(fnet, fnet0),
         "scatter": {"st": [round(float(v), 4) for v in dist[pick]],
