@@ -222,3 +222,30 @@ def test_stability_on_seed_halves():
                          full=REPRODUCED)
     assert s2.status == "changes"
     assert rules.Stability(REPRODUCED, REPRODUCED, INCONCLUSIVE, (0,), (1,)).status == "weaker"
+
+
+def test_the_methods_page_worked_example_is_what_the_code_computes():
+    from pathlib import Path
+
+    page = " ".join((Path(__file__).parents[1] / "book" / "methods.md").read_text().split())
+    alone = {0: 84.1, 1: 83.6, 2: 84.4, 3: 83.9, 4: 84.0}
+    kd = {0: 84.9, 1: 84.0, 2: 85.3, 3: 84.2, 4: 84.6}
+    claim = Claim("KD beats the student alone by at least 0.5 points", "greater", 0.5, "pts")
+    f = rules.compare(claim, kd, alone)
+    assert f.label == REPRODUCED and f"**{f.interval.describe('pts', digits=2)}**" in page
+    assert f.power.describe("pts") + ", so five seeds were enough" in page
+    small = stats.t_interval([0.3, 0.2, 0.35, 0.25, 0.3])
+    assert decide(small, "greater", 0.5).label == NOT_REPRODUCED and f"[{small.low:.2f}, {small.high:.2f}]" in page
+    s = rules.stability(alone, lambda k: rules.compare(claim, rules.subset(kd, k), rules.subset(alone, k)).label)
+    assert s.status == "weaker" and s.first == REPRODUCED and s.second == INCONCLUSIVE
+    for keys in (s.first_keys, s.second_keys):
+        iv = stats.paired_difference(rules.subset(kd, keys), rules.subset(alone, keys))
+        assert f"seeds {', '.join(map(str, keys))} give {iv.describe('pts', digits=2).split(', paired')[0]}" in page
+
+
+def test_every_badge_is_in_the_intro_legend():
+    from pathlib import Path
+
+    intro = (Path(__file__).parents[1] / "book" / "intro.md").read_text()
+    for label, badge in verdict.BADGES.items():
+        assert f"{badge} {label}" in " ".join(intro.split()), label
