@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdutils.data import datasets as kdata
-from kdutils.data import registry
+from kdutils.data import datasets as kdata, registry
 from kdutils.data.datasets import NORMALIZATION, ArrayDataset, parse_idx, verify_checksums
 from kdutils.data.registry import load_dataset
 

@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdutils.config import DataConfig, RunConfig, TrainConfig
-from kdutils.data import datasets as data_mod, pointsets, modelnet
-from kdutils.data import registry
+from kdutils.data import datasets as data_mod, pointsets, modelnet, registry
 from kdutils.data.device_loader import DeviceLoader
 from kdutils.losses import kd_loss
 from kdutils.store.io import atomic_torch_save

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from kdutils.config import TrainConfig
-from kdutils.losses import kd_objective
-from kdutils.training.stacked import Guard, SpecTensors, StudentSpec, stacked_kd_objective
+from kdutils.objectives import DEFAULT, get_objective
+from kdutils.training.stacked import Guard, SpecTensors, StudentSpec
 from kdutils.training.train import make_optimizer, make_scheduler
 
 
@@ -41,10 +41,12 @@ class _VmapEngine:
     name = "vmap"
 
     def __init__(self, models: Sequence[nn.Module], cfg: TrainConfig, specs: Sequence[StudentSpec],
-                 steps_per_epoch: int, device: torch.device, compiled: bool = False) -> None:
+                 steps_per_epoch: int, device: torch.device, compiled: bool = False,
+                 objective: str = DEFAULT) -> None:
         from torch.func import stack_module_state
 
         self.models, self.device, self.compiled = list(models), device, compiled
+        self.objective = get_objective(objective, "stacked").stacked
         if compiled:
             self.name = "vmap+compile"
             self._meta_base = _meta_base(self.models[0])
@@ -87,7 +89,7 @@ class _VmapEngine:
         if self.compiled:
             self._meta_base.train(self.base.training)
             losses, logits = _compiled_objective()(self._meta_base, self.params, self.buffers, x, shared_x, y,
-                                                   t_logits, self.specs, use_amp)
+                                                   t_logits, self.specs, use_amp, self.objective)
         else:
             fwd = self._fwd.get(shared_x)
             if fwd is None:
@@ -95,7 +97,7 @@ class _VmapEngine:
                                                        randomness="different")
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = fwd(self.flat_params, self.flat_buffers, x)
-            losses = stacked_kd_objective(logits, y, t_logits, self.specs)
+            losses = self.objective(logits, y, t_logits, self.specs)
         self.opt.zero_grad(set_to_none=True)
         if self.inactive:
             losses.index_select(0, self._keep).sum().backward()
@@ -148,8 +150,9 @@ class _VmapEngine:
 
 def _vmapped_objective(base: nn.Module, params: dict, buffers: dict, x: torch.Tensor, shared_x: bool,
                        y: torch.Tensor, t_logits: torch.Tensor | None, specs: SpecTensors,
-                       use_amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Forward of the K stacked students and their objectives, written for torch.compile (functional_call)."""
+                       use_amp: bool, objective: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward of the K stacked students and their objectives, written for torch.compile (functional_call).
+    objective: the stacked form of a registered objective (default: the registry's default)."""
     from torch.func import functional_call
 
     def call(p, b, xx):
@@ -158,7 +161,8 @@ def _vmapped_objective(base: nn.Module, params: dict, buffers: dict, x: torch.Te
     fwd = torch.vmap(call, in_dims=(0, 0, None if shared_x else 0), randomness="different")
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         logits = fwd(params, buffers, x)
-    return stacked_kd_objective(logits, y, t_logits, specs), logits
+    objective = objective or get_objective(DEFAULT, "stacked").stacked
+    return objective(logits, y, t_logits, specs), logits
 
 
 _COMPILED: list[Any] = []
@@ -187,8 +191,9 @@ class _LoopEngine:
     name = "loop"
 
     def __init__(self, models: Sequence[nn.Module], cfg: TrainConfig, specs: Sequence[StudentSpec],
-                 steps_per_epoch: int, device: torch.device, rng_states=None) -> None:
+                 steps_per_epoch: int, device: torch.device, rng_states=None, objective: str = DEFAULT) -> None:
         self.models, self.specs, self.device = list(models), list(specs), device
+        self.objective = get_objective(objective).batch
         self.opts = [make_optimizer(m.parameters(), cfg) for m in self.models]
         self.scheds = [make_scheduler(o, cfg, steps_per_epoch) for o in self.opts]
         self.rng = None if rng_states is None else list(rng_states)
@@ -216,9 +221,9 @@ class _LoopEngine:
                 _restore_rng(self.rng[k], self.device)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
                 out = model(xk)
-            loss = kd_objective(out.float(), yk, None if tk is None else tk.float(), tau=spec.tau, alpha=spec.alpha,
-                                direction=spec.kd_direction, label_smoothing=spec.label_smoothing,
-                                check_finite=False)
+            loss = self.objective(out.float(), yk, None if tk is None else tk.float(), tau=spec.tau, alpha=spec.alpha,
+                                  direction=spec.kd_direction, label_smoothing=spec.label_smoothing,
+                                  check_finite=False)
             self.opts[k].zero_grad(set_to_none=True)
             loss.backward()
             if guard is not None and guard(loss.detach().reshape(1), [k]):

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from kdutils.config import TrainConfig
+from kdutils.objectives import DEFAULT
 from kdutils.progress import tqdm
 from kdutils.training.engines import _LoopEngine, _VmapEngine, has_dropout
 from kdutils.training.stacked import StudentSpec, as_spec
@@ -89,6 +90,7 @@ def fit_students(
     compile: bool = False,
     check_every: int = 1,
     max_loss: float = 1e4,
+    objective: str = DEFAULT,
 ) -> list[FitResult]:
     """Train the K `models` in place together; one `FitResult` per student, in order, as `train.fit` gives.
 
@@ -101,6 +103,7 @@ def fit_students(
     through torch.compile (opt-in; the first step compiles for tens of seconds, so it pays off only for long
     runs; falls back to the eager vmap engine if compiling fails; ignored by the loop engine). rng_states: per-student `capture_rng_state()` taken right after building each
     model, so the loop engine replays every student's own dropout stream (as a separate run would draw it).
+    objective: the registered training objective (`kdutils.objectives`; stacked form for vmap, batch for loop).
     A student whose loss becomes non-finite or exceeds `max_loss` (checked with `train.loss_is_healthy`, like
     `fit`: every `check_every` steps after the backward pass and before the update, and at the end of each
     epoch) gets status "diverged" and the same message as `fit` would give, with its weights as they were
@@ -147,8 +150,9 @@ def fit_students(
 
     def make_engine(name: str):
         if name.startswith("vmap"):
-            return _VmapEngine(models, cfg, specs, steps, device, compiled=name == "vmap+compile")
-        return _LoopEngine(models, cfg, specs, steps, device, rng_states)
+            return _VmapEngine(models, cfg, specs, steps, device, compiled=name == "vmap+compile",
+                               objective=objective)
+        return _LoopEngine(models, cfg, specs, steps, device, rng_states, objective=objective)
 
     engine = make_engine(plan.pop(0))
     use_amp = device.type == "cuda"

@@ -27,8 +27,7 @@ import torch
 from torch import nn
 
 from kdutils.config import DataConfig, RunConfig, config_hash
-from kdutils.data import datasets as data_mod
-from kdutils.data import registry
+from kdutils.data import datasets as data_mod, registry
 from kdutils.data.device_loader import DeviceLoader, parse_augment
 from kdutils.data.splits import kfold_indices, train_val_split
 from kdutils.data.symmetry import TRANSFORMATIONS

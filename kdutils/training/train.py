@@ -21,7 +21,7 @@ from torch import nn
 from kdutils.progress import tqdm
 
 from kdutils.config import TrainConfig
-from kdutils.losses import kd_objective
+from kdutils.objectives import DEFAULT, get_objective
 
 
 @dataclass
@@ -81,8 +81,11 @@ def fit(
     desc: str = "train",
     check_every: int = 1,
     max_loss: float = 1e4,
+    objective: str = DEFAULT,
 ) -> FitResult:
-    """Train `model` in place on `loader` (yielding `Batch(idx, x, y)`); distil when alpha > 0."""
+    """Train `model` in place on `loader` (yielding `Batch(idx, x, y)`); distil when alpha > 0.
+    objective: the registered training objective (`kdutils.objectives`, batch form)."""
+    batch_objective = get_objective(objective).batch
     device = torch.device(device)
     if alpha > 0 and teacher is None and teacher_logits is None:
         raise ValueError(f"alpha={alpha} needs a teacher or cached teacher_logits")
@@ -112,9 +115,9 @@ def fit(
                     else:
                         with torch.no_grad():
                             t_logits = teacher(batch.x)
-            loss = kd_objective(logits.float(), batch.y, None if t_logits is None else t_logits.float(),
-                                tau=tau, alpha=alpha, direction=kd_direction, label_smoothing=label_smoothing,
-                                check_finite=False)
+            loss = batch_objective(logits.float(), batch.y, None if t_logits is None else t_logits.float(),
+                                   tau=tau, alpha=alpha, direction=kd_direction, label_smoothing=label_smoothing,
+                                   check_finite=False)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if (step + 1) % check_every == 0 and not loss_is_healthy(value := loss.item(), max_loss):

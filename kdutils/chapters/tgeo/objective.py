@@ -1,19 +1,15 @@
 """The sample-wise fused objective: mean_i [alpha_i * L_KD,i + (1 - alpha_i) * L_GT,i].
 
-The KD term is `kdutils.losses.kd_loss` (tau^2 * KL, forward by default) and the GT term the (optionally
-label-smoothed) cross-entropy, both per sample, so alpha_i = const reproduces `losses.kd_objective` exactly.
+The per-sample terms are the registered objective's per-sample form (`kdutils.objectives`; "kd": tau^2 * KL,
+forward by default, and the optionally label-smoothed cross-entropy), so alpha_i = const reproduces
+`losses.kd_objective` exactly.
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
 
-from kdutils.losses import check_alpha, check_smoothing, check_tau, kd_loss, label_smoothing_ce
-
-# Newer kdutils.losses can check logits for NaN/+inf, which reads them back to the host (a sync per call on a
-# GPU); the training loops here check the loss instead, so skip it where the option exists.
-_NO_SYNC = {"check_finite": False} if "check_finite" in inspect.signature(kd_loss).parameters else {}
+from kdutils.losses import check_alpha
+from kdutils.objectives import DEFAULT, get_objective
 
 __all__ = ["check_sample_alpha", "per_sample_terms", "samplewise_kd_objective", "fuse"]
 
@@ -37,12 +33,11 @@ def check_sample_alpha(alpha: torch.Tensor | float, batch_size: int, check_range
 
 
 def per_sample_terms(student_logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor,
-                     tau: float, direction: str = "forward", label_smoothing: float = 0.0
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_KD, L_GT) per sample, each of shape (B,): tau^2 KL(teacher || student) and cross-entropy."""
-    kd = kd_loss(student_logits, teacher_logits, check_tau(tau), direction=direction, reduction="none", **_NO_SYNC)
-    ce = label_smoothing_ce(student_logits, targets, check_smoothing(label_smoothing), reduction="none")
-    return kd, ce
+                     tau: float, direction: str = "forward", label_smoothing: float = 0.0,
+                     objective: str = DEFAULT) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_KD, L_GT) per sample, each of shape (B,): the per-sample form of the registered `objective`."""
+    terms = get_objective(objective, "per_sample").per_sample
+    return terms(student_logits, targets, teacher_logits, tau, direction, label_smoothing)
 
 
 def fuse(kd: torch.Tensor, ce: torch.Tensor, alpha: torch.Tensor | float) -> torch.Tensor:
@@ -52,11 +47,12 @@ def fuse(kd: torch.Tensor, ce: torch.Tensor, alpha: torch.Tensor | float) -> tor
 
 def samplewise_kd_objective(student_logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor,
                             alpha: torch.Tensor | float, tau: float, direction: str = "forward",
-                            label_smoothing: float = 0.0, check_range: bool = True) -> torch.Tensor:
+                            label_smoothing: float = 0.0, check_range: bool = True,
+                            objective: str = DEFAULT) -> torch.Tensor:
     """Batch mean of alpha_i * L_KD,i + (1 - alpha_i) * L_GT,i. Gradients flow to alpha if it requires them.
 
     check_range=False accepts alpha outside [0, 1] (RW-KD's unclamped weights, as the authors' code has them).
     """
     alpha = check_sample_alpha(alpha, student_logits.shape[0], check_range)
-    kd, ce = per_sample_terms(student_logits, targets, teacher_logits, tau, direction, label_smoothing)
+    kd, ce = per_sample_terms(student_logits, targets, teacher_logits, tau, direction, label_smoothing, objective)
     return fuse(kd, ce, alpha)
