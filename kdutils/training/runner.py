@@ -119,14 +119,15 @@ class Splits:
 
 
 @lru_cache(maxsize=8)
-def _load(name: str, split: str, options: tuple) -> data_mod.ArrayDataset:
+def load_split(name: str, split: str, options: tuple = ()) -> data_mod.ArrayDataset:
+    """One split of a registered dataset, kept in memory for the process (a sweep loads it once)."""
     return registry.load_dataset(name, split=split, **dict(options))
 
 
 def prepare_data(cfg: DataConfig) -> Splits:
     """Apply fold, validation hold-out and subsetting, in that order, all seeded by `split_seed`."""
     options = tuple(sorted(cfg.options.items()))
-    train, test = _load(cfg.dataset, "train", options), _load(cfg.dataset, "test", options)
+    train, test = load_split(cfg.dataset, "train", options), load_split(cfg.dataset, "test", options)
     val = None
     if cfg.fold is not None:
         train_idx, held_idx = kfold_indices(len(train), cfg.k_folds, cfg.fold, cfg.split_seed)
@@ -135,14 +136,15 @@ def prepare_data(cfg: DataConfig) -> Splits:
         train_idx, val_idx = train_val_split(len(train), cfg.val_size, cfg.split_seed)
         train, val = train.subset(train_idx), train.subset(val_idx)
     if cfg.n_train is not None and cfg.n_train < len(train):
-        train = train.subset(_seeded_subset(len(train), cfg.n_train, cfg.split_seed))
+        train = train.subset(seeded_subset(len(train), cfg.n_train, cfg.split_seed))
     if cfg.n_test is not None and cfg.n_test < len(test):
-        test = test.subset(_seeded_subset(len(test), cfg.n_test, cfg.split_seed + 1))
+        test = test.subset(seeded_subset(len(test), cfg.n_test, cfg.split_seed + 1))
     mean, std = data_mod.NORMALIZATION.get(cfg.dataset, (None, None))
     return Splits(train, val, test, mean, std)
 
 
-def _seeded_subset(n: int, k: int, seed: int) -> torch.Tensor:
+def seeded_subset(n: int, k: int, seed: int) -> torch.Tensor:
+    """k of n indices, drawn without replacement from `seed` and sorted (the same seed gives the same subset)."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=gen)[:k].sort().values
 

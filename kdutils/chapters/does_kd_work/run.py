@@ -39,7 +39,7 @@ from kdutils.metrics import classification_metrics, predict_logits
 from kdutils.models import build_model
 from kdutils.store.provenance import provenance
 from kdutils.store.store import ResultStore
-from kdutils.training.runner import (MissingRunError, Splits, _load, _seeded_subset, default_device, final_status,
+from kdutils.training.runner import (MissingRunError, Splits, load_split, seeded_subset, default_device, final_status,
                                      load_model, load_only, prepare_data, seed_everything)
 from kdutils.training.train import fit, freeze
 
@@ -93,12 +93,12 @@ def distillation_set(spec: Any, splits: Splits) -> tuple[data_mod.ArrayDataset, 
         n = min(len(train), len(val))
         train, val = val.subset(perm[:n].sort().values), val.subset(perm[n:n + max(1, len(splits.test))].sort().values)
     elif splits.val is not None and spec.teachers[0].data.fold is not None:  # a half teacher: keep val small
-        val = val.subset(_seeded_subset(len(val), min(len(val), len(splits.test)), SUBSET_SEED))
+        val = val.subset(seeded_subset(len(val), min(len(val), len(splits.test)), SUBSET_SEED))
     if spec.distill_fraction < 1.0:
         k = max(1, round(len(train) * spec.distill_fraction))
-        train = train.subset(_seeded_subset(len(train), k, SUBSET_SEED))
+        train = train.subset(seeded_subset(len(train), k, SUBSET_SEED))
     if spec.ood_dataset is not None and spec.n_ood > 0:
-        ood = _load(spec.ood_dataset, "train", ())
+        ood = load_split(spec.ood_dataset, "train", ())
         train = ood_distillation_set(train, ood, spec.n_ood, seed=SUBSET_SEED)
     return train, val
 
@@ -173,7 +173,7 @@ def _evaluate(spec: Any, student: nn.Module, teacher: nn.Module, splits: Splits,
     extra: dict[str, Any] = {}
     if cached is not None and spec.ensemble_size == 1 and spec.ood_dataset is None and spec.distill_fraction == 1.0:
         n = min(LINE_IMAGES, len(distill))
-        idx = _seeded_subset(len(distill), n, SUBSET_SEED)
+        idx = seeded_subset(len(distill), n, SUBSET_SEED)
         x_sub = distill.x[idx]
         loss_fn = distillation_loss_fn(cached[idx], x_sub, spec.tau, mean=mean, std=std)
         extra["line"] = loss_along_line(student.cpu() if device.type == "cpu" else student, teacher, loss_fn,
