@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 
-from .profiles import PROFILES
+from kdutils.store.profiles import PROFILES
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .sweep import parse_value, run_sweep
+    from kdutils.sweeps.sweep import parse_value, run_sweep
 
     grid = {name: [parse_value(v) for v in values] for name, *values in args.param or []}
     empty = [name for name, values in grid.items() if not values]
@@ -20,7 +19,7 @@ def _sweep(args: argparse.Namespace) -> int:
         raise SystemExit("--address and --max-retries apply to --executor ray only")
     try:
         if args.executor == "ray":  # Ray is imported only here: kdutils works without it
-            from .ray_executor import DEFAULT_MAX_RETRIES, run_sweep_ray
+            from kdutils.sweeps.ray_executor import DEFAULT_MAX_RETRIES, run_sweep_ray
 
             retries = DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries
             report = run_sweep_ray(args.notebook, grid, profile=args.profile, out_dir=args.out,
@@ -35,10 +34,15 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """Run one experiment's named configs without Jupyter (the GPU machine has no papermill)."""
-    module = importlib.import_module(f"kdutils.experiments.{args.experiment}")
-    params = _set_params(module.run_all, args.set or [])
-    records = module.run_all(profile=args.profile, **params)
+    """Run one chapter's configs without Jupyter (the GPU machine has no papermill)."""
+    from kdutils.report.chapter import load
+
+    try:
+        chapter = load(args.chapter)
+    except ValueError as err:
+        raise SystemExit(f"kdutils run: {err}") from None
+    params = _set_params(chapter.run_all, args.set or [])
+    records = chapter.run_all(profile=args.profile, **params)
     for rec in records:
         print(json.dumps({"role": rec["config"]["role"], "key": rec["key"], "status": rec["status"], **rec["metrics"]}))
     return 0
@@ -54,14 +58,14 @@ def _set_params(run_all, pairs: list[list[str]]) -> dict:
     """`--set NAME VALUE` pairs -> keyword arguments of `run_all`, each name and number checked."""
     import inspect
 
-    from .config import check_int, check_number
-    from .sweep import parse_value
+    from kdutils.config import check_int, check_number
+    from kdutils.sweeps.sweep import parse_value
 
     allowed = [n for n in inspect.signature(run_all).parameters if n not in ("profile", "store", "progress")]
     params = {}
     for name, text in pairs:
         if name not in allowed:
-            raise SystemExit(f"--set {name}: unknown setting; this experiment takes: {', '.join(allowed)}")
+            raise SystemExit(f"--set {name}: unknown setting; this chapter takes: {', '.join(allowed)}")
         value = parse_value(text)
         try:
             if name in _INTEGER_SETTINGS and value is not None:
@@ -75,7 +79,7 @@ def _set_params(run_all, pairs: list[list[str]]) -> dict:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import main as bench_main
+    from kdutils.bench.run import main as bench_main
 
     return bench_main(args.rest)
 
@@ -99,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--max-retries", type=int, default=None,
                     help="ray only: re-executions of a point whose worker or node died (default 2)")
     sw.set_defaults(func=_sweep)
-    rn = sub.add_parser("run", help="run an experiment's configs directly (no Jupyter needed)")
-    rn.add_argument("experiment", help="a module in kdutils.experiments, e.g. hinton")
+    from kdutils.report.chapter import names
+
+    rn = sub.add_parser("run", help="run a chapter's configs directly (no Jupyter needed)")
+    rn.add_argument("chapter", help=f"one of: {', '.join(names())} (the folders of kdutils/chapters)")
     rn.add_argument("--profile", default="cpu", choices=PROFILES)
     rn.add_argument("--set", nargs=2, action="append", metavar=("NAME", "VALUE"))
     rn.set_defaults(func=_run)

@@ -8,14 +8,14 @@ from dataclasses import asdict, dataclass, field, replace
 from numbers import Integral, Real
 from typing import Any
 
-from .losses import check_alpha, check_direction, check_smoothing, check_tau
+from kdutils.losses import check_alpha, check_direction, check_smoothing, check_tau
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "step", "cosine")
 
 
 def check_int(value: object, name: str, minimum: int | None = None) -> int:
-    """An integer (not a bool, not 1.5: a float seed used to be truncated silently), optionally >= minimum."""
+    """An integer (not a bool, not 1.5, which would be truncated silently), optionally >= minimum."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if minimum is not None and value < minimum:
@@ -82,8 +82,8 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Reject what used to run silently on the wrong data (n_train=-5 trained on 59,995 images)."""
-        from .data import check_dataset_name
+        """Reject what would run silently on the wrong data (n_train=-5 would train on 59,995 images)."""
+        from kdutils.data.registry import check_dataset_name
 
         check_dataset_name(self.dataset)
         for name in ("n_train", "n_test"):

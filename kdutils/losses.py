@@ -1,6 +1,6 @@
 """Knowledge-distillation losses.
 
-Conventions used across kdutils (see SPEC.md):
+Conventions used across kdutils (the book's methods page, `book/methods.md`, states them for readers):
 
 * ``alpha`` is the weight on the **KD term**: ``alpha * KD + (1 - alpha) * CE``. ``alpha = 0`` is plain
   supervised training, ``alpha = 1`` is pure distillation (as in the "does KD really work?" experiments).

@@ -175,7 +175,7 @@ def predict_logits(
 ) -> torch.Tensor:
     """Logits of ``model`` on all of ``x`` (eval mode, no grad), as float32 on the CPU.
 
-    Preprocessing is the same as :class:`kdutils.device_loader.DeviceLoader`'s (minus augmentation), so evaluation
+    Preprocessing is the same as :class:`kdutils.data.device_loader.DeviceLoader`'s (minus augmentation), so evaluation
     sees what training saw: uint8 inputs (raw images) become float in [0, 1] (x / 255); float inputs are used as
     they are. Then, only if ``mean``/``std`` are given, ``(x - mean) / std`` per channel (axis 1 of (N, C, H, W)
     images) or per feature (last axis otherwise, e.g. point sets (N, P, F)). Pass mean=std=None for inputs that

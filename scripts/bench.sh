@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Throughput benchmarks (kdutils.bench): reference loop vs fast path, K students together vs in sequence.
+# Throughput benchmarks (kdutils.bench.run): reference loop vs fast path, K students together vs in sequence.
 #   bash scripts/bench.sh                  -> all tasks on the default device (CUDA when available), recorded
 #   bash scripts/bench.sh --task mlp --profile
 # Extra arguments go to `python -m kdutils bench` (see --help). Figures are written to results/bench/.

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdutils.experiments import hinton as H  # noqa: E402
-from kdutils.experiments import hinton_paper as P  # noqa: E402
-from kdutils.group_runner import run_grouped  # noqa: E402
-from kdutils.store import ResultStore  # noqa: E402
+from kdutils.chapters.hinton import paper_plan as P  # noqa: E402
+from kdutils.chapters.hinton import plan as H  # noqa: E402
+from kdutils.store.store import ResultStore  # noqa: E402
+from kdutils.training.group_runner import run_grouped  # noqa: E402
 
 PROFILE = "paper"
 

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from kdutils import bench
+from kdutils.bench import run as bench
 
 
 def test_tiny_bench_prints_ratios_and_writes_a_record(tmp_path, monkeypatch, capsys):

@@ -1,7 +1,7 @@
-"""kdutils.bench_report: the benchmarks page's numbers come from the records."""
+"""kdutils.bench.report: the benchmarks page's numbers come from the records."""
 import json
 
-from kdutils import bench_report
+from kdutils.bench import report as bench_report
 
 
 def _record(task="mlp", fast=1.64, together=0.89, threads=1):

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from kdutils import data as kdata
-from kdutils.data import NORMALIZATION, ArrayDataset, load_dataset, parse_idx, verify_checksums
+from kdutils.data import datasets as kdata, registry
+from kdutils.data.datasets import NORMALIZATION, ArrayDataset, parse_idx, verify_checksums
+from kdutils.data.registry import load_dataset
 
 SHARED = Path(os.environ.get("KDUTILS_DATA", "/work/shared/data"))
 needs_mnist = pytest.mark.skipif(not (SHARED / "MNIST" / "raw").is_dir(),
@@ -30,7 +31,7 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def test_registry_names_and_unknown():
     for name in ("mnist", "fashion_mnist", "cifar10", "cifar100"):
-        assert name in kdata.dataset_names()
+        assert name in registry.dataset_names()
         assert name in NORMALIZATION
     with pytest.raises(ValueError, match=r"unknown dataset 'foo'.*mnist"):
         load_dataset("foo")

@@ -1,4 +1,4 @@
-"""kdutils.data_pictures and the ModelNet40 demo's record reading: pictures and prose from data and records,
+"""kdutils.chapters.invariance.pictures and the ModelNet40 demo's record reading: pictures and prose from data and records,
 never from training."""
 import json
 import os
@@ -11,9 +11,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from kdutils import data_pictures as pics  # noqa: E402
-from kdutils.experiments import modelnet_demo  # noqa: E402
-from kdutils.store import ResultStore  # noqa: E402
+from kdutils.chapters.invariance import pictures as pics, modelnet_demo
+from kdutils.store.store import ResultStore
 
 
 def test_without_checkpoints_the_page_says_predictions_need_the_runs():

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdutils.data import ArrayDataset
-from kdutils.device_loader import (Batch, Compose, DeviceLoader, RandomCrop, RandomHFlip, RandomShift,
-                                   parse_augment, shift_images)
+from kdutils.data.datasets import ArrayDataset
+from kdutils.data.device_loader import (Batch, Compose, DeviceLoader, RandomCrop, RandomHFlip, RandomShift,
+                                        parse_augment, shift_images)
 
 
 def _images(n=37, c=1, h=6, w=5, seed=0):

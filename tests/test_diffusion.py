@@ -4,12 +4,7 @@ import math
 import pytest
 import torch
 
-from kdutils.diffusion import (
-    centroid_distances,
-    class_centroids,
-    diffusion_index,
-    relative_distances,
-)
+from kdutils.chapters.ls_kd.diffusion import centroid_distances, class_centroids, diffusion_index, relative_distances
 
 # Target 0 at the origin; similar classes 1, 2; dissimilar classes 3, 4 (2-D, hand-checkable).
 C_T0 = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [4.0, 0.0], [0.0, 4.0]])
@@ -133,7 +128,7 @@ def test_diffusion_index_centroid_on_the_target():
 
 
 def test_diffusion_table_runs_every_target_with_its_sets():
-    from kdutils.diffusion import diffusion_table
+    from kdutils.chapters.ls_kd.diffusion import diffusion_table
 
     sets = {0: ([1, 2], [3, 4]), 3: ([4], [1, 2])}
     rows = diffusion_table(C_T0, C_T1, sets)
@@ -150,6 +145,6 @@ def test_diffusion_table_runs_every_target_with_its_sets():
 
 
 def test_methods_markdown_states_the_implemented_normaliser():
-    from kdutils.diffusion import METHODS_MARKDOWN
+    from kdutils.chapters.ls_kd.diffusion import METHODS_MARKDOWN
 
     assert "N = S_s \\cup S_d" in METHODS_MARKDOWN and "\\frac{100}{|S|}" in METHODS_MARKDOWN

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kdutils.experiments import does_kd_work as dkw
-from kdutils.fidelity import parse_policy
+from kdutils.chapters.does_kd_work import plan as dkw
+from kdutils.chapters.does_kd_work.policies import parse_policy
 from kdutils.models import model_names
 
 

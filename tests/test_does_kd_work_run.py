@@ -6,14 +6,12 @@ import random
 
 import pytest
 
-from kdutils.experiments import does_kd_work as dkw
-from kdutils.experiments import does_kd_work_report as report
-from kdutils.fidelity import run as frun
-from kdutils.runner import MissingRunError
-from kdutils.store import ResultStore
-from kdutils.verdict import NOT_YET_RUN, REPRODUCED
+from kdutils.chapters.does_kd_work import plan as dkw, report, claims, figures, run as frun
+from kdutils.store.store import ResultStore
+from kdutils.training.runner import MissingRunError
+from kdutils.verdicts.verdict import NOT_YET_RUN, REPRODUCED
 
-data_available = pytest.importorskip("kdutils.data")
+data_available = pytest.importorskip("kdutils.data.datasets")
 
 
 @pytest.fixture
@@ -51,7 +49,7 @@ def test_load_only_raises_missing_run(scratch, monkeypatch):
 
 
 def test_empty_store_gives_not_yet_run(tmp_path):
-    verdicts = report.chapter_verdicts("cpu", ResultStore(tmp_path))
+    verdicts = claims.chapter_verdicts("cpu", ResultStore(tmp_path))
     assert len(verdicts) == len(dkw.CLAIMS) == 6
     assert {v.label for v in verdicts} == {NOT_YET_RUN}
 
@@ -88,7 +86,7 @@ def _fill(store: ResultStore, profile: str = "smoke") -> None:
 def test_synthetic_records_give_verdicts(tmp_path):
     store = ResultStore(tmp_path)
     _fill(store)
-    verdicts = report.chapter_verdicts("smoke", store)
+    verdicts = claims.chapter_verdicts("smoke", store)
     assert len(verdicts) == 6 and NOT_YET_RUN not in {v.label for v in verdicts}
     v1, v2, v6 = verdicts[0], verdicts[1], verdicts[5]
     assert v1.label == REPRODUCED, v1.evidence  # beats the plain model, agreement ~90% < 99%
@@ -98,4 +96,4 @@ def test_synthetic_records_give_verdicts(tmp_path):
     assert "a barrier" in v6.evidence
     assert not report.ensemble_table("smoke", store).empty
     assert "not yet run" not in report.paper_table("smoke", store).iloc[0]["ours"]
-    assert report.init_figure(report.student_table("smoke", store=store)) is not None
+    assert figures.init_figure(claims.student_table("smoke", store=store)) is not None

@@ -1,4 +1,4 @@
-"""kdutils.fidelity: near-teacher init (exact endpoints, BatchNorm recomputed), loss along a line, ensemble
+"""kdutils.chapters.does_kd_work: near-teacher init (exact endpoints, BatchNorm recomputed), loss along a line, ensemble
 teachers (mean of probabilities), distillation-data policies (MixUp convexity, the teacher labelling the
 mixed input, noise, OOD data) and fidelity metrics."""
 from __future__ import annotations
@@ -10,15 +10,17 @@ import pytest
 import torch
 from torch import nn
 
+from kdutils.chapters.does_kd_work.ensemble import EnsembleTeacher, ensemble_probs
+from kdutils.chapters.does_kd_work.evaluate import fidelity_metrics, fidelity_of_models, fidelity_on_loader
+from kdutils.chapters.does_kd_work.interpolation import (blend_state, distillation_loss_fn, init_lr, interpolate_init,
+                                                         loss_along_line, recompute_bn)
+from kdutils.chapters.does_kd_work.policies import OOD_LABEL, GaussianNoise, MixUp, ood_distillation_set, parse_policy
 from kdutils.config import TrainConfig
-from kdutils.data import ArrayDataset
-from kdutils.device_loader import Compose, DeviceLoader, RandomCrop, RandomHFlip
-from kdutils.fidelity import (OOD_LABEL, EnsembleTeacher, GaussianNoise, MixUp, blend_state, distillation_loss_fn,
-                              ensemble_probs, fidelity_metrics, fidelity_of_models, fidelity_on_loader, init_lr,
-                              interpolate_init, loss_along_line, ood_distillation_set, parse_policy, recompute_bn)
+from kdutils.data.datasets import ArrayDataset
+from kdutils.data.device_loader import Compose, DeviceLoader, RandomCrop, RandomHFlip
 from kdutils.metrics import predict_logits
 from kdutils.models import build_model
-from kdutils.train import fit
+from kdutils.training.train import fit
 
 SHAPE = (1, 12, 12)
 WIDTHS = (4, 4, 8, 8)

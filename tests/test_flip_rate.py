@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdutils import runner
 from kdutils.config import DataConfig, RunConfig
-from kdutils.data import ArrayDataset
+from kdutils.data.datasets import ArrayDataset
 from kdutils.metrics import flip_rate, invariance_metric
+from kdutils.training import runner
 
 
 def test_flip_rate_hand_computed():

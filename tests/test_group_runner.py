@@ -4,10 +4,10 @@ import math
 import pytest
 import torch
 
-from kdutils import group_runner, runner
 from kdutils.config import DataConfig, RunConfig, TrainConfig
-from kdutils.group_runner import group_key, partition, run_grouped
-from kdutils.store import ResultStore
+from kdutils.store.store import ResultStore
+from kdutils.training import group_runner, runner
+from kdutils.training.group_runner import group_key, partition, run_grouped
 
 DATA = DataConfig(dataset="mnist", n_train=512, n_test=256)
 
@@ -106,14 +106,12 @@ def test_a_group_of_one_is_runner_run(tmp_path, monkeypatch):
 
 
 def _tiny_experiment(monkeypatch, tmp_path, point_configs):
-    """A stand-in experiment module `kdutils.experiments.grouptest` and a notebook that names it."""
+    """A stand-in chapter `grouptest` and a notebook that names it."""
     import json
-    import sys
-    import types
 
-    module = types.ModuleType("kdutils.experiments.grouptest")
-    module.point_configs = point_configs
-    monkeypatch.setitem(sys.modules, "kdutils.experiments.grouptest", module)
+    from chapter_fakes import install_fake_chapter
+
+    install_fake_chapter(monkeypatch, "grouptest", point_configs=point_configs)
     notebook = tmp_path / "grouptest_point.ipynb"
     params = {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": 'profile = "smoke"\ntau = 1.0\n',
               "outputs": [], "execution_count": None}
@@ -123,7 +121,7 @@ def _tiny_experiment(monkeypatch, tmp_path, point_configs):
 
 
 def test_sweep_trains_the_grid_s_students_together_before_the_notebooks(tmp_path, monkeypatch):
-    from kdutils.sweep import run_sweep
+    from kdutils.sweeps.sweep import run_sweep
 
     monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
@@ -161,7 +159,7 @@ def test_sweep_trains_the_grid_s_students_together_before_the_notebooks(tmp_path
 
 
 def test_a_failing_grouped_pre_run_does_not_stop_the_sweep(tmp_path, monkeypatch):
-    from kdutils.sweep import run_sweep
+    from kdutils.sweeps.sweep import run_sweep
 
     def point_configs(profile, tau):
         raise RuntimeError(f"no configs for tau={tau}")
@@ -178,7 +176,7 @@ def test_hinton_point_configs_are_what_its_point_notebook_runs(monkeypatch, tmp_
     import json
     from pathlib import Path
 
-    from kdutils.experiments import hinton
+    from kdutils.chapters.hinton import plan as hinton
 
     # the point's final runs (its arms' lr selection runs first, in a scratch store)
     monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from kdutils.experiments import hinton
-from kdutils.store import ResultStore
-from kdutils.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, PARTLY, REPRODUCED
+from kdutils.chapters.hinton import plan as hinton, claims
+from kdutils.store.store import ResultStore
+from kdutils.verdicts.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, PARTLY, REPRODUCED
 
 
 def _table(teacher: float, alone: list[float], kd: list[float], kd_status: list[str] | None = None) -> pd.DataFrame:
@@ -23,36 +23,36 @@ def _table(teacher: float, alone: list[float], kd: list[float], kd_status: list[
 
 
 def test_paper_like_numbers_are_reproduced():
-    v = hinton.verdict(_table(67, [146, 150, 142, 148], [74, 76, 73, 75]), "cpu")
+    v = claims.verdict(_table(67, [146, 150, 142, 148], [74, 76, 73, 75]), "cpu")
     assert v.label == REPRODUCED
     assert v.effect.startswith("T=20 minus alone: -72.0 errors [") and "n=4" in v.effect
     assert "profile `cpu`" in v.scale and "CPU (1 thread)" in v.scale
 
 
 def test_a_small_gain_within_noise_is_inconclusive():
-    v = hinton.verdict(_table(80, [140, 132, 150], [135, 140, 139]), "cpu")
+    v = claims.verdict(_table(80, [140, 132, 150], [135, 140, 139]), "cpu")
     assert v.label == INCONCLUSIVE and "contains 0" in v.evidence
 
 
 def test_clear_gain_short_of_75_percent_is_partly_and_uncertain_fraction_inconclusive():
-    assert hinton.verdict(_table(80, [140, 141, 139, 140], [120, 121, 119, 120]), "cpu").label == PARTLY  # 33%
+    assert claims.verdict(_table(80, [140, 141, 139, 140], [120, 121, 119, 120]), "cpu").label == PARTLY  # 33%
     # gains of 45-60 errors on a 60-error gap: fraction interval straddles 75%
-    assert hinton.verdict(_table(80, [140, 141, 139], [95, 81, 89]), "cpu").label == INCONCLUSIVE
+    assert claims.verdict(_table(80, [140, 141, 139], [95, 81, 89]), "cpu").label == INCONCLUSIVE
 
 
 def test_distillation_clearly_worse_is_not_reproduced():
-    assert hinton.verdict(_table(80, [140, 141, 139], [160, 162, 161]), "cpu").label == NOT_REPRODUCED
+    assert claims.verdict(_table(80, [140, 141, 139], [160, 162, 161]), "cpu").label == NOT_REPRODUCED
 
 
 def test_weak_teacher_is_not_testable():
     # teacher 10 errors better than the student: below 2 binomial s.e. of a 1.4% error on 10,000 (23 errors)
-    v = hinton.verdict(_table(130, [140, 141, 139], [131, 130, 132]), "cpu")
+    v = claims.verdict(_table(130, [140, 141, 139], [131, 130, 132]), "cpu")
     assert v.label == NOT_TESTABLE and "minimum" in v.evidence
 
 
 def test_a_diverged_t20_seed_counts_against_distillation():
-    clean = hinton.verdict(_table(67, [146, 150, 142], [74, 76, 73]), "cpu")
-    one_failed = hinton.verdict(_table(67, [146, 150, 142], [74, 76, 73], ["ok", "diverged", "ok"]), "cpu")
+    clean = claims.verdict(_table(67, [146, 150, 142], [74, 76, 73]), "cpu")
+    one_failed = claims.verdict(_table(67, [146, 150, 142], [74, 76, 73], ["ok", "diverged", "ok"]), "cpu")
     assert clean.label == REPRODUCED and one_failed.label != REPRODUCED
     assert "1 at T=20" in one_failed.evidence and "9000 errors" in one_failed.evidence
 
@@ -61,11 +61,11 @@ def test_missing_runs_give_not_yet_run(tmp_path):
     store = ResultStore(tmp_path / "empty")
     assert hinton.results_table("cpu", store).empty
     assert hinton.selection_table("cpu", store).empty
-    [v] = hinton.chapter_verdicts("cpu", store)
+    [v] = claims.chapter_verdicts("cpu", store)
     assert v.label == NOT_YET_RUN
     assert hinton.configs("cpu", store) == []  # nothing selected yet, and nothing was trained to find out
     with pytest.raises(ValueError, match="'tiny'"):
-        hinton.chapter_verdicts("tiny", store)
+        claims.chapter_verdicts("tiny", store)
 
 
 def test_teacher_has_the_papers_regularisation_and_arms_their_own_grid():
@@ -81,7 +81,7 @@ def test_teacher_has_the_papers_regularisation_and_arms_their_own_grid():
 
 
 def test_report_shows_not_yet_run_on_an_empty_store(tmp_path):
-    from kdutils.experiments import hinton_report as report
+    from kdutils.chapters.hinton import report
 
     store = ResultStore(tmp_path / "empty")
     assert report.selection_view("cpu", store) == report.NOT_YET_RUN
@@ -96,7 +96,7 @@ def test_report_shows_not_yet_run_on_an_empty_store(tmp_path):
 
 
 def test_load_only_mode_raises_missing_run_instead_of_training(tmp_path, monkeypatch):
-    from kdutils.runner import MissingRunError
+    from kdutils.training.runner import MissingRunError
 
     monkeypatch.setenv("KDUTILS_LOAD_ONLY", "1")
     store = ResultStore(tmp_path / "results")
@@ -106,7 +106,7 @@ def test_load_only_mode_raises_missing_run_instead_of_training(tmp_path, monkeyp
 
 
 def test_untuned_paragraph_quotes_the_old_records():
-    from kdutils.experiments import hinton_report as report
+    from kdutils.chapters.hinton import report
 
     from kdutils.paths import REPO_ROOT
 

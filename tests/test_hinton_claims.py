@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from kdutils.experiments import hinton_claims as C
+from kdutils.chapters.hinton import paper_rules as C
 from kdutils.metrics import bias_shift_errors
-from kdutils.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Decision
+from kdutils.verdicts.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, PARTLY, REPRODUCED, Decision
 
 CONVERGED = Decision(REPRODUCED, "converged")
 SEEDS = range(10)
@@ -162,9 +162,9 @@ def _put(store, cfg, errors, history=None, **extra):
 
 def _paper_store(tmp_path):
     """A synthetic store of the paper profile: teacher, 10 seeds alone and at T=20, no3 transfer runs."""
-    from kdutils.experiments import hinton as H
-    from kdutils.experiments import hinton_paper as P
-    from kdutils.store import ResultStore
+    from kdutils.chapters.hinton import plan as H
+    from kdutils.chapters.hinton import paper_plan as P
+    from kdutils.store.store import ResultStore
 
     store = ResultStore(tmp_path)
     flat = _history([300, 150, 100, 80, 75, 70, 68, 67, 67, 67, 67, 67])
@@ -186,7 +186,7 @@ def _paper_store(tmp_path):
 
 
 def test_paper_verdicts_read_the_records(tmp_path):
-    from kdutils.experiments import hinton_paper as P
+    from kdutils.chapters.hinton import paper_claims as P
 
     store, teacher = _paper_store(tmp_path)
     v = {x.claim: x for x in P.paper_verdicts(store)}
@@ -205,9 +205,9 @@ def test_transfer_set_option_drops_classes_and_records_the_bias_curve(tmp_path, 
     and test in its record, and a learning curve (`epoch_eval`) in its history."""
     from dataclasses import replace
 
-    from kdutils import runner
+    from kdutils.training import runner
     from kdutils.config import DataConfig, RunConfig, TrainConfig
-    from kdutils.store import ResultStore
+    from kdutils.store.store import ResultStore
 
     data = DataConfig(dataset="mnist", n_train=600, n_test=300, val_size=300,
                       options={"train_classes": [0, 1, 2, 4, 5, 6, 7, 8, 9], "epoch_eval": 1})
@@ -232,8 +232,8 @@ def test_transfer_set_option_drops_classes_and_records_the_bias_curve(tmp_path, 
 
 
 def test_runs_with_a_learning_curve_are_never_grouped():
-    from kdutils.experiments import hinton as H
-    from kdutils.group_runner import partition
+    from kdutils.chapters.hinton import plan as H
+    from kdutils.training.group_runner import partition
 
     seeds = [H.student_config("paper", 0.05, s) for s in range(3)]  # paper profile: epoch_eval set
     assert [len(g) for g in partition(seeds)] == [1, 1, 1]
@@ -245,9 +245,9 @@ def test_a_run_killed_part_way_resumes_from_its_snapshot_exactly(tmp_path):
     """Snapshots (KDUTILS_SNAPSHOT_EVERY): stopping after epoch 2 of 3 and resuming gives the uninterrupted
     run's weights and history (dropout and augmentation draws included)."""
     from kdutils.config import TrainConfig
-    from kdutils.device_loader import DeviceLoader, parse_augment
+    from kdutils.data.device_loader import DeviceLoader, parse_augment
     from kdutils.models import build_model
-    from kdutils.train import fit
+    from kdutils.training.train import fit
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(256, 1, 28, 28, generator=gen), torch.randint(0, 10, (256,), generator=gen)
@@ -295,7 +295,7 @@ def test_paper_report_tables_and_figures_from_records(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from kdutils.experiments import hinton_paper_report as R
+    from kdutils.chapters.hinton import paper_report as R
 
     store, _ = _paper_store(tmp_path)
     frame = R.main_frame(store).set_index("arm")

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 import torch
 
-from kdutils import runner
-from kdutils.data import ArrayDataset
-from kdutils.device_loader import DeviceLoader, RandomPermute, RandomTranslate, parse_augment
-from kdutils.experiments import invariance as inv, invariance_report as report
+from kdutils.chapters.invariance import plan as inv, report, claims, figures, tables, recipes
+from kdutils.data import pointsets, symmetry
+from kdutils.data.datasets import ArrayDataset
+from kdutils.data.device_loader import DeviceLoader, RandomPermute, RandomTranslate, parse_augment
 from kdutils.models import build_model
-from kdutils.store import ResultStore
+from kdutils.store.store import ResultStore
+from kdutils.training import runner
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -47,7 +48,7 @@ def _im(model_name: str, transform: str, x: torch.Tensor, mean=None, std=None, *
 
 
 def test_transformations_are_registered_in_the_runner():
-    for name, t in inv.TRANSFORMATIONS.items():
+    for name, t in symmetry.TRANSFORMATIONS.items():
         assert runner.INVARIANCE_TRANSFORMS[name] is t.fn and t.text
 
 
@@ -90,8 +91,7 @@ def _grid_sets(n: int, seed: int) -> torch.Tensor:
 
 
 def test_jittered_set_mnist_moves_only_coordinates_and_makes_dgcnn_exact(monkeypatch):
-    from kdutils import pointsets
-    from kdutils.data import load_dataset
+    from kdutils.data.registry import load_dataset
 
     grid = _grid_sets(32, 8)
     monkeypatch.setattr(pointsets, "load_set_mnist",
@@ -101,7 +101,7 @@ def test_jittered_set_mnist_moves_only_coordinates_and_makes_dgcnn_exact(monkeyp
     assert torch.equal(a.x, b.x) and a.name == "set_mnist_jitter"  # fixed per split
     d = a.x - grid
     assert torch.equal(d[..., 2], torch.zeros_like(d[..., 2]))
-    assert 0 < d[..., :2].abs().max() <= inv.SET_MNIST_JITTER + 1e-7
+    assert 0 < d[..., :2].abs().max() <= pointsets.SET_MNIST_JITTER + 1e-7
     kw = dict(widths=(8, 8), k=6, emb_dims=16, mlp_widths=(16,))
     assert _im("dgcnn", "translate_xy0.25", a.x, **kw) < 1e-5
 
@@ -225,7 +225,7 @@ def _table(*, im_kd=0.78, flip_kd=0.29, agree_kd=0.95, acc_kd=0.97, nll_kd=0.15,
                  _row("teacher_prime", f, acc=0.97, im=0.0, flip=0.0),
                  _row("student", f, agree_t=0.85),
                  _row("student_aug", f, im=im_aug, flip=flip_aug, status=aug_status)]
-        for tau in inv.TAUS:
+        for tau in recipes.TAUS:
             kw = dict(tau=tau, direction="forward")
             st = kd_status.get((tau, f), "ok")
             rows += [_row("self", f, agree=0.97, **kw), _row("self_aug", f, im=0.5, flip=0.2, agree=0.97, **kw),
@@ -237,31 +237,31 @@ def _table(*, im_kd=0.78, flip_kd=0.29, agree_kd=0.95, acc_kd=0.97, nll_kd=0.15,
 
 def test_claim1_reproduced_when_fidelity_is_high_and_little_of_the_gap_closes():
     t = _table()
-    tt = report.transfer_table(t, "cpu")
-    assert list(tt.tau) == list(inv.TAUS) and set(tt["fidelity gate"]) == {"passes"}
+    tt = claims.transfer_table(t, "cpu")
+    assert list(tt.tau) == list(recipes.TAUS) and set(tt["fidelity gate"]) == {"passes"}
     # g = (0.8 - 0.78) / (0.8 - 0) = 2.5% in every fold, in IM; (0.3 - 0.29) / 0.3 = 3.3% in flip rate
     assert set(tt["decision (IM (L1))"]) == {"reproduced"} and set(tt["decision (flip rate)"]) == {"reproduced"}
-    v = report.verdict_transfer(t, "cpu")
+    v = claims.verdict_transfer(t, "cpu")
     assert v.label == "reproduced" and tt["gap closed (IM (L1))"].iloc[0].startswith("+2.5%")
     assert "ResNet -> MLP 4x256" in v.evidence and "profile `cpu`" in v.scale and "CPU" in v.scale
 
 
 def test_claim1_fidelity_gate_and_disagreeing_measures_make_it_inconclusive():
     # the KD student agrees with the teacher no more than the student alone does: nothing transferred at all
-    assert report.verdict_transfer(_table(agree_kd=0.85), "cpu").label == "inconclusive at this scale"
+    assert claims.verdict_transfer(_table(agree_kd=0.85), "cpu").label == "inconclusive at this scale"
     # IM says half the gap closed, the flip rate says almost none: the measures disagree -> inconclusive
-    v = report.verdict_transfer(_table(im_kd=0.4, flip_kd=0.29), "cpu")
+    v = claims.verdict_transfer(_table(im_kd=0.4, flip_kd=0.29), "cpu")
     assert v.label == "inconclusive at this scale"
     # both measures close more than half the gap: not reproduced
-    assert report.verdict_transfer(_table(im_kd=0.4, flip_kd=0.1), "cpu").label == "not reproduced"
+    assert claims.verdict_transfer(_table(im_kd=0.4, flip_kd=0.1), "cpu").label == "not reproduced"
 
 
 def test_claims_are_not_testable_when_the_teacher_is_not_clearly_better():
     t = _table(teacher_acc=0.951)  # +0.1 pts over the student: below two binomial standard errors on 5,000
-    decision, gap, min_gap = report.testability(t, "resnet_mlp", "mlp256")
+    decision, gap, min_gap = claims.testability(t, "resnet_mlp", "mlp256")
     assert decision.label == "not testable at this scale" and 0.0009 < gap.mean < 0.0011
     assert min_gap == pytest.approx(2 * math.sqrt(0.05 * 0.95 / 5000), rel=1e-3)
-    for fn in (report.verdict_transfer, report.verdict_augmentation, report.verdict_generalisation):
+    for fn in (claims.verdict_transfer, claims.verdict_augmentation, claims.verdict_generalisation):
         assert fn(t, "cpu").label == "not testable at this scale"
 
 
@@ -270,31 +270,31 @@ def test_failed_runs_are_counted_not_dropped():
     # the claim-3 arm (tau 4, chosen on validation) gets a chance-level fold: accuracy falls within noise
     t = _table(kd_status={(4.0, 1): "diverged"})
     t.loc[t.status == "diverged", ["accuracy", "nll", "ece", "agreement", "im_l1", "flip_rate"]] = np.nan
-    tt = report.transfer_table(t, "cpu")
+    tt = claims.transfer_table(t, "cpu")
     assert tt.set_index("tau").loc[4.0, "fidelity gate"] == "fails"
     assert tt.set_index("tau").loc[4.0, "failed KD runs"] == 1
-    assert report.chosen_tau(t, "resnet_mlp", "mlp256") != 4.0  # its failed fold scores chance on validation too
+    assert claims.chosen_tau(t, "resnet_mlp", "mlp256") != 4.0  # its failed fold scores chance on validation too
     t = _table()
     t.loc[(t.role == "student") & (t.fold == 1), ["status", "failed"]] = ("chance", True)  # alone failed once
-    g = report.generalisation_table(t, "cpu").iloc[0]
+    g = claims.generalisation_table(t, "cpu").iloc[0]
     assert g["accuracy failed"] == 1 and g["accuracy decision"] == "inconclusive at this scale"
     # an augmented student at chance in every fold is scored at the worst IM: augmentation did not win
     t = _table(aug_status="chance")
-    assert report.verdict_augmentation(t, "cpu").label == "not reproduced"
-    assert "failed" in report.verdict_augmentation(t, "cpu").evidence
+    assert claims.verdict_augmentation(t, "cpu").label == "not reproduced"
+    assert "failed" in claims.verdict_augmentation(t, "cpu").evidence
 
 
 def test_claims_2_and_3_from_paired_intervals():
     t = _table()
-    assert report.verdict_augmentation(t, "cpu").label == "reproduced"  # aug IM 0.05 < KD 0.78 in every fold
-    assert report.chosen_tau(t, "resnet_mlp", "mlp256") == 4.0  # best validation accuracy
-    assert report.verdict_generalisation(t, "cpu").label == "reproduced"  # +2 pts, NLL -0.05 in every fold
+    assert claims.verdict_augmentation(t, "cpu").label == "reproduced"  # aug IM 0.05 < KD 0.78 in every fold
+    assert claims.chosen_tau(t, "resnet_mlp", "mlp256") == 4.0  # best validation accuracy
+    assert claims.verdict_generalisation(t, "cpu").label == "reproduced"  # +2 pts, NLL -0.05 in every fold
     t = _table(acc_kd=0.95, nll_kd=0.2)  # KD changes nothing: every difference is 0 -> no interval side
-    assert report.verdict_generalisation(t, "cpu").label == "inconclusive at this scale"
+    assert claims.verdict_generalisation(t, "cpu").label == "inconclusive at this scale"
     t = _table(acc_kd=0.93)
-    assert report.verdict_generalisation(t, "cpu").label == "not reproduced"
+    assert claims.verdict_generalisation(t, "cpu").label == "not reproduced"
     t = _table(im_aug=0.9, flip_aug=0.5)  # the augmented student is less invariant than KD
-    assert report.verdict_augmentation(t, "cpu").label == "not reproduced"
+    assert claims.verdict_augmentation(t, "cpu").label == "not reproduced"
 
 
 def test_paper_numbers_sit_beside_ours():
@@ -308,11 +308,11 @@ def test_paper_numbers_sit_beside_ours():
 
 def test_one_fold_gives_inconclusive_not_a_crash():
     t = _table(folds=(0,))
-    assert report.verdict_transfer(t, "cpu").label == "not testable at this scale"  # no interval for the gap
-    empty = report.results_table("cpu", store=ResultStore("/nonexistent-kdutils-store"))
-    for v in report.chapter_verdicts("cpu", store=ResultStore("/nonexistent-kdutils-store")):
+    assert claims.verdict_transfer(t, "cpu").label == "not testable at this scale"  # no interval for the gap
+    empty = tables.results_table("cpu", store=ResultStore("/nonexistent-kdutils-store"))
+    for v in claims.chapter_verdicts("cpu", store=ResultStore("/nonexistent-kdutils-store")):
         assert v.label == "not yet run"
-    for fn in (report.verdict_transfer, report.verdict_augmentation, report.verdict_generalisation):
+    for fn in (claims.verdict_transfer, claims.verdict_augmentation, claims.verdict_generalisation):
         assert fn(empty, "cpu").label == "not yet run"
 
 
@@ -368,16 +368,16 @@ def test_run_point_end_to_end_records_im_and_extras(tmp_path, monkeypatch):
     assert set(sel) >= {"teacher", "student-mlp", "distilled-mlp-tau1", "self-mlp"}
     lrs = {arm: s.lr for arm, s in sel.items()}
     assert lrs["teacher"] in inv.LR_GRID["smoke"]
-    assert "kl_tprime" in store.get(inv.kd_config("smoke", "deepsets_mlp", "mlp", 1.0, "distilled", 0,
+    assert "kl_tprime" in store.get(recipes.kd_config("smoke", "deepsets_mlp", "mlp", 1.0, "distilled", 0,
                                                   lrs=lrs))["metrics"]
     assert "agreement_teacher" in m[("student", "forward")] and "flip_rate" in m[("student", "forward")]
     again = inv.run_point("smoke", "deepsets_mlp", tau=1.0, fold=0, store=store, progress=False)
     assert [r["key"] for r in again] == [r["key"] for r in records]
-    table = report.results_table("smoke", store=store)
+    table = tables.results_table("smoke", store=store)
     assert len(table) == 9 and set(table.student) == {"", "mlp"} and set(table.pair) == {"deepsets_mlp"}
-    shown = report.display_table(table)
+    shown = tables.display_table(table)
     assert len(shown) == 9 and {"IM L1", "flip", "agree", "failed", "lr"} <= set(shown.columns)
-    assert set(report.selection_table("smoke", store=store).pair) == {"deepsets_mlp"}
+    assert set(tables.selection_table("smoke", store=store).pair) == {"deepsets_mlp"}
     assert "arms were selected" in report.selection_markdown("smoke", store=store)
     assert report.summary_markdown("smoke", store=store).startswith("**Our reproduction** (profile `smoke`")
     assert "teachers' IM is below 1% of the students'" in report.invariance_check(records, "deepsets_mlp")
@@ -387,21 +387,25 @@ def test_run_point_end_to_end_records_im_and_extras(tmp_path, monkeypatch):
     import matplotlib
 
     matplotlib.use("Agg")
-    figs = report.plot_figure1(table, "smoke")
-    assert len(figs) == len(report.figure_rows("smoke"))
-    assert all(len(f.axes) == len(report.FIGURE_METRICS) for f in figs)
+    figs = figures.plot_figure1(table, "smoke")
+    assert len(figs) == len(tables.figure_rows("smoke"))
+    assert all(len(f.axes) == len(figures.FIGURE_METRICS) for f in figs)
 
 
-def test_experiment_module_does_not_import_the_report():
-    """The split is one-directional: the report reads the experiment, the experiment never imports the report."""
+def test_experiment_modules_do_not_import_the_report():
+    """The split is one-directional: the reading side (tables, figures, claims, report) reads the experiment
+    (recipes, plan), the experiment never imports the reading side."""
     import ast
     import inspect
 
-    tree = ast.parse(inspect.getsource(inv))
-    imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
-    modules = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert not any("invariance_report" in m for m in imported | modules)
-    assert report.TAUS is inv.TAUS and report.PAIRS is inv.PAIRS
+    for module in (recipes, inv):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {f"{n.module}.{a.name}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    for a in n.names} | {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        reading = [m for m in imported if m.split(".")[-1] in ("tables", "figures", "claims", "report")
+                   and m.startswith("kdutils.chapters.invariance")]
+        assert not reading, (module.__name__, reading)
+    assert claims.TAUS is recipes.TAUS and tables.PAIRS is recipes.PAIRS
 
 
 # ---- learning-rate selection ------------------------------------------------------------------------------

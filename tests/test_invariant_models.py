@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
+from kdutils.data.symmetry import (circular_shift, permute_set, random_circular_shift, shape_preserving_roll,
+                                   translate_points)
 from kdutils.models import aps_resnet, deepsets, dgcnn
 from kdutils.models.aps_resnet import (APSDown, build_aps_resnet18, polyphase_norms, polyphase_select)
 from kdutils.models.deepsets import PermEquivariant
 from kdutils.models.dgcnn import build_dgcnn, build_dgcnn2, knn_indices
-from kdutils.symmetry import (circular_shift, permute_set, random_circular_shift, shape_preserving_roll,
-                              translate_points)
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -98,7 +98,7 @@ def test_aps_resnet_invariant_to_authors_shift_on_real_mnist():
     root = Path("/work/shared/data")
     if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST absent under {root}")
-    from kdutils.data import load_dataset
+    from kdutils.data.registry import load_dataset
     x = (load_dataset("mnist", "test", root=root).x[:64].float() / 255 - 0.1307) / 0.3081
     torch.manual_seed(0)
     model = build_aps_resnet18((1, 28, 28), 10, width=8).eval()

@@ -4,10 +4,9 @@ import math
 import pytest
 import torch
 
-from kdutils.experiments import ls_kd
-from kdutils.experiments import ls_kd_report as report
-from kdutils.store import ResultStore
-from kdutils.verdict import LABELS, NOT_TESTABLE, NOT_YET_RUN, PARTLY, REPRODUCED
+from kdutils.chapters.ls_kd import plan as ls_kd, recipes, claims, report, figures, tables
+from kdutils.store.store import ResultStore
+from kdutils.verdicts.verdict import NOT_TESTABLE, NOT_YET_RUN, PARTLY, REPRODUCED
 
 PROFILE = "smoke"
 
@@ -32,34 +31,34 @@ def smoke_store(tmp_path_factory):
 def test_run_all_records_every_final_run_and_its_analysis(smoke_store):
     store, records = smoke_store
     p = ls_kd.plan(PROFILE, store)
-    r = ls_kd.recipe(PROFILE)
+    r = recipes.recipe(PROFILE)
     assert not p.missing()
     assert set(p.teachers) == set(r.ls_values)
     # the matched-entropy arms were planned from the recorded entropies: plain teacher at tau* > tau
-    assert set(p.matched) == set(ls_kd.MATCH_TAUS)
+    assert set(p.matched) == set(recipes.MATCH_TAUS)
     assert all(tau_plain > tau_ls for tau_ls, tau_plain in p.matched.items())
     finals = [c for cfgs in p.finals.values() for c in cfgs]
-    assert len(finals) == ls_kd.grid_size(PROFILE)["students"]
+    assert len(finals) == recipes.grid_size(PROFILE)["students"]
     assert len(records) == len(finals) + len(p.teachers)
     assert all(store.get(c) is not None for c in p.final_configs())
     for cfg in finals + list(p.teachers.values()):
-        a = ls_kd.load_analysis(cfg, store)
+        a = recipes.load_analysis(cfg, store)
         assert a is not None
         if "skipped" in a:  # only a diverged run has no model to look at
             assert store.get(cfg)["status"] == "diverged"
             continue
         cents = torch.tensor(a["centroids"])
-        assert cents.shape == (ls_kd.NUM_CLASSES, a["feature_dim"]) and torch.isfinite(cents).all()
+        assert cents.shape == (recipes.NUM_CLASSES, a["feature_dim"]) and torch.isfinite(cents).all()
         if cfg.role == "teacher" or cfg.seed == r.seeds[0]:
             proj = a["projection"]
-            assert proj["classes"] == list(ls_kd.PROJECTION_CLASSES)
+            assert proj["classes"] == list(recipes.PROJECTION_CLASSES)
             assert len(proj["train_points"]) == len(proj["train_labels"]) > 0
             assert all(len(pt) == 2 for pt in proj["test_points"])
         else:
             assert "projection" not in a
     for ls, cfg in p.teachers.items():
-        ent = ls_kd.load_analysis(cfg, store)["entropy"]
-        values = [ent[f"{t:g}"] for t in sorted(ls_kd.ENTROPY_TAUS)]
+        ent = recipes.load_analysis(cfg, store)["entropy"]
+        values = [ent[f"{t:g}"] for t in sorted(recipes.ENTROPY_TAUS)]
         assert all(0 <= v <= math.log(10) + 1e-9 for v in values)
         assert values == sorted(values)  # entropy never decreases with tau
 
@@ -68,28 +67,28 @@ def test_run_all_is_resumable_and_the_report_renders(smoke_store):
     store, records = smoke_store
     again = ls_kd.run_all(PROFILE, store=store, progress=False)
     assert [r["key"] for r in again] == [r["key"] for r in records]  # loaded, not retrained
-    verdicts = report.chapter_verdicts(PROFILE, store)
-    assert len(verdicts) == len(report.CLAIMS) == 5 and all(v.label in LABELS for v in verdicts)
+    verdicts = claims.chapter_verdicts(PROFILE, store)
+    assert len(verdicts) == len(claims.CLAIMS) == 5 and all(v.label != NOT_YET_RUN for v in verdicts)
     p = ls_kd.plan(PROFILE, store)
-    for view in (report.accuracy_view, report.selection_view, report.runs_view, report.diffusion_view,
-                 report.diffusion_summary_view, report.agreement_view, report.entropy_view, report.matched_view):
+    for view in (tables.accuracy_view, tables.selection_view, tables.runs_view, tables.diffusion_view,
+                 tables.diffusion_summary_view, tables.agreement_view, tables.entropy_view, tables.matched_view):
         out = view(PROFILE, store, p)
         html = out.to_html()
         assert "nan" not in html.lower().replace("nanmean", "") and "None" not in html
-    assert report.projection_figure(PROFILE, store, p) is not None
-    assert report.accuracy_figure(PROFILE, store, p) is not None
+    assert figures.projection_figure(PROFILE, store, p) is not None
+    assert figures.accuracy_figure(PROFILE, store, p) is not None
 
 
 # ---- verdicts ----------------------------------------------------------------------------------------------------
 
 def test_empty_store_gives_not_yet_run_for_every_claim(tmp_path):
-    verdicts = ls_kd.chapter_verdicts(PROFILE, ResultStore(tmp_path))
+    verdicts = claims.chapter_verdicts(PROFILE, ResultStore(tmp_path))
     assert [v.label for v in verdicts] == [NOT_YET_RUN] * 5
-    assert [v.claim for v in verdicts] == list(report.CLAIMS)
-    for view in (report.accuracy_view, report.selection_view, report.diffusion_view, report.entropy_view,
-                 report.matched_view, report.agreement_view):
+    assert [v.claim for v in verdicts] == list(claims.CLAIMS)
+    for view in (tables.accuracy_view, tables.selection_view, tables.diffusion_view, tables.entropy_view,
+                 tables.matched_view, tables.agreement_view):
         assert view(PROFILE, ResultStore(tmp_path)) == report.NOT_YET_RUN
-    assert report.projection_figure(PROFILE, ResultStore(tmp_path)) is None
+    assert figures.projection_figure(PROFILE, ResultStore(tmp_path)) is None
 
 
 def _centroids(ls: float, tau: float, seed: int) -> list[list[float]]:
@@ -110,7 +109,7 @@ def _fake_store(tmp_path, teacher_acc: float) -> ResultStore:
     """A store with every record the chapter reads, no training: selections, teachers (with entropies and
     matched temperatures), finals and their centroids. Accuracies follow the paper's pattern."""
     store = ResultStore(tmp_path)
-    r = ls_kd.recipe(PROFILE)
+    r = recipes.recipe(PROFILE)
     dev = {"device": "cpu: x86_64, 1 threads"}
 
     def put_selection(cfgs):
@@ -122,13 +121,13 @@ def _fake_store(tmp_path, teacher_acc: float) -> ResultStore:
                         "provenance": dev})
 
     for ls in r.ls_values:
-        put_selection(ls_kd.teacher_selection(PROFILE, ls))
-        t = ls_kd.teacher_config(PROFILE, ls, r.teacher_lrs[0])
+        put_selection(recipes.teacher_selection(PROFILE, ls))
+        t = recipes.teacher_config(PROFILE, ls, r.teacher_lrs[0])
         put_run(t, teacher_acc)
         analysis = {"centroids": _centroids(0.0, 1.0, 0), "entropy": {"1": 0.3 + ls * 5, "3": 1.5 + ls * 5}}
         if ls == 0.1:
             analysis["matched"] = {"1": 1.23, "3": 3.67}
-        store.put(ls_kd.analysis_config(t), {"status": "ok", "analysis": analysis})
+        store.put(recipes.analysis_config(t), {"status": "ok", "analysis": analysis})
     p = ls_kd.plan(PROFILE, store)
     assert p.matched == {1.0: 1.23, 3.0: 3.67}
     for arm, cfgs in p.selection_runs.items():
@@ -143,19 +142,19 @@ def _fake_store(tmp_path, teacher_acc: float) -> ResultStore:
             jitter = 0.01 * ((c.seed * 7 + len(arm)) % 3)
             acc = 80.0 + c.seed * 0.1 if desc["kind"] == "alone" else pattern[desc["ls"]][desc["tau"]] + c.seed * 0.1
             put_run(c, acc + jitter)
-            store.put(ls_kd.analysis_config(c), {"status": "ok", "analysis": {
+            store.put(recipes.analysis_config(c), {"status": "ok", "analysis": {
                 "centroids": _centroids(desc["ls"] or 0.0, desc["tau"] or 1.0, c.seed)}})
     return store
 
 
 def test_synthetic_records_in_the_papers_pattern_reproduce_every_claim(tmp_path):
     store = _fake_store(tmp_path, teacher_acc=90.0)
-    verdicts = report.chapter_verdicts(PROFILE, store)
+    verdicts = claims.chapter_verdicts(PROFILE, store)
     assert [v.label for v in verdicts] == [REPRODUCED] * 5, [(v.label, v.evidence) for v in verdicts]
     assert all("Fashion-MNIST" in v.scale and "CPU (1 thread)" in v.scale for v in verdicts)
     assert "diffusion" in verdicts[2].claim.lower() and "eta_similar" in verdicts[2].effect
     # the diffusion tables see the planted effect: LS students' eta_similar < 0 < eta_dissimilar, plain ~ 0
-    rows = report.diffusion_rows(PROFILE, store)
+    rows = claims.diffusion_rows(PROFILE, store)
     ls_rows = rows[(rows.ls == 0.1)]
     assert (ls_rows.eta_similar < 0).all() and (ls_rows.eta_dissimilar > 0).all()
     assert rows[rows.ls == 0.0].eta_similar.abs().max() < 5
@@ -163,15 +162,15 @@ def test_synthetic_records_in_the_papers_pattern_reproduce_every_claim(tmp_path)
 
 def test_a_teacher_no_better_than_the_student_alone_makes_every_claim_untestable(tmp_path):
     store = _fake_store(tmp_path, teacher_acc=80.05)
-    verdicts = report.chapter_verdicts(PROFILE, store)
+    verdicts = claims.chapter_verdicts(PROFILE, store)
     assert [v.label for v in verdicts] == [NOT_TESTABLE] * 5
 
 
 def test_combining_per_temperature_decisions():
-    from kdutils.verdict import INCONCLUSIVE, NOT_REPRODUCED, Decision
+    from kdutils.verdicts.verdict import INCONCLUSIVE, NOT_REPRODUCED, Decision
 
     d = {lab: Decision(lab, "") for lab in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)}
-    assert report._combine([d[REPRODUCED]] * 3) == REPRODUCED
-    assert report._combine([d[REPRODUCED], d[INCONCLUSIVE], d[NOT_REPRODUCED]]) == PARTLY
-    assert report._combine([d[INCONCLUSIVE], d[NOT_REPRODUCED]]) == NOT_REPRODUCED
-    assert report._combine([d[INCONCLUSIVE]] * 3) == INCONCLUSIVE
+    assert claims._combine([d[REPRODUCED]] * 3) == REPRODUCED
+    assert claims._combine([d[REPRODUCED], d[INCONCLUSIVE], d[NOT_REPRODUCED]]) == PARTLY
+    assert claims._combine([d[INCONCLUSIVE], d[NOT_REPRODUCED]]) == NOT_REPRODUCED
+    assert claims._combine([d[INCONCLUSIVE]] * 3) == INCONCLUSIVE

@@ -93,7 +93,7 @@ def test_ece_zero_for_confident_correct_predictions():
 
 @pytest.mark.parametrize("n_bins", [5, 15])
 def test_ece_matches_torchmetrics(n_bins):
-    from kdutils.tv import import_torchvision
+    from kdutils.data.tv import import_torchvision
 
     import_torchvision()  # torchmetrics imports torchvision, which needs the shim next to CPU torch
     from torchmetrics.classification import MulticlassCalibrationError

@@ -13,10 +13,12 @@ import torch
 from torch import nn
 
 from kdutils.config import TrainConfig
-from kdutils.device_loader import DeviceLoader
+from kdutils.data.device_loader import DeviceLoader
 from kdutils.losses import kd_objective
-from kdutils.multi_student import capture_rng_state, fit_students, resolve_mode, stacked_kd_objective
-from kdutils.train import fit
+from kdutils.training.engines import capture_rng_state
+from kdutils.training.multi_student import fit_students, resolve_mode
+from kdutils.training.stacked import stacked_kd_objective
+from kdutils.training.train import fit
 
 RTOL, ATOL = 1e-4, 1e-5
 

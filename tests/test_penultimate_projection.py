@@ -7,18 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from kdutils.chapters.ls_kd.projection import (PCA2D, head_parameters, penultimate_features, plot_projection,
+                                               plot_projection_grid, project, project_classes, project_model,
+                                               projection_basis)
 from kdutils.models import build_model
-from kdutils.penultimate_projection import (
-    PCA2D,
-    head_parameters,
-    penultimate_features,
-    plot_projection,
-    plot_projection_grid,
-    project,
-    project_classes,
-    project_model,
-    projection_basis,
-)
 
 # A 4-class head on 4-D features. Classes 2, 0, 3 are projected; class 1 is a decoy with a large bias.
 #   class 2: w = (3, 0, 0, 0),      b = 4    -> [w, b] = 5 q1,  q1 = (0.6, 0, 0, 0, 0.8)
@@ -142,7 +134,7 @@ def test_plot_helpers_draw_one_scatter_per_class_and_the_centroids():
 
 
 def test_project_model_matches_features_plus_head(one_thread):
-    from kdutils.diffusion import class_centroids, model_centroids
+    from kdutils.chapters.ls_kd.diffusion import class_centroids, model_centroids
 
     model = _tiny_model()
     g = torch.Generator().manual_seed(5)

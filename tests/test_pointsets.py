@@ -14,11 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-import kdutils.data
-from kdutils.data import ArrayDataset
-from kdutils.pointsets import (DATASETS, JET_CLASSES, MODELNET40_SPLIT_COUNTS, PARTICLE_FEATURES,
-                               find_modelnet40_resampled, load_hls4ml_jets, load_modelnet40, load_modelnet40_h5,
-                               load_set_mnist, mnist_to_pointset, modelnet40_split_files, normalize_points)
+import kdutils.data.datasets
+import kdutils.data.registry
+from kdutils.data.datasets import ArrayDataset
+from kdutils.data.jets import JET_CLASSES, PARTICLE_FEATURES, load_hls4ml_jets
+from kdutils.data.modelnet import (MODELNET40_SPLIT_COUNTS, find_modelnet40_resampled, load_modelnet40,
+                                   load_modelnet40_h5, modelnet40_split_files)
+from kdutils.data.pointsets import load_set_mnist, mnist_to_pointset, normalize_points
 
 SHARED = Path("/work/shared/data")
 SUBSET_ARCHIVE = SHARED / "ModelNet40" / "modelnet40_normal_resampled_subset156.tar.xz"
@@ -83,18 +85,19 @@ def test_set_mnist_loader_converts_the_mnist_split(monkeypatch):
         calls.append((name, split, root, download))
         return fake
 
-    monkeypatch.setattr(kdutils.data, "load_dataset", fake_load)
+    monkeypatch.setattr(kdutils.data.datasets, "load_idx_dataset", fake_load)
     ds = load_set_mnist("test", root="/somewhere", download=False, n_points=30, seed=1)
     assert calls == [("mnist", "test", "/somewhere", False)]
     assert ds.x.shape == (4, 30, 3) and ds.name == "set_mnist" and ds.y.tolist() == [3, 1, 4, 1]
     assert torch.equal(ds.x, mnist_to_pointset(imgs, 30, seed=1))
-    assert set(DATASETS) == {"set_mnist", "modelnet40", "modelnet40_h5", "hls4ml_jets"}
+    assert {"set_mnist", "set_mnist_jitter", "modelnet40", "modelnet40_h5", "hls4ml_jets"} <= set(
+        kdutils.data.registry.dataset_names())  # registered by the core, before any chapter is imported
 
 
 def test_set_mnist_on_real_mnist_if_present():
     if not (SHARED / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST absent under {SHARED}")
-    images = kdutils.data.load_dataset("mnist", "test", root=SHARED).x[:500]
+    images = kdutils.data.registry.load_dataset("mnist", "test", root=SHARED).x[:500]
     pts = mnist_to_pointset(images, n_points=100, seed=0)
     cols = torch.round((pts[..., 0] + 1) * 27 / 2).long()
     rows = torch.round((1 - pts[..., 1]) * 27 / 2).long()

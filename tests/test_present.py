@@ -1,4 +1,4 @@
-"""kdutils.present: the numbers, tables and figures a reader sees."""
+"""kdutils.report.present: the numbers, tables and figures a reader sees."""
 import re
 
 import matplotlib
@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from kdutils import present  # noqa: E402
+from kdutils.report import present
 
 
 def test_mean_std_of_known_numbers():

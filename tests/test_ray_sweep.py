@@ -15,13 +15,13 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-import kdutils.provenance as provenance_mod  # noqa: E402
-from kdutils import ray_executor  # noqa: E402
+import kdutils.store.provenance as provenance_mod
 from kdutils.config import DataConfig, RunConfig, TrainConfig  # noqa: E402
-from kdutils.provenance import git_commit, provenance  # noqa: E402
-from kdutils.ray_executor import CodeStamp, code_fingerprint, point_resources, run_sweep_ray  # noqa: E402
-from kdutils.store import ResultStore  # noqa: E402
-from kdutils.sweep import completed_points, point_name  # noqa: E402
+from kdutils.store.provenance import git_commit, provenance
+from kdutils.store.store import ResultStore
+from kdutils.sweeps import ray_executor
+from kdutils.sweeps.ray_executor import CodeStamp, code_fingerprint, point_resources, run_sweep_ray
+from kdutils.sweeps.sweep import completed_points, point_name
 
 PROBE = Path(__file__).parent / "fixtures" / "ray_probe.ipynb"
 
@@ -69,7 +69,7 @@ def test_bad_input_is_refused_before_any_cluster_is_contacted(tmp_path):
 
 def test_kdutils_works_without_ray_and_the_executor_says_how_to_get_it():
     code = ("import sys; sys.modules['ray'] = None\n"
-            "import kdutils.__main__, kdutils.sweep, kdutils.ray_executor as rx\n"
+            "import kdutils.__main__, kdutils.sweeps.sweep, kdutils.sweeps.ray_executor as rx\n"
             "try:\n    rx.import_ray()\nexcept ImportError as err:\n    print(err)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -187,9 +187,10 @@ def test_a_notebook_naming_its_experiment_gets_its_runs_trained_as_tasks_first(c
     monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
     teacher = _tiny("teacher")
-    module = types.ModuleType("kdutils.experiments.ray_fake")
-    module.point_configs = lambda profile, x, **_: [teacher, _tiny(f"kd{x}", teacher=teacher, tau=float(x), alpha=0.5)]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    from chapter_fakes import install_fake_chapter
+
+    install_fake_chapter(monkeypatch, "ray_fake", point_configs=lambda profile, x, **_: [
+        teacher, _tiny(f"kd{x}", teacher=teacher, tau=float(x), alpha=0.5)])
     notebook = json.loads(PROBE.read_text())
     notebook["metadata"]["kdutils"] = {"experiment": "ray_fake"}
     (tmp_path / "fake.ipynb").write_text(json.dumps(notebook))
@@ -213,11 +214,13 @@ def test_worker_records_name_the_drivers_commit_only_when_their_code_is_the_driv
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ray_executor, "checkout_commit", lambda: {"commit": "unknown", "dirty": False})
     monkeypatch.setattr(provenance_mod, "checkout_commit", lambda: {"commit": "unknown", "dirty": False})
-    same = CodeStamp("abc123", True, code_fingerprint())
+    same = CodeStamp("abc123", True, code_fingerprint(), source_dirty=False)
     with ray_executor.worker_store({"e/k.json": "{}"}, [], same) as store:
         assert git_commit() == {"commit": "abc123", "dirty": True}
+        assert provenance_mod.source_state() == {"kdutils_sha256": code_fingerprint(), "kdutils_dirty": False}
         assert (store.root / "e" / "k.json").read_text() == "{}" and os.environ["KDUTILS_RESULTS"] == str(store.root)
     assert "KDUTILS_GIT_COMMIT" not in os.environ and os.environ["KDUTILS_RESULTS"] != str(store.root)
+    assert "KDUTILS_SOURCE_DIRTY" not in os.environ
     assert not store.root.exists()  # the private store is gone once the task is over
     with ray_executor.worker_store({}, [], CodeStamp("abc123", False, "other source")):
         assert git_commit()["commit"] == "unknown"

@@ -17,14 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdutils import data as data_mod
-from kdutils import group_runner, pointsets, runner, sweep
 from kdutils.config import DataConfig, RunConfig, TrainConfig
-from kdutils.device_loader import DeviceLoader
+from kdutils.data import datasets as data_mod, pointsets, modelnet, registry
+from kdutils.data.device_loader import DeviceLoader
 from kdutils.losses import kd_loss
-from kdutils.multi_student import fit_students, stacked_kd_objective
-from kdutils.store import FINISHED, ResultStore, atomic_torch_save
-from kdutils.train import fit
+from kdutils.store.io import atomic_torch_save
+from kdutils.store.store import FINISHED, ResultStore
+from kdutils.sweeps import sweep
+from kdutils.training import group_runner, runner
+from kdutils.training.multi_student import fit_students
+from kdutils.training.stacked import stacked_kd_objective
+from kdutils.training.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path("/work/shared/data")
@@ -106,19 +109,18 @@ def test_item2_seeds_must_be_integers(seed):
 
 
 def test_item2_valid_configs_and_chapter_datasets_still_build():
-    DataConfig(dataset="set_mnist_jitter", n_train=10, fold=4, k_folds=5)  # registered by the invariance chapter
+    DataConfig(dataset="set_mnist_jitter", n_train=10, fold=4, k_folds=5)  # registered by the core (data/pointsets)
     assert DataConfig(dataset="mnist", n_train=None, val_size=0).n_train is None
 
 
 def test_item2_run_set_seed_must_be_an_integer_and_numbers_name_the_setting(monkeypatch):
-    import types
+    from chapter_fakes import install_fake_chapter
 
     from kdutils.__main__ import main
 
     calls = []
-    module = types.ModuleType("kdutils.experiments.robust_cli")
-    module.run_all = lambda profile="cpu", tau=None, seed=None, store=None, progress=True: calls.append((tau, seed))
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    install_fake_chapter(monkeypatch, "robust_cli", run_all=lambda profile="cpu", tau=None, seed=None,
+                                  store=None, progress=True: calls.append((tau, seed)))
     with pytest.raises(SystemExit, match=r"--set seed 1\.5: seed must be an integer"):
         main(["run", "robust_cli", "--profile", "smoke", "--set", "seed", "1.5"])
     with pytest.raises(SystemExit, match=r"--set tau abc: tau must be a finite number"):
@@ -126,7 +128,8 @@ def test_item2_run_set_seed_must_be_an_integer_and_numbers_name_the_setting(monk
     with pytest.raises(SystemExit, match=r"--set taw: unknown setting.*tau"):
         main(["run", "robust_cli", "--profile", "smoke", "--set", "taw", "4"])
     assert calls == []  # nothing ran with a bad value
-    monkeypatch.setattr(module, "run_all", lambda profile="cpu", tau=None, seed=None: calls.append((tau, seed)) or [])
+    install_fake_chapter(monkeypatch, "robust_cli",
+                         run_all=lambda profile="cpu", tau=None, seed=None: calls.append((tau, seed)) or [])
     assert main(["run", "robust_cli", "--profile", "smoke", "--set", "seed", "2", "--set", "tau", "4"]) == 0
     assert calls == [(4, 2)]
 
@@ -203,7 +206,7 @@ def test_item4_truncated_mnist_gz_names_the_file(tmp_path):
     blob = (src / "t10k-images-idx3-ubyte.gz").read_bytes()
     (raw / "t10k-images-idx3-ubyte.gz").write_bytes(blob[: len(blob) // 2])
     with pytest.raises(ValueError, match=str(raw / "t10k-images-idx3-ubyte.gz") + ".*damaged.*download"):
-        data_mod.load_dataset("mnist", "test", root=tmp_path, download=False)
+        registry.load_dataset("mnist", "test", root=tmp_path, download=False)
 
 
 # ---------------------------------------------------------------------------------------------- item 5
@@ -217,7 +220,7 @@ def test_item5_wrong_data_root_is_left_untouched(tmp_path, monkeypatch):
     monkeypatch.setattr(data_mod, "_tv_download_utils", lambda: Offline)
     wrong = tmp_path / "wrong-root"
     with pytest.raises(FileNotFoundError, match="network unreachable"):
-        data_mod.load_dataset("mnist", "train", root=wrong, download=True)
+        registry.load_dataset("mnist", "train", root=wrong, download=True)
     assert not wrong.exists()  # no <root>/MNIST/raw created as a side effect
 
 
@@ -260,12 +263,11 @@ def test_item5_done_markers_follow_the_results_store(tmp_path, monkeypatch):
 
 @pytest.fixture
 def chapter(monkeypatch):
-    """A stand-in experiment module `kdutils.experiments.robust_chapter` whose points are one distilled run."""
-    import types
+    """A stand-in chapter `robust_chapter` whose points are one distilled run."""
+    from chapter_fakes import install_fake_chapter
 
-    module = types.ModuleType("kdutils.experiments.robust_chapter")
-    module.point_configs = lambda profile, tau=4.0: [distilled_cfg(tau, profile=profile)]
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    install_fake_chapter(monkeypatch, "robust_chapter",
+                         point_configs=lambda profile, tau=4.0: [distilled_cfg(tau, profile=profile)])
     return "robust_chapter"
 
 
@@ -316,22 +318,22 @@ def test_item6_data_root_that_refuses_writes_is_never_written(tmp_path, monkeypa
     (root / "ModelNet40").mkdir(parents=True)
     _tiny_resampled_archive(root / "ModelNet40" / "modelnet40_normal_resampled_tiny.tar.gz")
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pointsets, "_dir_writable", lambda path: True)
-    real_mkdtemp = pointsets.tempfile.mkdtemp
+    monkeypatch.setattr(modelnet, "_dir_writable", lambda path: True)
+    real_mkdtemp = modelnet.tempfile.mkdtemp
 
     def guarded_mkdtemp(*a, dir=None, **kw):
         if dir is not None and (Path(dir) == root or root in Path(dir).parents):
             raise PermissionError(13, "Permission denied", str(dir))
         return real_mkdtemp(*a, dir=dir, **kw)
 
-    monkeypatch.setattr(pointsets.tempfile, "mkdtemp", guarded_mkdtemp)
+    monkeypatch.setattr(modelnet.tempfile, "mkdtemp", guarded_mkdtemp)
     before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
     with pytest.warns(RuntimeWarning, match="extracting into"):
-        found = pointsets.find_modelnet40_resampled(root)
+        found = modelnet.find_modelnet40_resampled(root)
     assert found == tmp_path / "cache" / "ModelNet40" / "modelnet40_normal_resampled_tiny" / "modelnet40_normal_resampled"
     assert (found / "bed" / "bed_0001.txt").is_file()
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
-    assert pointsets.find_modelnet40_resampled(root) == found  # reused, no second extraction
+    assert modelnet.find_modelnet40_resampled(root) == found  # reused, no second extraction
 
 
 # ---------------------------------------------------------------------------------------------- item 7

@@ -1,53 +1,57 @@
-"""kdutils.scorecard: every chapter's claims in one table, computed from the chapters' verdict functions."""
+"""kdutils.report.scorecard: every chapter's claims in one table, computed from the chapters' verdict functions."""
+import json
 import re
-import sys
 import types
 
-import pandas as pd
 import pytest
 
-from kdutils import scorecard
-from kdutils.verdict import Verdict
+from kdutils.report import scorecard
+from kdutils.report.chapter import Chapter, all_chapters
+from kdutils.store.store import ResultStore
+from kdutils.training.runner import MissingRunError
+from kdutils.verdicts.verdict import Verdict
 
 
-def _chapter(module, claims=("claim A", "claim B")):
-    return scorecard.Chapter("x", "Someone et al. (2020)", "A title", "notebooks/x_report", module, tuple(claims))
+def _chapter(verdicts, claims=("claim A", "claim B"), experiments=("x_exp",)):
+    """A chapter as the registry would give it, with a verdict function of the test's choosing."""
+    return Chapter(name="x", order=1, paper="Someone et al. (2020)", title="A title", page="notebooks/x_report",
+                   pages=("notebooks/x_report",), experiments=tuple(experiments), claims=tuple(claims),
+                   recipe=lambda profile: None, run_all=lambda profile="cpu": [], verdicts=verdicts)
 
 
-@pytest.fixture
-def fake_module(monkeypatch):
-    def make(name, fn=None):
-        mod = types.ModuleType(name)
-        if fn is not None:
-            mod.chapter_verdicts = fn
-        monkeypatch.setitem(sys.modules, name, mod)
-        return mod
-    return make
+def _not_recorded(profile, store=None):
+    raise MissingRunError("hinton_mnist/abc: no record")
 
 
-def test_missing_function_lists_claims_as_not_yet_run(fake_module):
-    fake_module("fake_chapter_nofn")
-    card = scorecard.scorecard("cpu", chapters=(_chapter("fake_chapter_nofn"),))
+def test_a_missing_run_lists_the_claims_as_not_yet_run():
+    card = scorecard.scorecard("cpu", chapters=(_chapter(_not_recorded),))
     assert list(card["claim"]) == ["claim A", "claim B"]
     assert set(card["label"]) == {"not yet run"}
     assert set(card["badge"]) == {"⏳"}
+    assert "a run is not recorded" in card.iloc[0].evidence
 
 
-def test_unwritten_chapter_and_missing_module_do_not_crash():
-    card = scorecard.scorecard("cpu", chapters=(_chapter(None, ["c"]), _chapter("kdutils.experiments.nope", ["d"])))
-    assert list(card["label"]) == ["not yet run", "not yet run"]
+def test_a_chapter_with_records_that_shows_not_yet_run_fails(tmp_path):
+    """The book build must not hide a chapter that lost its runs behind the placeholder."""
+    (tmp_path / "x_exp").mkdir()
+    (tmp_path / "x_exp" / "k.json").write_text(json.dumps({"status": "ok", "key": "k",
+                                                           "config": {"profile": "cpu", "experiment": "x_exp"}}))
+    store = ResultStore(tmp_path)
+    with pytest.raises(RuntimeError, match="x have records at profile 'cpu'"):
+        scorecard.scorecard("cpu", store=store, chapters=(_chapter(_not_recorded),))
+    assert set(scorecard.scorecard("full", store=store, chapters=(_chapter(_not_recorded),))["label"]) == {
+        "not yet run"}  # no record at that profile: the placeholder is right
 
 
-def test_verdicts_come_from_the_chapter_function(fake_module):
+def test_verdicts_come_from_the_chapter_function():
     seen = {}
 
     def chapter_verdicts(profile, store=None):
         seen["args"] = (profile, store)
         return [Verdict("the claim", "reproduced", "the evidence", "profile `cpu` on cpu: x86_64, 1 threads")]
 
-    fake_module("fake_chapter_ok", chapter_verdicts)
     store = object()
-    card = scorecard.scorecard("cpu", store=store, chapters=(_chapter("fake_chapter_ok"),))
+    card = scorecard.scorecard("cpu", store=store, chapters=(_chapter(chapter_verdicts),), check=False)
     assert seen["args"] == ("cpu", store)
     row = card.iloc[0]
     assert (row.claim, row.label, row.badge) == ("the claim", "reproduced", "✅")
@@ -55,11 +59,11 @@ def test_verdicts_come_from_the_chapter_function(fake_module):
     assert row.effect == ""  # Verdict without an effect field
 
 
-def test_effect_is_shown_when_the_verdict_has_one(fake_module):
+def test_effect_is_shown_when_the_verdict_has_one():
     V = types.SimpleNamespace
-    fake_module("fake_chapter_eff", lambda profile: [V(claim="c", label="inconclusive at this scale", evidence="e",
-                                                       scale="s", effect="-17 errors [-25, -9], paired t, n=3")])
-    card = scorecard.scorecard("cpu", chapters=(_chapter("fake_chapter_eff"),))
+    card = scorecard.scorecard("cpu", chapters=(_chapter(lambda profile: [V(
+        claim="c", label="inconclusive at this scale", evidence="e", scale="s",
+        effect="-17 errors [-25, -9], paired t, n=3")]),))
     assert card.iloc[0].effect == "-17 errors [-25, -9], paired t, n=3"
     html = scorecard.scorecard_table(card).to_html()
     assert "-17 errors [-25, -9]" in html and "❔ inconclusive at this scale" in html
@@ -67,7 +71,7 @@ def test_effect_is_shown_when_the_verdict_has_one(fake_module):
 
 def test_every_planned_chapter_is_listed_with_its_claims():
     card = scorecard.scorecard("cpu")
-    assert set(card["chapter"]) == {c.key for c in scorecard.CHAPTERS}
+    assert list(dict.fromkeys(card["chapter"])) == [c.name for c in all_chapters()]
     for key in ("tgeo",):
         rows = card[card.chapter == key]
         assert len(rows) >= 3 and set(rows["label"]) == {"not yet run"}
@@ -85,25 +89,22 @@ def test_table_links_each_paper_to_its_page_and_has_no_nan():
 
 
 def test_records_summary_counts_runs_and_devices(tmp_path):
-    import json
     d = tmp_path / "exp"
     d.mkdir()
     for i, (status, dev) in enumerate([("ok", "cpu: x86_64, 1 threads"), ("diverged", "cpu: x86_64, 1 threads"),
                                        ("ok", "cpu: x86_64, 2 threads")]):
         (d / f"{i}.json").write_text(json.dumps({"status": status, "key": str(i), "provenance": {"device": dev},
                                                  "config": {"profile": "cpu", "experiment": "exp"}}))
-    from kdutils.store import ResultStore
     s = scorecard.records_summary("cpu", ResultStore(tmp_path))
     assert s.iloc[0].runs == 3
     assert s.iloc[0].devices == "CPU (1 thread) (2), CPU (2 threads) (1)"
     assert "diverged (1)" in s.iloc[0].statuses
     assert scorecard.records_summary("full", ResultStore(tmp_path)).empty
-    assert isinstance(s, pd.DataFrame)
 
 
 def test_a_claim_without_verdict_says_why_in_the_effect_column():
-    card = scorecard.scorecard("cpu", chapters=(_chapter(None, ["c"]),))
+    card = scorecard.scorecard("cpu", chapters=(_chapter(_not_recorded, ["c"]),))
     t = scorecard.scorecard_table(card)
-    assert t.frame.iloc[0]["effect (95% interval)"] == "chapter not yet written"
+    assert t.frame.iloc[0]["effect (95% interval)"].startswith("a run is not recorded")
     assert t.frame.iloc[0]["verdict (evidence)"] == "⏳ not yet run"
     assert 'href="x_report.html">⏳ not yet run</a>' in t.to_html()

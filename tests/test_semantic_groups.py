@@ -2,19 +2,10 @@
 import pytest
 import torch
 
-from kdutils.data import _IDX_INFO
-from kdutils.semantic_groups import (
-    CIFAR100,
-    CIFAR100_COARSE_OF_FINE,
-    FASHION_MNIST,
-    MNIST,
-    SemanticGroups,
-    agreement_table,
-    mean_agreement,
-    nearest_farthest_sets,
-    semantic_groups,
-    set_agreement,
-)
+from kdutils.chapters.ls_kd.semantic_groups import (CIFAR100, CIFAR100_COARSE_OF_FINE, FASHION_MNIST, MNIST,
+                                                    SemanticGroups, agreement_table, mean_agreement,
+                                                    nearest_farthest_sets, semantic_groups, set_agreement)
+from kdutils.data.datasets import _IDX_INFO
 
 # Fine -> coarse labels as distributed with CIFAR-100 (per-sample `coarse_labels` of the train file),
 # written out here independently of the name table in the module.
@@ -108,7 +99,7 @@ def test_agreement_table_on_hand_made_centroids():
 
 
 def test_all_sets_feed_the_diffusion_table():
-    from kdutils.diffusion import diffusion_table
+    from kdutils.chapters.ls_kd.diffusion import diffusion_table
 
     sets = FASHION_MNIST.all_sets()
     assert list(sets) == list(FASHION_MNIST.targets()) and sets[9] == FASHION_MNIST.sets(9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdutils.splits import kfold_indices, resolve_val_size, stratified_train_val_split, train_val_split
+from kdutils.data.splits import kfold_indices, resolve_val_size, stratified_train_val_split, train_val_split
 
 
 def test_train_val_split_properties():

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from kdutils.config import DataConfig, RunConfig, TrainConfig, run_config_from_dict
-from kdutils.store import ResultStore, atomic_write_json
+from kdutils.store.io import atomic_write_json
+from kdutils.store.store import ResultStore
 
 
 def make_cfg(**kw):
@@ -73,7 +74,7 @@ def test_put_get_and_unfinished_records(tmp_path):
 WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from kdutils.store import atomic_write_json
+    from kdutils.store.store import atomic_write_json
     path = Path(sys.argv[1])
     print("ready", flush=True)
     i = 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kdutils.sweep import completed_points, expand_grid, parse_value, run_sweep
+from kdutils.sweeps.sweep import completed_points, expand_grid, parse_value, run_sweep
 
 PROBE = Path(__file__).parent / "fixtures" / "sweep_probe.ipynb"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdutils.symmetry import (background_margins, circular_shift, permute_set, random_circular_shift,
-                              random_shift, shape_preserving_roll, shift_with_fill, translate_points)
+from kdutils.data.symmetry import (background_margins, circular_shift, permute_set, random_circular_shift, random_shift,
+                                   shape_preserving_roll, shift_with_fill, translate_points)
 
 
 def _gen(seed: int = 0) -> torch.Generator:

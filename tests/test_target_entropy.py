@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from kdutils.target_entropy import average_entropy, matched_temperatures, matching_temperature, tempered_entropy
+from kdutils.chapters.ls_kd.target_entropy import (average_entropy, matched_temperatures, matching_temperature,
+                                                   tempered_entropy)
 
 LN3 = math.log(3.0)
 

@@ -2,11 +2,12 @@
 import pytest
 import torch
 
+from kdutils.chapters.tgeo.baselines import (RWKDWeights, ada_alpha, anl_alpha, make_baseline_rule, vanilla_alpha,
+                                             wls_alpha)
+from kdutils.chapters.tgeo.objective import per_sample_terms, samplewise_kd_objective
+from kdutils.chapters.tgeo.training import fit_samplewise
 from kdutils.config import TrainConfig
-from kdutils.device_loader import DeviceLoader
-from kdutils.tgeo import RWKDWeights, ada_alpha, anl_alpha, make_baseline_rule, vanilla_alpha, wls_alpha
-from kdutils.tgeo.objective import per_sample_terms, samplewise_kd_objective
-from kdutils.tgeo.training import fit_samplewise
+from kdutils.data.device_loader import DeviceLoader
 
 
 def _logits(rows):

@@ -5,10 +5,12 @@ import pytest
 import torch
 from torch import nn
 
+from kdutils.chapters.tgeo.bilevel import bilevel_step, hypergradient, unrolled_validation_loss
+from kdutils.chapters.tgeo.fusion_net import FusionRatioNet
+from kdutils.chapters.tgeo.geometry import teacher_class_means
+from kdutils.chapters.tgeo.training import fit_tgeo, predict_alphas
 from kdutils.config import TrainConfig
-from kdutils.device_loader import DeviceLoader
-from kdutils.tgeo import (FusionRatioNet, bilevel_step, fit_tgeo, hypergradient, predict_alphas,
-                          teacher_class_means, unrolled_validation_loss)
+from kdutils.data.device_loader import DeviceLoader
 
 C = 3
 

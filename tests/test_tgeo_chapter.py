@@ -3,22 +3,21 @@ store (records, motivation cells, alpha evidence, resume and load-only), and the
 synthetic records."""
 import math
 
-import pandas as pd
 import pytest
 import torch
 from torch import nn
 
+from kdutils.chapters.tgeo import plan as tgeo, claims
 from kdutils.config import TrainConfig
-from kdutils.device_loader import DeviceLoader
-from kdutils.experiments import tgeo
-from kdutils.runner import MissingRunError
-from kdutils.store import ResultStore
-from kdutils.tuning import ROLE_PREFIX
-from kdutils.verdict import LABELS, NOT_REPRODUCED, NOT_YET_RUN, PARTLY, REPRODUCED
+from kdutils.data.device_loader import DeviceLoader
+from kdutils.store.store import ResultStore
+from kdutils.sweeps.tuning import ROLE_PREFIX
+from kdutils.training.runner import MissingRunError
+from kdutils.verdicts.verdict import NOT_REPRODUCED, NOT_YET_RUN, PARTLY, REPRODUCED
 
 
 def test_dispatch_hands_each_arm_its_own_rule(monkeypatch, tmp_path):
-    import kdutils.tgeo.chapter as chapter
+    import kdutils.chapters.tgeo.runs as chapter
 
     seen = []
     monkeypatch.setattr(chapter, "run_arm", lambda cfg, spec, store, **kw: seen.append((cfg.role, spec, kw)) or {})
@@ -36,7 +35,8 @@ def test_dispatch_hands_each_arm_its_own_rule(monkeypatch, tmp_path):
 
 
 def test_fit_tgeo_stops_before_the_student_update_that_diverges(one_thread):
-    from kdutils.tgeo import FusionRatioNet, fit_tgeo
+    from kdutils.chapters.tgeo.fusion_net import FusionRatioNet
+    from kdutils.chapters.tgeo.training import fit_tgeo
 
     g = torch.Generator().manual_seed(0)
     y = torch.arange(40) % 4
@@ -52,12 +52,12 @@ def test_fit_tgeo_stops_before_the_student_update_that_diverges(one_thread):
 
 
 def test_chapter_verdicts_on_an_empty_store(tmp_path):
-    vs = tgeo.chapter_verdicts("cpu", ResultStore(tmp_path))
-    assert [v.claim for v in vs] == list(tgeo.CLAIMS) and {v.label for v in vs} == {NOT_YET_RUN}
-    from kdutils.scorecard import CHAPTERS
+    vs = claims.chapter_verdicts("cpu", ResultStore(tmp_path))
+    assert [v.claim for v in vs] == list(claims.CLAIMS) and {v.label for v in vs} == {NOT_YET_RUN}
+    from kdutils.report.chapter import load
 
-    ch = next(c for c in CHAPTERS if c.key == "tgeo")
-    assert len(ch.claims) == len(vs) and ch.module == "kdutils.experiments.tgeo"
+    ch = load("tgeo")
+    assert ch.claims == tuple(claims.CLAIMS) and ch.verdicts is claims.chapter_verdicts
 
 
 def test_run_all_at_smoke(tmp_path, monkeypatch, one_thread):
@@ -71,6 +71,7 @@ def test_run_all_at_smoke(tmp_path, monkeypatch, one_thread):
         assert rec["status"] in ("ok", "diverged", "chance") and rec["arm"]["rule"] == tgeo.ARMS[arm].rule
         assert "val_accuracy" in rec["metrics"] and "agreement" in rec["metrics"]
         assert rec["provenance"]["device"] and rec["wall_time_s"] > 0
+        assert len(rec["provenance"]["kdutils_sha256"]) == 64 and "kdutils_dirty" in rec["provenance"]
         if tgeo.ARMS[arm].rule == "vanilla" and rec["status"] == "ok":
             assert rec["history"][0]["alpha_mean"] == pytest.approx(tgeo.ARMS[arm].alpha)
         if tgeo.ARMS[arm].rule == "tgeo" and rec["status"] == "ok":
@@ -83,8 +84,8 @@ def test_run_all_at_smoke(tmp_path, monkeypatch, one_thread):
     cells = tgeo.motivation_cells("smoke", store)
     assert len(cells) == 10 * len(tgeo.MOTIVATION_ALPHAS) * len(r.seeds)
     assert store.get(tgeo.bench_config("smoke"))["metrics"]["ratio_bilevel_over_plain"] > 0
-    vs = tgeo.chapter_verdicts("smoke", store)
-    assert len(vs) == 3 and all(v.label in LABELS and v.label != NOT_YET_RUN for v in vs)
+    vs = claims.chapter_verdicts("smoke", store)
+    assert len(vs) == 3 and all(v.label != NOT_YET_RUN for v in vs)
     assert tgeo.selection_table("smoke", store).chosen.sum() == 1 + len(tgeo.ARMS)
     # resume and load-only: everything is loaded, nothing trains
     monkeypatch.setenv("KDUTILS_LOAD_ONLY", "1")
@@ -139,17 +140,17 @@ def test_comparison_verdict_on_synthetic_records(tmp_path, three_seeds):
     noise = {0: 0.001, 1: -0.002, 2: 0.0015}
     good = ResultStore(tmp_path / "good")
     _synthetic(good, lambda arm, s: (0.90 if arm == tgeo.METHOD_ARM else 0.80 if arm == "alone" else 0.85) + noise[s])
-    v = tgeo.comparison_verdict("smoke", good)
+    v = claims.comparison_verdict("smoke", good)
     assert v.label == REPRODUCED, v.evidence
     assert "p = " in v.evidence and "minimum testable gap" in v.evidence
     bad = ResultStore(tmp_path / "bad")
     _synthetic(bad, lambda arm, s: (0.82 if arm == tgeo.METHOD_ARM else 0.80 if arm == "alone" else 0.85)
                + noise[s] * (2 if arm == "ada" else 1))
-    assert tgeo.comparison_verdict("smoke", bad).label == NOT_REPRODUCED
+    assert claims.comparison_verdict("smoke", bad).label == NOT_REPRODUCED
     mixed = ResultStore(tmp_path / "mixed")  # beats vanilla (alpha chosen on validation) only
     _synthetic(mixed, lambda arm, s: (0.88 if arm == tgeo.METHOD_ARM else 0.80 if arm.startswith(("vanilla", "alone"))
                                       else 0.88 + 2 * noise[s]))
-    assert tgeo.comparison_verdict("smoke", mixed).label == PARTLY
+    assert claims.comparison_verdict("smoke", mixed).label == PARTLY
 
 
 def test_motivation_and_alpha_verdicts_on_synthetic_records(tmp_path, three_seeds):
@@ -167,26 +168,29 @@ def test_motivation_and_alpha_verdicts_on_synthetic_records(tmp_path, three_seed
 
     _synthetic(store, lambda arm, s: 0.85 + 0.001 * s, tgeo_evidence=evidence, motivation=cell)
     cells = tgeo.motivation_cells("smoke", store)
-    st = tgeo.motivation_statistics(cells)
+    st = claims.motivation_statistics(cells)
     assert st.trend_right.tolist() == pytest.approx([10.0] * 3) and st.slope_wrong.tolist() == pytest.approx([-20.0] * 3)
-    assert tgeo.motivation_verdict("smoke", store).label == REPRODUCED
-    assert tgeo.alpha_verdict("smoke", store).label == REPRODUCED
-    flat = tgeo.motivation_statistics(cells.assign(accuracy=lambda d: 70 + 5 * d.alpha * (d.seed - 1)))
+    assert claims.motivation_verdict("smoke", store).label == REPRODUCED
+    assert claims.alpha_verdict("smoke", store).label == REPRODUCED
+    flat = claims.motivation_statistics(cells.assign(accuracy=lambda d: 70 + 5 * d.alpha * (d.seed - 1)))
     assert flat.trend_right.abs().max() < 1e-9
 
 
-def test_slope_and_spearman_by_hand():
-    from kdutils.tgeo.chapter import alpha_by_group, spearman
-    from kdutils.tgeo.motivation import motivation_groups
+def test_slope_and_rank_correlation_by_hand():
+    from kdutils.chapters.tgeo.runs import alpha_by_group, rank_corr
+    from kdutils.chapters.tgeo.motivation import motivation_groups
 
-    assert tgeo._slope([0.1, 0.3, 0.5], [1.0, 2.0, 3.0]) == pytest.approx(5.0)
+    assert claims._slope([0.1, 0.3, 0.5], [1.0, 2.0, 3.0]) == pytest.approx(5.0)
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    assert spearman(a, a ** 3) == pytest.approx(1.0) and spearman(a, -a) == pytest.approx(-1.0)
-    assert math.isnan(spearman(a[:2], a[:2]))
+    assert rank_corr(a, a ** 3) == pytest.approx(1.0) and rank_corr(a, -a) == pytest.approx(-1.0)
+    assert math.isnan(rank_corr(a[:2], a[:2]))
+    # saturated alphas tie: average ranks (1.5, 1.5, 3, 4) against (1, 2, 3, 4) give rho = 4.5 / sqrt(4.5 * 5);
+    # the ordinal ranks the hand-written version used would have said 1.0
+    tied = torch.tensor([0.999, 0.999, 1.0, 1.0 + 1e-3])
+    assert rank_corr(tied, a) == pytest.approx(4.5 / math.sqrt(4.5 * 5.0))
     t = torch.eye(10)[torch.arange(20) % 10] * 5
     y = torch.arange(20) % 10
     y[:10] = (y[:10] + 1) % 10  # the teacher is wrong on the first ten
     groups = motivation_groups(torch.randn(20, 10, generator=torch.Generator().manual_seed(0)), t, y)
     out = alpha_by_group(torch.linspace(0, 1, 20), groups, bins=4)
     assert sum(d["n"] for d in out.values()) == 20 and all(sum(d["hist"]) == d["n"] for d in out.values())
-    assert isinstance(pd.DataFrame(out).T, pd.DataFrame)

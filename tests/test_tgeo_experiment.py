@@ -1,8 +1,8 @@
 """The TGeo-KD chapter's configs (not yet wired into the runner) and the bilevel benchmark's plumbing."""
 import pytest
 
-from kdutils.experiments import tgeo
-from kdutils.tgeo.bench import bench_bilevel_vs_plain
+from kdutils.chapters.tgeo import plan as tgeo
+from kdutils.chapters.tgeo.bench import bench_bilevel_vs_plain
 
 
 def test_arms_configs_are_distinct_and_validated():
@@ -34,8 +34,8 @@ def test_every_arm_trains_through_train_arm(one_thread):
     from torch import nn
 
     from kdutils.config import TrainConfig
-    from kdutils.device_loader import DeviceLoader
-    from kdutils.tgeo import ArmSpec, train_arm
+    from kdutils.data.device_loader import DeviceLoader
+    from kdutils.chapters.tgeo.arms import ArmSpec, train_arm
 
     g = torch.Generator().manual_seed(0)
     y = torch.arange(60) % 3

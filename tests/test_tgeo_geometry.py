@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from kdutils.tgeo import FusionRatioNet, feature_dim, geometry_features, teacher_class_means, trilateral_geometry
-from kdutils.tgeo.objective import samplewise_kd_objective
+from kdutils.chapters.tgeo.fusion_net import FusionRatioNet
+from kdutils.chapters.tgeo.geometry import feature_dim, geometry_features, teacher_class_means, trilateral_geometry
+from kdutils.chapters.tgeo.objective import samplewise_kd_objective
 from kdutils.losses import kd_objective
 
 S = [0.5, 0.3, 0.2]

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from kdutils.tgeo import group_accuracy, motivation_groups, student_teacher_distance, summarise_by_group
+from kdutils.chapters.tgeo.motivation import (group_accuracy, motivation_groups, student_teacher_distance,
+                                              summarise_by_group)
 
 
 def test_distance_by_hand():

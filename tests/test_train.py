@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-from kdutils import runner
+from kdutils.chapters.hinton import plan as hinton
 from kdutils.config import DataConfig, RunConfig, TrainConfig, run_config_from_dict
-from kdutils.device_loader import DeviceLoader
-from kdutils.experiments import hinton
-from kdutils.store import ResultStore
-from kdutils.train import fit
+from kdutils.data.device_loader import DeviceLoader
+from kdutils.store.store import ResultStore
+from kdutils.training import runner
+from kdutils.training.train import fit
 
 
 def toy_data(n=256, seed=0):

@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kdutils import runner, tuning
 from kdutils.config import DataConfig, RunConfig, TrainConfig
-from kdutils.data import ArrayDataset
+from kdutils.data.datasets import ArrayDataset
 from kdutils.models import mlp
-from kdutils.store import ResultStore
+from kdutils.store.store import ResultStore
+from kdutils.sweeps import tuning
+from kdutils.training import runner
 
 
 def _record(lr: float, status: str = "ok", **metrics) -> dict:
@@ -71,7 +72,7 @@ def _blobs(n: int, seed: int, shuffle_labels: bool = False) -> ArrayDataset:
 
 def _select(tmp_path, monkeypatch, test_set: ArrayDataset, name: str) -> tuple[tuning.Selection, list[dict]]:
     train = _blobs(300, 0)
-    monkeypatch.setattr(runner, "_load", lambda dataset, split, options: train if split == "train" else test_set)
+    monkeypatch.setattr(runner, "load_split", lambda dataset, split, options: train if split == "train" else test_set)
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / name / "cache"))
     store = ResultStore(tmp_path / name / "results")
     base = RunConfig(experiment="tune", role="student", model="mlp", model_kwargs={"hidden": [16]},

@@ -4,8 +4,8 @@ import math
 import pandas as pd
 import pytest
 
-from kdutils import stats, verdict
-from kdutils.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED
+from kdutils.verdicts import stats, verdict
+from kdutils.verdicts.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED
 
 
 def test_t_interval_matches_hand_computation():

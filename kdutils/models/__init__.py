@@ -1,7 +1,7 @@
 """Model registry: every architecture in the book is built by name, so configs and sweeps stay plain data.
 
 A builder is any callable ``builder(in_shape, num_classes, **kwargs) -> nn.Module`` whose model follows the
-contract in SPEC.md: ``forward(x)`` gives logits, ``features(x)`` gives (B, D) penultimate features and
+contract: ``forward(x)`` gives logits, ``features(x)`` gives (B, D) penultimate features and
 ``head`` is the final ``nn.Linear`` with ``forward(x) == head(features(x))``.
 
 To add models, write a module with builders and add ``register_model("name", builder)`` lines at the bottom
@@ -77,7 +77,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 # ---- built-in registrations (add new modules' lines below) -------------------------------------------
-from . import aps_resnet, cnn, deepsets, dgcnn, lenet, mlp, preact_resnet, resnet_cifar  # noqa: E402
+from kdutils.models import aps_resnet, cnn, deepsets, dgcnn, lenet, mlp, preact_resnet, resnet_cifar  # noqa: E402
 
 for _module in (mlp, cnn, resnet_cifar, aps_resnet, dgcnn, deepsets, preact_resnet, lenet):
     for _name, _builder in _module.BUILDERS.items():

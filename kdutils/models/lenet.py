@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .cnn import image_shape
+from kdutils.models.cnn import image_shape
 
 
 class LeNet5(nn.Module):

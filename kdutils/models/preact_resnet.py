@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cnn import image_shape, init_conv_bn
+from kdutils.models.cnn import image_shape, init_conv_bn
 
 BLOCKS = ("auto", "basic", "bottleneck")
 DEFAULT_WIDTHS = (16, 16, 32, 64)

@@ -1,0 +1,13 @@
+"""Chandrasegaran et al. (2022), label smoothing and KD: `plan` (recipes, configs, runs), `analysis` (analyses
+that need checkpoints), `claims`, `tables`, `figures`, `report` (prose), and the measures `diffusion`,
+`semantic_groups`, `projection` (penultimate-layer projections), `target_entropy`.
+"""
+from kdutils.chapters.ls_kd import claims, plan, recipes
+from kdutils.report.chapter import Chapter
+
+CHAPTER = Chapter(
+    name="ls_kd", order=4, paper="Chandrasegaran et al. (2022)",
+    title="Revisiting Label Smoothing and Knowledge Distillation Compatibility: What was Missing?",
+    page="notebooks/ls_kd_report", pages=("book/ls_kd", "notebooks/ls_kd_report", "notebooks/ls_kd_point"),
+    experiments=(recipes.EXPERIMENT, recipes.ANALYSIS), claims=tuple(claims.CLAIMS), recipe=recipes.recipe,
+    run_all=plan.run_all, verdicts=claims.chapter_verdicts, plan=plan.plan, point_configs=plan.point_configs)

@@ -1,0 +1,13 @@
+"""Hu, Wu et al. (ICLR 2024), TGeo-KD's sample-wise fusion ratio: `plan`, `claims`, `report`, and the method's
+parts: `geometry` (Delta_i), `fusion_net` (f_w), `objective`, `bilevel`, `training`, `baselines`, `motivation`,
+`arms` (one entry per arm), `runs` (the chapter's run function), `bench` (bilevel step cost).
+"""
+from kdutils.chapters.tgeo import claims, plan
+from kdutils.report.chapter import Chapter
+
+CHAPTER = Chapter(
+    name="tgeo", order=3, paper="Hu, Wu et al. (2024)",
+    title="Less or More From Teacher: Exploiting Trilateral Geometry for Knowledge Distillation",
+    page="notebooks/tgeo_report", pages=("book/tgeo", "notebooks/tgeo_report", "notebooks/tgeo_point"),
+    experiments=(plan.EXPERIMENT,), claims=tuple(claims.CLAIMS), recipe=plan.recipe, run_all=plan.run_all,
+    verdicts=claims.chapter_verdicts, plan=plan.plan)

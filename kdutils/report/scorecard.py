@@ -1,0 +1,166 @@
+"""The scorecard: every claim of every chapter and its verdict, in one table near the front of the book.
+
+Why here and not typed into a page: the rows come from the same `chapter_verdicts(profile, store=None)`
+functions the chapters call (found through the chapter registry, `kdutils.report.chapter`), so the scorecard
+cannot drift from them. A chapter whose runs are not recorded lists its claims as "not yet run"; a chapter that
+has records at the profile and still shows "not yet run" is an error (`check_recorded`), so that a broken
+chapter cannot hide behind the placeholder and the book build fails instead.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pandas as pd
+
+from kdutils.report import present
+from kdutils.report.chapter import Chapter, all_chapters
+from kdutils.verdicts.verdict import BADGES, NOT_YET_RUN
+
+
+def _missing_run_errors() -> tuple[type[BaseException], ...]:
+    """The load-only mode's error for a missing record (what a chapter raises when the book is built without a
+    run it needs)."""
+    from kdutils.training.runner import MissingRunError
+
+    return (MissingRunError,)
+
+
+def chapter_verdicts(chapter: Chapter, profile: str, store: Any = None) -> tuple[list[Any], str]:
+    """The chapter's verdicts and a note on where they came from. Falls back to its listed claims as
+    "not yet run" when a run it needs is not recorded."""
+    fn = chapter.verdicts
+    kwargs = {"store": store} if store is not None and "store" in inspect.signature(fn).parameters else {}
+    missing = _missing_run_errors()
+    try:
+        return list(fn(profile, **kwargs)), ""
+    except missing as err:  # type: ignore[misc]
+        return [], f"a run is not recorded ({err})"
+
+
+def scorecard(profile: str = "cpu", store: Any = None, chapters: tuple[Chapter, ...] | None = None,
+              check: bool = True) -> pd.DataFrame:
+    """One row per claim of every chapter: paper, claim, verdict label and badge, scale, effect (with its
+    interval where the chapter gives one), evidence and the chapter's page. With `check`, a chapter that has
+    records at `profile` but shows a claim as "not yet run" raises (see `check_recorded`)."""
+    chapters = all_chapters() if chapters is None else chapters
+    rows: list[dict[str, str]] = []
+    for ch in chapters:
+        verdicts, note = chapter_verdicts(ch, profile, store)
+        base = {"chapter": ch.name, "paper": ch.paper, "title": ch.title, "page": ch.page}
+        if verdicts:
+            for v in verdicts:
+                label = v.label
+                rows.append({**base, "claim": v.claim, "label": label, "badge": BADGES.get(label, ""),
+                             "scale": present.shorten_devices(str(v.scale).replace("`", "")),
+                             "effect": str(getattr(v, "effect", "") or ""), "evidence": v.evidence})
+        else:
+            for claim in ch.claims:
+                rows.append({**base, "claim": claim, "label": NOT_YET_RUN, "badge": BADGES[NOT_YET_RUN],
+                             "scale": "—", "effect": "", "evidence": note})
+    card = pd.DataFrame(rows, columns=["chapter", "paper", "title", "page", "claim", "label", "badge", "scale",
+                                       "effect", "evidence"])
+    if check:
+        check_recorded(card, profile, chapters, store)
+    return card
+
+
+def recorded_chapters(profile: str, chapters: tuple[Chapter, ...], store: Any = None) -> set[str]:
+    """The chapters with at least one run record of `profile` in one of their experiments."""
+    from kdutils.store.store import ResultStore
+
+    store = store or ResultStore()
+    out = set()
+    for ch in chapters:
+        for exp in ch.experiments:
+            if any(rec.get("config", {}).get("profile") == profile for rec in store.records(exp)):
+                out.add(ch.name)
+                break
+    return out
+
+
+def check_recorded(card: pd.DataFrame, profile: str, chapters: tuple[Chapter, ...], store: Any = None) -> None:
+    """RuntimeError when a chapter that has records at `profile` shows a claim as "not yet run": its verdict
+    function lost its runs (a moved module, a changed key, a record it cannot find), which the page must not
+    hide behind the placeholder."""
+    waiting = set(card.loc[card["label"] == NOT_YET_RUN, "chapter"])
+    if not waiting:
+        return
+    bad = sorted(waiting & recorded_chapters(profile, chapters, store))
+    if bad:
+        notes = "; ".join(f"{c}: {card.loc[(card.chapter == c) & (card.label == NOT_YET_RUN), 'evidence'].iloc[0]}"
+                          for c in bad)
+        raise RuntimeError(f"chapter(s) {', '.join(bad)} have records at profile {profile!r} but show claims as "
+                           f"'not yet run' ({notes})")
+
+
+def counts(card: pd.DataFrame) -> dict[str, int]:
+    """How many claims carry each label, in the legend's order (labels with no claim left out)."""
+    vc = card["label"].value_counts()
+    return {label: int(vc[label]) for label in BADGES if label in vc}
+
+
+def summary_sentence(card: pd.DataFrame) -> str:
+    """"12 claims from 5 papers: 1 reproduced, ..." for the page's prose (computed, never typed)."""
+    parts = ", ".join(f"{n} {label}" for label, n in counts(card).items())
+    return f"{len(card)} claims from {card['paper'].nunique()} papers: {parts}."
+
+
+def page_link(page: str, from_page: str = "notebooks/scorecard") -> str:
+    """The built HTML address of `page` relative to the built `from_page` (both relative to the book root)."""
+    import posixpath
+
+    return posixpath.relpath(page + ".html", posixpath.dirname(from_page) or ".")
+
+
+def scorecard_table(card: pd.DataFrame, from_page: str = "notebooks/scorecard",
+                    max_rows: int = 40) -> present.Table:
+    """The scorecard as the page shows it: paper and verdict (both linking to the chapter, the evidence), claim,
+    effect with its interval (or why there is none yet), scale; long text wraps instead of widening the table."""
+    first = ~card["chapter"].duplicated()
+    no_verdict = card["label"] == NOT_YET_RUN
+    shown = card.assign(verdict=card["badge"] + " " + card["label"],
+                        paper=card["paper"].where(first, ""),
+                        href=card["page"].map(lambda p: page_link(p, from_page)),
+                        effect=card["effect"].where(~no_verdict, card["evidence"]).replace("", "—"))
+    return present.results_table(shown, {"paper": "paper", "claim": "claim", "verdict": "verdict (evidence)",
+                                         "effect": "effect (95% interval)", "scale": "scale"},
+                                 status=None, device=None, links={"paper": "href", "verdict": "href"},
+                                 wrap=("paper", "verdict", "effect", "scale"), wide=("claim",),
+                                 max_rows=max_rows)
+
+def evidence_html(card: pd.DataFrame) -> str:
+    """The evidence behind each computed verdict, one collapsed <details> per claim (the chapters show it in
+    full; here it stays one click away so the table above stays one screen tall)."""
+    import html
+
+    parts = []
+    for _, r in card[card["label"] != NOT_YET_RUN].iterrows():
+        parts.append(f"<details><summary>{html.escape(r['badge'])} <b>{html.escape(r['paper'])}</b>: "
+                     f"{html.escape(r['claim'])}</summary><p>{html.escape(str(r['evidence']))}</p>"
+                     f"<p><i>Scale:</i> {html.escape(r['scale'])}</p></details>")
+    return "".join(parts) or "<p>No claim has a computed verdict yet.</p>"
+
+
+def records_summary(profile: str, store: Any = None) -> pd.DataFrame:
+    """The recorded runs of `profile`, per experiment: how many, on which devices, what status. This is what
+    the book's numbers rest on, so the page says it from the records rather than in typed prose."""
+    from kdutils.store.store import ResultStore
+
+    store = store or ResultStore()
+    rows = []
+    for rec in store.records():
+        cfg = rec.get("config", {})
+        if cfg.get("profile") != profile:
+            continue
+        rows.append({"experiment": cfg.get("experiment", "?"), "status": rec.get("status", "?"),
+                     "device": present.short_device(rec.get("provenance", {}).get("device"))})
+    if not rows:
+        return pd.DataFrame(columns=["experiment", "runs", "devices", "statuses"])
+    df = pd.DataFrame(rows)
+    out = []
+    for exp, g in df.groupby("experiment", sort=True):
+        out.append({"experiment": exp, "runs": len(g),
+                    "devices": ", ".join(f"{d} ({n})" for d, n in g["device"].value_counts().items()),
+                    "statuses": ", ".join(f"{s} ({n})" for s, n in g["status"].value_counts().items())})
+    return pd.DataFrame(out)

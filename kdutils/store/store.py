@@ -1,0 +1,114 @@
+"""The results store: one JSON record per run, named by the run config's hash, written atomically.
+
+Records live in `<results>/<experiment>/<key>.json` and are committed to git so the book renders numbers
+recorded elsewhere (a GPU run shows up on a CPU-only build). A write goes to a temporary file in the same
+folder and is renamed over the target, so a killed process leaves either the old record or the new one;
+checkpoints and cached tensors are written the same way (`kdutils.store.io`).
+
+A damaged record (truncated or not JSON) never takes the store down: `get` treats it as missing (so a run
+rewrites it), `records`/`table` skip it, and each damaged file is warned about once with its path and what
+to do; `damaged()` lists them, so a report can show them instead of crashing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+from kdutils.config import RunConfig
+from kdutils.paths import cache_dir, results_dir
+from kdutils.store.io import atomic_write_json
+
+#: Statuses of a run that ended (kept, loaded and shown): trained fine, stopped by a non-finite or exploding
+#: loss, or trained to the end but evaluated at chance level (see `runner.chance_status`). A failed run is
+#: a result too: verdicts count it against its arm instead of dropping it.
+FINISHED = ("ok", "diverged", "chance")
+
+
+class ResultStore:
+    """Run records on disk, keyed by `RunConfig.key()`."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else results_dir()
+        self._damaged: dict[Path, str] = {}
+
+    def path(self, cfg: RunConfig) -> Path:
+        return self.root / cfg.experiment / f"{cfg.key()}.json"
+
+    def checkpoint_path(self, cfg: RunConfig) -> Path:
+        """Model weights stay outside git, in the cache folder."""
+        return cache_dir() / "checkpoints" / cfg.experiment / f"{cfg.key()}.pt"
+
+    def get(self, cfg: RunConfig) -> dict[str, Any] | None:
+        """The finished record of this exact config, or None."""
+        path = self.path(cfg)
+        if not path.exists():
+            return None
+        record = self._read(path)
+        return record if record is not None and record.get("status") in FINISHED else None
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """A record, or None (with a warning naming the file, once) when the file is damaged."""
+        try:
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict):
+                raise ValueError(f"a record is a JSON object, this file holds a {type(record).__name__}")
+        except (ValueError, UnicodeDecodeError) as err:
+            if path not in self._damaged:
+                self._damaged[path] = f"{type(err).__name__}: {err}"
+                warnings.warn(f"damaged run record {path} ({type(err).__name__}: {err}); it is skipped (treated "
+                              "as not yet run). Move it aside (e.g. `mv` it out of the results folder) or rerun "
+                              "its config, which rewrites it.", RuntimeWarning, stacklevel=3)
+            return None
+        self._damaged.pop(path, None)
+        return record
+
+    def damaged(self, experiment: str | None = None) -> dict[Path, str]:
+        """Damaged record files seen (all of `experiment`'s after scanning them) -> what is wrong with each."""
+        for _ in self.records(experiment):
+            pass
+        prefix = self.root / experiment if experiment else self.root
+        return {p: why for p, why in self._damaged.items() if prefix in p.parents}
+
+    def put(self, cfg: RunConfig, record: dict[str, Any]) -> dict[str, Any]:
+        record = {**record, "key": cfg.key(), "config": cfg.to_dict()}
+        record = json.loads(json.dumps(record))  # return exactly what a later `get` will read back
+        atomic_write_json(self.path(cfg), record)
+        return record
+
+    def records(self, experiment: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every finished record (optionally of one experiment); temporary files are skipped."""
+        folders = [self.root / experiment] if experiment else sorted(p for p in self.root.glob("*") if p.is_dir())
+        for folder in folders:
+            for path in sorted(folder.glob("*.json")):
+                record = self._read(path)
+                if record is not None and record.get("status") in FINISHED:
+                    yield record
+
+    def table(self, experiment: str | None = None, **where: Any):
+        """Records as a pandas DataFrame: flattened config columns (`config.tau`, ...) and metric columns."""
+        import pandas as pd
+
+        rows = []
+        for rec in self.records(experiment):
+            row = _flatten({"config": rec["config"]})
+            row.update({k: v for k, v in rec.get("metrics", {}).items()})
+            row.update({"status": rec["status"], "key": rec["key"], "device": rec.get("provenance", {}).get("device"),
+                        "commit": rec.get("provenance", {}).get("commit"), "wall_time_s": rec.get("wall_time_s"),
+                        "n_train": rec.get("n_train"), "n_test": rec.get("n_test")})
+            if all(row.get(f"config.{k}") == v for k, v in where.items()):
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict) and k != "options" and k != "model_kwargs":
+            out.update(_flatten(v, name + "."))
+        else:
+            out[name] = v if not isinstance(v, (dict, list)) else json.dumps(v, sort_keys=True)
+    return out

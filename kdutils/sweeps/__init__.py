@@ -1,0 +1,3 @@
+"""Sweeps: papermill grids run locally and resumably (`sweep`), on a Ray cluster (`ray_executor`), and the
+per-arm learning-rate selection on a validation split (`tuning`).
+"""
