@@ -215,7 +215,7 @@ def test_stability_on_seed_halves():
 
     s = rules.stability(SEEDS, label_on)
     assert s.first_keys == (0, 2, 4) and s.second_keys == (1, 3, 5)
-    assert s.status == "holds" and "holds on seed halves" in s.describe()
+    assert s.status == "holds" and "holds on halves of the seeds" in s.describe()
     # a half whose seeds all go the other way contradicts the label
     kd_bad = {**kd, 1: alone[1] - 3.0, 3: alone[3] - 3.1, 5: alone[5] - 2.9}  # the odd seeds go the other way
     s2 = rules.stability(SEEDS, lambda k: rules.compare(BETTER, rules.subset(kd_bad, k), rules.subset(alone, k)).label,

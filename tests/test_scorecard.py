@@ -85,7 +85,31 @@ def test_table_links_each_paper_to_its_page_and_has_no_nan():
     assert 'href="hinton_report.html"' in html and 'href="tgeo_report.html"' in html
     assert 'href="ls_kd_report.html"' in html
     assert not re.search(r">\s*(NaN|nan|None)\s*<", html)
-    assert scorecard.summary_sentence(card).startswith(f"{len(card)} claims from {card['paper'].nunique()} papers")
+    scored = card[card.scored]
+    assert scorecard.summary_sentence(card).startswith(f"{len(scored)} claims from {scored['paper'].nunique()} papers")
+
+
+def test_parts_gates_stability_and_unscored_checks_are_shown():
+    from kdutils.verdicts import gates, rules, stats
+
+    claim = rules.Claim("A and B", parts=(rules.Claim("a", "greater", key="a"), rules.Claim("b", "greater", key="b")))
+    parts = [rules.find(claim.parts[0], stats.t_interval([1.0, 1.1, 1.2])),
+             rules.find(claim.parts[1], stats.t_interval([-1.0, -1.1, -1.2]))]
+    ok = gates.premise("room", stats.t_interval([2.0, 2.1, 2.2]), 1.0)
+    j = rules.judge(claim, parts, [ok])
+    stab = rules.Stability(j.label, j.label, "inconclusive at this scale", (0, 2), (1,))
+    own = rules.Claim("own check", scored=False)
+    verdicts = [rules.to_verdict(j, "e", "s", stability_=stab, code="3 of 3 records: code not provably in a commit"),
+                rules.to_verdict(rules.judge(own, parts[0]), "e", "s")]
+    card = scorecard.scorecard("cpu", chapters=(_chapter(lambda profile: verdicts),), check=False)
+    row = card.iloc[0]
+    assert row.label == "mixed" and row.parts == "✅ a · ❌ b" and row.gates == "✔ room" and row.stability == "weaker"
+    assert "room: passes" in row.details and "smallest detectable effect" in row.details
+    assert scorecard.counts(card) == {"mixed": 1}  # the chapter's own check is listed, not counted
+    assert scorecard.summary_sentence(card).endswith("(plus 1 of the chapters' own checks, not counted).")
+    html = scorecard.scorecard_table(card).to_html()
+    assert "✅ a · ❌ b" in html and "own check (the chapter" in html
+    assert scorecard.uncommitted_sentence(card).startswith("1 of 2 verdicts rest on records whose code is not")
 
 
 def test_records_summary_counts_runs_and_devices(tmp_path):

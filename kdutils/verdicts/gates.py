@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -128,6 +128,18 @@ def converged(history: Sequence[Mapping[str, Any]] | None, min_train_accuracy: f
                             f"<= {max_slope:g}", measured)
 
 
+def same_setting(name: str, values: Mapping[str, Iterable[Any]], what: str = "learning rate") -> Gate:
+    """A control: every arm of a comparison ran with one and the same `what` (e.g. learning rate). Arms trained
+    at different rates differ in more than the factor under test, so the comparison cannot isolate it."""
+    seen = {arm: sorted({float(v) for v in vs}) for arm, vs in values.items()}
+    distinct = sorted({v for vs in seen.values() for v in vs})
+    measured = {f"{what} ({arm})": (vs[0] if len(vs) == 1 else math.nan) for arm, vs in seen.items()}
+    if len(distinct) == 1:
+        return Gate(name, True, f"every arm at {what} {distinct[0]:g}", measured)
+    listed = "; ".join(f"{arm} {', '.join(f'{v:g}' for v in vs)}" for arm, vs in seen.items())
+    return Gate(name, False, f"the arms ran at different {what}s ({listed})", measured)
+
+
 def all_passed(gates: Sequence[Gate]) -> bool:
     return all(g.passed for g in gates)
 
@@ -137,4 +149,4 @@ def failed(gates: Sequence[Gate]) -> list[Gate]:
 
 
 __all__ = ["Gate", "all_passed", "converged", "failed", "has_room", "last_epochs_slope", "premise",
-           "teacher_better"]
+           "same_setting", "teacher_better"]
