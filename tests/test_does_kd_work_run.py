@@ -9,7 +9,7 @@ import pytest
 from kdutils.chapters.does_kd_work import plan as dkw, report, claims, figures, run as frun
 from kdutils.store.store import ResultStore
 from kdutils.training.runner import MissingRunError
-from kdutils.verdicts.verdict import NOT_YET_RUN, REPRODUCED
+from kdutils.verdicts.verdict import NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, REPRODUCED
 
 data_available = pytest.importorskip("kdutils.data.datasets")
 
@@ -54,9 +54,10 @@ def test_empty_store_gives_not_yet_run(tmp_path):
     assert {v.label for v in verdicts} == {NOT_YET_RUN}
 
 
-def _fill(store: ResultStore, profile: str = "smoke") -> None:
+def _fill(store: ResultStore, profile: str = "smoke", teacher_rising: bool = False, student_acc: float = 0.83) -> None:
     """Synthetic records for every run of the smoke plan: students beat plain models (acc + 2 points), agree
-    about 90% with their teacher, near-teacher students agree 99.5%, ensembles help."""
+    about 90% with their teacher, near-teacher students agree 99.5%, ensembles help. The teachers' training
+    accuracy is flat at 95% over their last epochs (converged), or still rising 1 pt per epoch."""
     rng = random.Random(0)
     r = dkw.recipe(profile)
 
@@ -65,8 +66,9 @@ def _fill(store: ResultStore, profile: str = "smoke") -> None:
                         "n_test": 256, "wall_time_s": 1.0, **extra})
 
     t_lr = r.teacher_lrs[0]
+    history = [{"epoch": e, "train_acc": (0.85 + 0.01 * e) if teacher_rising else 0.95} for e in range(1, 11)]
     for cfg in dkw.teacher_selection(profile) + dkw.teacher_configs(profile, lr=t_lr):
-        put(cfg, {"accuracy": 0.80 + 0.01 * rng.random(), "val_accuracy": 0.8, "val_nll": 0.5})
+        put(cfg, {"accuracy": 0.80 + 0.01 * rng.random(), "val_accuracy": 0.8, "val_nll": 0.5}, history=history)
     lrs = {}
     for fam in dkw.FAMILIES:
         for spec in dkw.selection_specs(fam, profile, teacher_lr=t_lr):
@@ -75,7 +77,7 @@ def _fill(store: ResultStore, profile: str = "smoke") -> None:
         for spec in dkw.claim_specs(claim, profile, teacher_lr=t_lr, lrs=lrs):
             noise = 0.002 * rng.random()
             agr = 0.995 + noise if spec.r is not None else 0.90 + 0.01 * spec.ensemble_size + noise
-            m = {"accuracy": 0.83 + noise, "agreement": agr, "kl": 0.1, "train_agreement": 0.95 - 0.1 *
+            m = {"accuracy": student_acc + noise, "agreement": agr, "kl": 0.1, "train_agreement": 0.95 - 0.1 *
                  spec.distill_fraction - (0.05 if spec.policy == "mixup_t4" else 0) + noise,
                  "train_kl": 0.1, "nll": 0.5, "ece": 0.02, "teacher_accuracy": 0.80 + 0.01 * spec.ensemble_size,
                  "train_distill_loss": 0.01 if spec.r is not None else 0.2 + noise, "val_accuracy": 0.8,
@@ -97,3 +99,19 @@ def test_synthetic_records_give_verdicts(tmp_path):
     assert not report.ensemble_table("smoke", store).empty
     assert "not yet run" not in report.paper_table("smoke", store).iloc[0]["ours"]
     assert figures.init_figure(claims.student_table("smoke", store=store)) is not None
+    assert all(g.passed for v in (v1, v2, v6) for g in v.gates)
+
+
+def test_a_teacher_still_learning_makes_the_teacher_claims_untestable(tmp_path):
+    store = ResultStore(tmp_path)
+    _fill(store, teacher_rising=True)
+    labels = [v.label for v in claims.chapter_verdicts("smoke", store)]
+    assert [labels[i] for i in (0, 1, 3, 5)] == [NOT_TESTABLE] * 4  # claims 1, 2, 4, 6 need a converged teacher
+    assert NOT_TESTABLE not in (labels[2], labels[4])
+
+
+def test_a_student_clearly_worse_than_the_plain_model_contradicts_claim_1(tmp_path):
+    store = ResultStore(tmp_path)
+    _fill(store, student_acc=0.70)  # 10 pts below the plain models: beyond the 1-pt margin
+    v1 = claims.chapter_verdicts("smoke", store)[0]
+    assert v1.label == NOT_REPRODUCED and "core part contradicted: generalises as well" in v1.reason

@@ -1,30 +1,16 @@
-"""Stanton et al.: records as tables and the chapter's six claims with their verdict rules, judged from the
-recorded runs only (nothing here trains).
+"""Stanton et al.: records as tables, and the chapter's six claims declared with their gates, margins and
+thresholds, judged by the shared rules (`kdutils.verdicts.rules`) from the recorded runs only (nothing here
+trains). Accuracies and agreements in percentage points, paired over student seeds; failed runs (diverged or at
+chance) are scored at chance level (accuracy and agreement 1/10, KL log(10)), never dropped. The plain model of
+student seed i is teacher-recipe member i + 1 (never member 0, the teacher).
 
-Verdict rules (`kdutils.verdicts.verdict`, paired over student seeds; every part is judged on its own interval, then
-the parts are combined by `combine`: all reproduced -> reproduced; some reproduced -> partly reproduced; none
-reproduced -> not reproduced if a part failed, else inconclusive at this scale). Failed runs (diverged or at
-chance) are scored at chance level: accuracy and agreement 1/10, KL log(10), never dropped.
-
-1. Student vs plain model: the paired interval of (student - plain) test accuracy must lie above -1 point
-   ("beats or matches", a non-inferiority margin of MATCH_MARGIN), and agreement must stay "well short of 100%": the upper end of its 95% interval below 99%.
-   The plain model of student seed i is teacher-recipe member i + 1 (never member 0, the teacher).
-   No teacher-student gate: in self-distillation the teacher *is* a plain model (same architecture and recipe),
-   so "teacher clearly better than the student alone" cannot hold by design; the claim compares the student
-   with a plain model and measures fidelity, both of which are testable at any gap.
-2. Ensembles: the 5-member teacher beats its single members (interval of ens5 - member accuracy over the 5
-   members above 0), agreement rises from 1 to 5 members (paired over seeds), and the 5-member student beats
-   or matches the plain model.
-3. Policies: fidelity changes "a lot" (best minus worst policy by mean agreement: interval above 1 point); the
-   best policy for accuracy is not the best for fidelity (different argmax of the means, and the paired
-   intervals separate them on both metrics); noise and OOD do not help (neither interval of agreement or
-   accuracy against crop/flip lies above 0).
-4. Recycling: recycled beats new on accuracy, new beats recycled on agreement (test set, paired).
-5. Optimisation: train agreement at the smallest distillation set beats the whole set, without augmentation and
-   with MixUp; and MixUp's train agreement is below "none"'s on the whole set.
-6. Near-teacher init: agreement at the smallest r beats r = 1 (random init), reaches NEAR_PERFECT (the whole
-   interval >= 98%, fixed before the runs), and the random-init student ends at a higher distillation loss on
-   its own distillation data than the smallest-r student (a worse optimum of the same objective).
+Gates: claims 1, 2, 4 and 6 are about what a student learns from its teacher, so the teacher must have
+finished learning: its final training accuracy at least 90% and its training accuracy rising by at most
+0.2 pts per epoch over its last 5 epochs (`TEACHER_MIN_TRAIN`, `TEACHER_MAX_SLOPE`). Claim 2 also needs its
+premise: the 5-member ensemble beats its single members. Margins and thresholds, fixed before the runs:
+"matches" = not worse by more than 1 pt (`MATCH_MARGIN`), "well short of 100%" = agreement below 99%, "a lot" =
+more than 1 pt, "near-perfect" = at least 98%; "does not help" (noise, OOD) = the interval's upper end below
++1 pt (`NO_HELP_MARGIN`).
 """
 from __future__ import annotations
 
@@ -39,9 +25,11 @@ from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.report import present
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
-from kdutils.verdicts import stats
-from kdutils.verdicts.verdict import (INCONCLUSIVE, NOT_REPRODUCED, NOT_YET_RUN, PARTLY, REPRODUCED, Decision, Verdict,
-                                      beats, meets_threshold, scores_by_key)
+from kdutils.store.provenance import code_status_sentence
+from kdutils.verdicts import gates, stats
+from kdutils.verdicts.rules import Claim, Finding, combine, compare, find, judge, stability, subset, to_verdict
+from kdutils.verdicts.verdict import (INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, REPRODUCED, Verdict,
+                                      scores_by_key)
 
 
 PAPER = {"title": "Does Knowledge Distillation Really Work?",
@@ -177,37 +165,6 @@ def arm(df: pd.DataFrame, metric: str, **where: Any) -> dict:
     return _arm(df, metric, _failed_value(metric), **where)[0]
 
 
-def combine(decisions: list[Decision]) -> str:
-    labels = [d.label for d in decisions]
-    if all(lbl == REPRODUCED for lbl in labels):
-        return REPRODUCED
-    if any(lbl == REPRODUCED for lbl in labels):
-        return PARTLY
-    return NOT_REPRODUCED if any(lbl == NOT_REPRODUCED for lbl in labels) else INCONCLUSIVE
-
-
-def _not_below(diff: stats.Interval, margin: float = MATCH_MARGIN) -> Decision:
-    """"Beats or matches" (non-inferiority): reproduced when the whole interval lies above -margin; not
-    reproduced when it lies below 0 and reaches below -margin (worse); otherwise inconclusive."""
-    if not diff.estimable:
-        return Decision(INCONCLUSIVE, f"too few paired runs for an interval (n={diff.n})")
-    if diff.low > -margin:
-        what = "beats" if diff.low > 0 else "matches"
-        return Decision(REPRODUCED, f"the whole interval lies above −{margin * 100:g} point ({what})")
-    if diff.high < 0:
-        return Decision(NOT_REPRODUCED, "the interval lies below 0 (worse)")
-    return Decision(INCONCLUSIVE, f"the interval reaches below −{margin * 100:g} point and above 0")
-
-
-def _not_above(diff: stats.Interval) -> Decision:
-    """"Does not help": reproduced unless the interval lies above 0."""
-    if not diff.estimable:
-        return Decision(INCONCLUSIVE, f"too few paired runs for an interval (n={diff.n})")
-    if diff.above(0.0):
-        return Decision(NOT_REPRODUCED, "the interval lies above 0 (it helps)")
-    return Decision(REPRODUCED, "the interval does not lie above 0")
-
-
 def pct(d: stats.Interval) -> str:
     """A difference of two percentages, in percentage points."""
     return d.describe("points", digits=1, scale=100)
@@ -252,33 +209,6 @@ def _complete(df: pd.DataFrame, claim: int, profile: str, dataset: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------- verdicts
-def verdict_1(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> Verdict:
-    df = student_table(profile, store=store) if df is None else df
-    plain = plain_scores(profile, store=store)
-    if not _complete(df, 1, profile, "fashion_mnist") or len(plain) < len(dkw.recipe(profile).seeds):
-        return _not_yet(1, profile, "The self-distilled students and the plain models are")
-    d = df[df.claim == 1]
-    acc, agr, kl = arm(d, "accuracy"), arm(d, "agreement"), arm(d, "kl")
-    diff = stats.paired_difference(acc, plain)
-    agr_i = stats.t_interval(list(agr.values()))
-    gen = _not_below(diff)
-    if not agr_i.estimable:
-        fid = Decision(INCONCLUSIVE, "too few seeds for an interval")
-    elif agr_i.high < WELL_SHORT:
-        fid = Decision(REPRODUCED, f"the whole interval lies below {WELL_SHORT:.0%}")
-    elif agr_i.low >= WELL_SHORT:
-        fid = Decision(NOT_REPRODUCED, f"the interval lies at or above {WELL_SHORT:.0%}")
-    else:
-        fid = Decision(INCONCLUSIVE, f"the interval straddles {WELL_SHORT:.0%}")
-    label = combine([gen, fid])
-    mnist = mnist_check(profile, store)
-    evidence = (f"Student minus plain model, test accuracy: {pct(diff)} ({gen.reason}). Test agreement with the "
-                f"teacher: {pct_plain(agr_i)} ({fid.reason}); KL(teacher || student) "
-                f"{np.mean(list(kl.values())):.3f} nats. Teacher (member 0) test accuracy "
-                f"{d['teacher_accuracy'].mean():.1%}.{_failures(d)} {mnist}")
-    return Verdict(CLAIM_TEXT[1], label, evidence, scale(profile, df=d), f"student − plain: {pct(diff)}")
-
-
 def mnist_check(profile: str, store: ResultStore | None = None) -> str:
     """The LeNet-5 / MNIST agreement of claim 1's setting (the paper reports > 99%), as a sentence."""
     df = student_table(profile, "mnist", store)
@@ -290,151 +220,6 @@ def mnist_check(profile: str, store: ResultStore | None = None) -> str:
     diff = stats.paired_difference(arm(d, "accuracy"), plain)
     return (f"MNIST/LeNet-5 check ({scale(profile, 'mnist', d).split(', ', 1)[1]}): agreement "
             f"{pct_plain(agr)} (paper: > 99%), student minus plain model {pct(diff)}.")
-
-
-def verdict_2(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> Verdict:
-    df = student_table(profile, store=store) if df is None else df
-    plain = plain_scores(profile, store=store)
-    teachers = teacher_table(profile, store=store)
-    r = dkw.recipe(profile)
-    if not _complete(df, 2, profile, "fashion_mnist") or teachers.empty or len(plain) < len(r.seeds):
-        return _not_yet(2, profile, "The ensemble students, teachers and plain models are")
-    d = df[df.claim == 2]
-    big, small = max(r.ensemble_sizes), min(r.ensemble_sizes)
-    members = teachers[teachers["half"].isna() & (teachers["member"] < big)]
-    member_acc = [CHANCE_ACC if s != "ok" else a for s, a in zip(members["status"], members["accuracy"])]
-    ens_acc = float(d[d.k == big]["teacher_accuracy"].iloc[0])
-    gain = stats.t_interval([ens_acc - a for a in member_acc])
-    t_dec = beats(gain, "greater")
-    agr_diff = stats.paired_difference(arm(d, "agreement", k=big), arm(d, "agreement", k=small))
-    kl_diff = stats.paired_difference(arm(d, "kl", k=big), arm(d, "kl", k=small))
-    f_dec = beats(agr_diff, "greater")
-    s_diff = stats.paired_difference(arm(d, "accuracy", k=big), plain)
-    s_dec = _not_below(s_diff)
-    label = combine([t_dec, f_dec, s_dec])
-    by_k = ", ".join(f"{k}: {float(d[d.k == k]['teacher_accuracy'].iloc[0]):.1%}" for k in r.ensemble_sizes)
-    evidence = (f"Teacher test accuracy by ensemble size ({by_k}); {big} members minus each single member: "
-                f"{pct(gain)} ({t_dec.reason}). Student agreement, {big} minus {small} member(s): {pct(agr_diff)} "
-                f"({f_dec.reason}); KL {kl_diff.describe('nats', digits=3)}. Student of the {big}-member "
-                f"ensemble minus plain model, accuracy: {pct(s_diff)} ({s_dec.reason}).{_failures(d)}")
-    return Verdict(CLAIM_TEXT[2], label, evidence, scale(profile, df=d), f"agreement {big} − {small}: {pct(agr_diff)}")
-
-
-def verdict_3(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> Verdict:
-    df = student_table(profile, store=store) if df is None else df
-    if not _complete(df, 3, profile, "fashion_mnist"):
-        return _not_yet(3, profile, "The students of every policy are")
-    d = df[df.claim == 3]
-    pols = list(dict.fromkeys(d["policy"]))
-    agr = {p: arm(d, "agreement", policy=p) for p in pols}
-    acc = {p: arm(d, "accuracy", policy=p) for p in pols}
-    mean_agr = {p: float(np.mean(list(v.values()))) for p, v in agr.items()}
-    mean_acc = {p: float(np.mean(list(v.values()))) for p, v in acc.items()}
-    best_f, worst_f = max(mean_agr, key=mean_agr.get), min(mean_agr, key=mean_agr.get)
-    best_a = max(mean_acc, key=mean_acc.get)
-    spread = stats.paired_difference(agr[best_f], agr[worst_f])
-    a_dec = meets_threshold(spread, A_LOT, "greater")
-    if best_f == best_a:
-        b_dec = Decision(NOT_REPRODUCED, f"the same policy ({POLICY_NAMES[best_f]}) is best for both")
-        sep = ""
-    else:
-        f_gap = stats.paired_difference(agr[best_f], agr[best_a])
-        a_gap = stats.paired_difference(acc[best_a], acc[best_f])
-        parts = [beats(f_gap, "greater"), beats(a_gap, "greater")]
-        b_dec = Decision(REPRODUCED if all(p.label == REPRODUCED for p in parts) else INCONCLUSIVE,
-                         "the two policies differ on both metrics" if all(p.label == REPRODUCED for p in parts)
-                         else "the best policies differ by their means but an interval contains 0")
-        sep = (f" {POLICY_NAMES[best_f]} minus {POLICY_NAMES[best_a]}: agreement {pct(f_gap)}; "
-               f"{POLICY_NAMES[best_a]} minus {POLICY_NAMES[best_f]}: accuracy {pct(a_gap)}.")
-    base = dkw.BASE_POLICY
-    c_parts, c_text = [], []
-    for p in ("noise", "ood"):
-        if p not in agr:
-            continue
-        da = stats.paired_difference(agr[p], agr[base])
-        dc = stats.paired_difference(acc[p], acc[base])
-        c_parts += [_not_above(da), _not_above(dc)]
-        c_text.append(f"{POLICY_NAMES[p]} minus {POLICY_NAMES[base]}: agreement {pct(da)}, accuracy {pct(dc)}")
-    c_dec = Decision(combine(c_parts) if c_parts else INCONCLUSIVE, "")
-    label = combine([a_dec, b_dec, c_dec])
-    table = "; ".join(f"{POLICY_NAMES[p]} {mean_acc[p]:.1%} / {mean_agr[p]:.1%}" for p in pols)
-    evidence = (f"Mean test accuracy / agreement per policy: {table}. Best for fidelity {POLICY_NAMES[best_f]}, "
-                f"best for accuracy {POLICY_NAMES[best_a]} ({b_dec.reason}).{sep} Best minus worst policy "
-                f"agreement: {pct(spread)} ({a_dec.reason}; 'a lot' = more than {A_LOT * 100:g} point). "
-                f"{'; '.join(c_text)} (noise/OOD 'do not help' unless an interval lies above 0: "
-                f"{c_dec.label}).{_failures(d)}")
-    return Verdict(CLAIM_TEXT[3], label, evidence, scale(profile, df=d), f"best − worst policy agreement: {pct(spread)}")
-
-
-def verdict_4(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> Verdict:
-    df = student_table(profile, store=store) if df is None else df
-    if not _complete(df, 4, profile, "fashion_mnist"):
-        return _not_yet(4, profile, "The recycled-data and new-data students are")
-    d = df[df.claim == 4]
-    acc = stats.paired_difference(arm(d, "accuracy", distill_data="recycled"), arm(d, "accuracy", distill_data="new"))
-    agr = stats.paired_difference(arm(d, "agreement", distill_data="new"), arm(d, "agreement", distill_data="recycled"))
-    a_dec, f_dec = beats(acc, "greater"), beats(agr, "greater")
-    evidence = (f"Teachers trained on one half of the training images; students distilled on that half "
-                f"(recycled) or on as many images of the other half (new). Recycled minus new, test accuracy: "
-                f"{pct(acc)} ({a_dec.reason}). New minus recycled, test agreement: {pct(agr)} ({f_dec.reason})."
-                f" Half-data teacher test accuracy {d['teacher_accuracy'].mean():.1%}.{_failures(d)}")
-    return Verdict(CLAIM_TEXT[4], combine([a_dec, f_dec]), evidence, scale(profile, df=d),
-                   f"accuracy recycled − new: {pct(acc)}; agreement new − recycled: {pct(agr)}")
-
-
-def verdict_5(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> Verdict:
-    df = student_table(profile, store=store) if df is None else df
-    if not _complete(df, 5, profile, "fashion_mnist"):
-        return _not_yet(5, profile, "The students of every distillation-set size are")
-    d = df[df.claim == 5]
-    fr = sorted(set(d["fraction"]))
-    lo, hi = fr[0], fr[-1]
-    parts, text, effects = [], [], []
-    for p in ("none", "mixup_t4"):
-        diff = stats.paired_difference(arm(d, "train_agreement", policy=p, fraction=lo),
-                                       arm(d, "train_agreement", policy=p, fraction=hi))
-        dec = beats(diff, "greater")
-        parts.append(dec)
-        effects.append(f"{POLICY_NAMES[p]}: {pct(diff)}")
-        text.append(f"{POLICY_NAMES[p]}: train agreement at {lo:.0%} minus at {hi:.0%} of the set {pct(diff)} "
-                    f"({dec.reason})")
-    aug = stats.paired_difference(arm(d, "train_agreement", policy="mixup_t4", fraction=hi),
-                                  arm(d, "train_agreement", policy="none", fraction=hi))
-    aug_dec = beats(aug, "less")
-    parts.append(aug_dec)
-    means = "; ".join(f"{POLICY_NAMES[p]} " + ", ".join(
-        f"{f:.0%}: {np.mean(list(arm(d, 'train_agreement', policy=p, fraction=f).values())):.1%}" for f in fr)
-        for p in ("none", "mixup_t4"))
-    evidence = (f"Mean train agreement by share of the training images distilled on ({means}); every size gets the "
-                f"same number of steps. {'. '.join(text)}. MixUp minus none on the whole set: {pct(aug)} "
-                f"({aug_dec.reason}).{_failures(d)}")
-    return Verdict(CLAIM_TEXT[5], combine(parts), evidence, scale(profile, df=d),
-                   f"train agreement {lo:.0%} − {hi:.0%} of the set, " + "; ".join(effects))
-
-
-def verdict_6(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> Verdict:
-    df = student_table(profile, store=store) if df is None else df
-    if not _complete(df, 6, profile, "fashion_mnist"):
-        return _not_yet(6, profile, "The near-teacher students are")
-    d = df[df.claim == 6]
-    rs = sorted(set(d["r"]))
-    r_min = rs[0]
-    agr_min, agr_rand = arm(d, "agreement", r=r_min), arm(d, "agreement", r=1.0)
-    diff = stats.paired_difference(agr_min, agr_rand)
-    up = beats(diff, "greater")
-    level = stats.t_interval(list(agr_min.values()))
-    near = meets_threshold(level, NEAR_PERFECT, "greater")
-    loss = stats.paired_difference(arm(d, "train_distill_loss", r=1.0), arm(d, "train_distill_loss", r=r_min))
-    worse = beats(loss, "greater")
-    means = ", ".join(f"r={r:g}: {np.mean(list(arm(d, 'agreement', r=r).values())):.1%}" for r in rs)
-    barrier = line_barrier(d)
-    evidence = (f"Mean test agreement by r ({means}; r=0 is the teacher, 100%). Agreement at r={r_min:g} minus the "
-                f"random init (r=1): {pct(diff)} ({up.reason}); at r={r_min:g}: {pct_plain(level)} ({near.reason}; "
-                f"'near-perfect' = at least {NEAR_PERFECT:.0%}). Distillation loss on the distillation images, "
-                f"random init minus r={r_min:g}: {loss.describe('', digits=4)} ({worse.reason}). {barrier}"
-                f"{_failures(d)}")
-    return Verdict(CLAIM_TEXT[6], combine([up, near, worse]), evidence, scale(profile, df=d),
-                   f"agreement r={r_min:g} − random init: {pct(diff)}")
 
 
 def line_barrier(d: pd.DataFrame) -> str:
@@ -461,11 +246,242 @@ def line_frame(d: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["r", "seed", "t", "loss"])
 
 
-VERDICTS = (verdict_1, verdict_2, verdict_3, verdict_4, verdict_5, verdict_6)
+# ------------------------------------------------------------------------------------------------- claims
+TEACHER_MIN_TRAIN = 0.90
+TEACHER_MAX_SLOPE = 0.002  # per epoch, over the last 5 epochs (0.2 pts)
+NO_HELP_MARGIN = 1.0  # pts
+CONVERGED = "teacher converged"
+
+C1 = Claim(CLAIM_TEXT[1], parts=(
+    Claim("student - plain model, test accuracy: not worse by more than 1 pt", "not_below", 100 * MATCH_MARGIN,
+          "pts", key="generalises as well"),
+    Claim("test agreement with the teacher below 99%", "less", unit="%", threshold=100 * WELL_SHORT,
+          key="agrees poorly")), core=("generalises as well", "agrees poorly"), gates=(CONVERGED,))
+C2 = Claim(CLAIM_TEXT[2], parts=(
+    Claim("student agreement, 5 minus 1 teacher(s)", "greater", unit="pts", key="fidelity rises with members"),
+    Claim("student of the 5-member ensemble - plain model: not worse by more than 1 pt", "not_below",
+          100 * MATCH_MARGIN, "pts", key="student matches a single model")),
+    gates=(CONVERGED, "ensemble beats its members"))
+C3 = Claim(CLAIM_TEXT[3], parts=(
+    Claim("best minus worst policy, agreement, above 1 pt", "greater", unit="pts", threshold=100 * A_LOT,
+          key="policies change fidelity a lot"),
+    Claim("the best policy for accuracy is not the best for fidelity", key="best policies differ"),
+    Claim("noise and OOD inputs do not help (agreement and accuracy vs crop/flip below +1 pt)", "not_above",
+          NO_HELP_MARGIN, "pts", key="noise/OOD do not help")))
+C4 = Claim(CLAIM_TEXT[4], parts=(
+    Claim("recycled minus new, test accuracy", "greater", unit="pts", key="recycled: better accuracy"),
+    Claim("new minus recycled, test agreement", "greater", unit="pts", key="new: better fidelity")),
+    gates=(CONVERGED,))
+C5 = Claim(CLAIM_TEXT[5], parts=(
+    Claim("none: train agreement, smallest minus whole set", "greater", unit="pts", key="falls with set size (none)"),
+    Claim("MixUp: train agreement, smallest minus whole set", "greater", unit="pts", key="falls with set size (MixUp)"),
+    Claim("whole set: MixUp minus none, train agreement", "less", unit="pts", key="MixUp lowers train agreement")))
+C6 = Claim(CLAIM_TEXT[6], parts=(
+    Claim("agreement at the smallest r minus random init", "greater", unit="pts", key="near-teacher init agrees more"),
+    Claim("agreement at the smallest r at least 98%", "greater", unit="%", threshold=100 * NEAR_PERFECT,
+          key="near-perfect"),
+    Claim("distillation loss, random init minus smallest r", "greater", key="random init: worse optimum")),
+    gates=(CONVERGED,))
+CLAIMS = (C1, C2, C3, C4, C5, C6)
+
+
+def _pts(d: dict) -> dict:
+    return {k: 100.0 * v for k, v in d.items()}
+
+
+def _scored(d: pd.DataFrame, metric: str, **where: Any) -> dict:
+    out = arm(d, metric, **where)
+    return out if "loss" in metric or "kl" in metric else _pts(out)
+
+
+def _fmt(iv: stats.Interval, unit: str = "pts") -> str:
+    """Differences signed, levels (unit "%") not; losses with four decimals."""
+    if unit == "":
+        return iv.describe("", digits=4)
+    return iv.describe(unit, digits=1, signed=unit != "%")
+
+
+def teacher_gate(profile: str, store: ResultStore, half: int | None = None) -> gates.Gate:
+    """Convergence of the chapter's teacher (member 0), or of a half-data teacher (claim 4), from its history."""
+    p = dkw.plan(profile, "fashion_mnist", store)
+    for cfg in dkw.teacher_configs(profile, "fashion_mnist", p.teacher_lr):
+        is_half = cfg.data.fold is not None
+        if (half is None and not is_half and cfg.seed == 0) or (half is not None and is_half
+                                                                and 1 - cfg.data.fold == half):
+            rec = store.get(cfg)
+            name = CONVERGED if half is None else f"{CONVERGED} (half-data teacher {half})"
+            if rec is None:
+                return gates.Gate(name, False, "no record of this teacher at the chosen learning rate")
+            return gates.converged(rec.get("history"), TEACHER_MIN_TRAIN, TEACHER_MAX_SLOPE, name=name)
+    return gates.Gate(CONVERGED, False, "no teacher record")
+
+
+def _stab(keys, label_on, full):
+    return None if full in (NOT_TESTABLE, NOT_YET_RUN) else stability(keys, label_on, full)
+
+
+def _sel(keys):
+    return (lambda x: x) if keys is None else (lambda x: subset(x, keys))
+
+
+def _v1(d, plain, g, keys=None):
+    s = _sel(keys)
+    acc, agr = s(_scored(d, "accuracy")), s(_scored(d, "agreement"))
+    fs = [compare(C1.parts[0], acc, s(_pts(plain)), _fmt), find(C1.parts[1], stats.t_interval(list(agr.values())),
+                                                                effect=_fmt(stats.t_interval(list(agr.values())), "%"))]
+    return judge(C1, fs, [g])
+
+
+def _v2(d, plain, gs, keys=None):
+    s = _sel(keys)
+    r = sorted(set(d.k))
+    big, small = max(r), min(r)
+    fs = [compare(C2.parts[0], s(_scored(d, "agreement", k=big)), s(_scored(d, "agreement", k=small)), _fmt),
+          compare(C2.parts[1], s(_scored(d, "accuracy", k=big)), s(_pts(plain)), _fmt)]
+    return judge(C2, fs, gs)
+
+
+def _v3(d, keys=None):
+    s = _sel(keys)
+    pols = list(dict.fromkeys(d["policy"]))
+    agr = {p: s(_scored(d, "agreement", policy=p)) for p in pols}
+    acc = {p: s(_scored(d, "accuracy", policy=p)) for p in pols}
+    mean = lambda x: float(np.mean(list(x.values())))  # noqa: E731
+    best_f, worst_f = max(pols, key=lambda p: mean(agr[p])), min(pols, key=lambda p: mean(agr[p]))
+    best_a = max(pols, key=lambda p: mean(acc[p]))
+    spread = compare(C3.parts[0], agr[best_f], agr[worst_f], _fmt)
+    if best_f == best_a:  # contradicted only if that policy is clearly best on both metrics (symmetric rule)
+        runner_f = max((p for p in pols if p != best_f), key=lambda p: mean(agr[p]))
+        runner_a = max((p for p in pols if p != best_a), key=lambda p: mean(acc[p]))
+        f_gap = compare(Claim("", "greater"), agr[best_f], agr[runner_f])
+        a_gap = compare(Claim("", "greater"), acc[best_a], acc[runner_a])
+        clear = f_gap.label == REPRODUCED and a_gap.label == REPRODUCED
+        differ = Finding(C3.parts[1].key, NOT_REPRODUCED if clear else INCONCLUSIVE,
+                         f"the same policy ({POLICY_NAMES[best_f]}) has the best mean on both; against the "
+                         f"runner-up: agreement {_fmt(f_gap.interval)}, accuracy {_fmt(a_gap.interval)}")
+    else:
+        f_gap = compare(Claim("", "greater"), agr[best_f], agr[best_a])
+        a_gap = compare(Claim("", "greater"), acc[best_a], acc[best_f])
+        labels = {f_gap.label, a_gap.label}
+        label = REPRODUCED if labels == {REPRODUCED} else NOT_REPRODUCED if NOT_REPRODUCED in labels else INCONCLUSIVE
+        differ = Finding(C3.parts[1].key, label, f"{POLICY_NAMES[best_f]} minus {POLICY_NAMES[best_a]}: agreement "
+                         f"{_fmt(f_gap.interval)}; {POLICY_NAMES[best_a]} minus {POLICY_NAMES[best_f]}: "
+                         f"accuracy {_fmt(a_gap.interval)}")
+    sub = [compare(Claim(f"{p} {m}", "not_above", NO_HELP_MARGIN, "pts", key=f"{POLICY_NAMES[p]} {m}"),
+                   src[p], src[dkw.BASE_POLICY], _fmt)
+           for p in ("noise", "ood") if p in pols for m, src in (("agreement", agr), ("accuracy", acc))]
+    c = combine(sub)
+    nohelp = Finding(C3.parts[2].key, c.label, "; ".join(f.describe() for f in sub))
+    return judge(C3, [spread, differ, nohelp])
+
+
+def _v4(d, g, keys=None):
+    s = _sel(keys)
+    rec_acc, new_acc = (s(_scored(d, "accuracy", distill_data=x)) for x in ("recycled", "new"))
+    rec_agr, new_agr = (s(_scored(d, "agreement", distill_data=x)) for x in ("recycled", "new"))
+    fs = [compare(C4.parts[0], rec_acc, new_acc, _fmt), compare(C4.parts[1], new_agr, rec_agr, _fmt)]
+    return judge(C4, fs, g)
+
+
+def _v5(d, keys=None):
+    s = _sel(keys)
+    fr = sorted(set(d["fraction"]))
+    lo, hi = fr[0], fr[-1]
+    ta = lambda p, f: s(_scored(d, "train_agreement", policy=p, fraction=f))  # noqa: E731
+    fs = [compare(C5.parts[0], ta("none", lo), ta("none", hi), _fmt),
+          compare(C5.parts[1], ta("mixup_t4", lo), ta("mixup_t4", hi), _fmt),
+          compare(C5.parts[2], ta("mixup_t4", hi), ta("none", hi), _fmt)]
+    return judge(C5, fs)
+
+
+def _v6(d, g, keys=None):
+    s = _sel(keys)
+    r_min = sorted(set(d["r"]))[0]
+    agr_min, agr_rand = s(_scored(d, "agreement", r=r_min)), s(_scored(d, "agreement", r=1.0))
+    level = stats.t_interval(list(agr_min.values()))
+    fs = [compare(C6.parts[0], agr_min, agr_rand, _fmt), find(C6.parts[1], level, effect=_fmt(level, "%")),
+          compare(C6.parts[2], s(_scored(d, "train_distill_loss", r=1.0)), s(_scored(d, "train_distill_loss", r=r_min)),
+                  lambda iv: _fmt(iv, ""))]
+    return judge(C6, fs, [g])
+
+
+_NEEDS = {1: "The self-distilled students and the plain models are", 2: "The ensemble students, teachers and plain "
+          "models are", 3: "The students of every policy are", 4: "The recycled-data and new-data students are",
+          5: "The students of every distillation-set size are", 6: "The near-teacher students are"}
+
+
+def _evidence(n: int, profile: str, store: ResultStore, d: pd.DataFrame) -> str:
+    """What the parts do not say: the arms' means, the teachers, failures (numbers from the records)."""
+    acc = f"Teacher test accuracy {100 * d['teacher_accuracy'].mean():.1f}%." if "teacher_accuracy" in d else ""
+    if n == 1:
+        kl = np.mean(list(arm(d, "kl").values()))
+        return f"{acc} KL(teacher || student) {kl:.3f} nats. {mnist_check(profile, store)}{_failures(d)}"
+    if n == 2:
+        by_k = ", ".join(f"{k}: {100 * float(d[d.k == k]['teacher_accuracy'].iloc[0]):.1f}%" for k in sorted(set(d.k)))
+        return f"Teacher test accuracy by ensemble size: {by_k}.{_failures(d)}"
+    if n == 3:
+        pols = list(dict.fromkeys(d["policy"]))
+        table = "; ".join(f"{POLICY_NAMES[p]} {np.mean(list(arm(d, 'accuracy', policy=p).values())):.1%} / "
+                          f"{np.mean(list(arm(d, 'agreement', policy=p).values())):.1%}" for p in pols)
+        return f"Mean test accuracy / agreement per policy: {table}.{_failures(d)}"
+    if n == 4:
+        return (f"Teachers trained on one half of the training images; students distilled on that half (recycled) "
+                f"or on as many images of the other half (new). Half-data {acc[0].lower()}{acc[1:]}{_failures(d)}")
+    if n == 5:
+        fr = sorted(set(d["fraction"]))
+        means = "; ".join(f"{POLICY_NAMES[p]} " + ", ".join(
+            f"{f:.0%}: {np.mean(list(arm(d, 'train_agreement', policy=p, fraction=f).values())):.1%}" for f in fr)
+            for p in ("none", "mixup_t4"))
+        return (f"Mean train agreement by share of the training images distilled on ({means}); every size gets the "
+                f"same number of steps.{_failures(d)}")
+    rs = sorted(set(d["r"]))
+    means = ", ".join(f"r={r:g}: {np.mean(list(arm(d, 'agreement', r=r).values())):.1%}" for r in rs)
+    return f"Mean test agreement by r ({means}). {line_barrier(d)}{_failures(d)}"
 
 
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
-    """One verdict per claim in the scorecard's order, from records only."""
+    """One verdict per declared claim, from the records only (nothing is trained)."""
     profile = check_profile(profile)
+    store = store or ResultStore()
     df = student_table(profile, store=store)
-    return [v(profile, store, df) for v in VERDICTS]
+    plain = plain_scores(profile, store=store)
+    teachers = teacher_table(profile, store=store)
+    recs = [r for r in store.records(dkw.EXPERIMENT) if r.get("config", {}).get("profile") == profile]
+    code = code_status_sentence(recs)
+    out = []
+    g = teacher_gate(profile, store)
+    n_seeds = len(dkw.recipe(profile).seeds)
+    for n, claim in enumerate(CLAIMS, start=1):
+        missing = not _complete(df, n, profile, "fashion_mnist")
+        if n in (1, 2) and len(plain) < n_seeds or n == 2 and teachers.empty:
+            missing = True
+        if missing:
+            out.append(Verdict(claim.text, NOT_YET_RUN, f"{_NEEDS[n]} not all recorded for this profile.",
+                               f"profile `{profile}`"))
+            continue
+        d = df[df.claim == n]
+        seeds = sorted(set(d.seed))
+        if n == 1:
+            fn = lambda k: _v1(d, plain, g, k)  # noqa: E731
+        elif n == 2:
+            big = max(set(d.k))
+            members = teachers[teachers["half"].isna() & (teachers["member"] < big)]
+            ens = 100 * float(d[d.k == big]["teacher_accuracy"].iloc[0])
+            gain = stats.t_interval([ens - 100 * (a if s == "ok" else CHANCE_ACC)
+                                     for s, a in zip(members["status"], members["accuracy"])])
+            gs = [g, gates.premise("ensemble beats its members", gain, 0.0)]
+            fn = lambda k: _v2(d, plain, gs, k)  # noqa: E731
+        elif n == 3:
+            fn = lambda k: _v3(d, k)  # noqa: E731
+        elif n == 4:
+            g4 = [teacher_gate(profile, store, half=h) for h in (0, 1)]
+            fn = lambda k: _v4(d, g4, k)  # noqa: E731
+        elif n == 5:
+            fn = lambda k: _v5(d, k)  # noqa: E731
+        else:
+            fn = lambda k: _v6(d, g, k)  # noqa: E731
+        j = fn(None)
+        stab = _stab(seeds, lambda k: fn(set(k)).label, j.label)
+        effect = "; ".join(f"{f.key}: {f.effect}" for f in j.parts if f.effect)
+        out.append(to_verdict(j, _evidence(n, profile, store, d), scale(profile, df=d), effect, stab, code))
+    return out
