@@ -102,7 +102,7 @@ def run_arm(cfg: RunConfig, spec: ArmSpec, store: ResultStore | None = None, *, 
 
 # ------------------------------------------------------------------------------------------ alpha evidence
 def rank_corr(a: torch.Tensor, b: torch.Tensor, method: str = "spearman") -> float:
-    """Rank correlation of two 1-d tensors from scipy (`kdutils.stats.rank_correlation`: average ranks for
+    """Rank correlation of two 1-d tensors from scipy (`kdutils.verdicts.stats.rank_correlation`: average ranks for
     Spearman, tau-b for Kendall): the learned alphas saturate near 1, so ties are common and must be handled."""
     return rank_correlation(a.double().cpu().tolist(), b.double().cpu().tolist(), method).value
 
