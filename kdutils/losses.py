@@ -216,10 +216,10 @@ def kd_objective(
     alpha = check_alpha(alpha)
     eps = check_smoothing(label_smoothing)
     check_direction(direction)
-    if teacher_logits is None and alpha != 0.0:
-        raise ValueError(f"teacher_logits is None but alpha={alpha!r}; a teacher is required unless alpha == 0")
     total: torch.Tensor | None = None
     if alpha != 0.0:
+        if teacher_logits is None:
+            raise ValueError(f"teacher_logits is None but alpha={alpha!r}; a teacher is required unless alpha == 0")
         total = alpha * kd_loss(student_logits, teacher_logits, tau, direction=direction, reduction="mean",
                                 check_finite=check_finite)
     if alpha != 1.0:

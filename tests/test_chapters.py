@@ -92,3 +92,13 @@ def test_chapters_import_no_other_chapter():
                 if mod and mod.startswith("kdutils.chapters.") and mod.split(".")[2] != folder.name:
                     offenders.append(f"{path.relative_to(REPO_ROOT)}: {mod}")
     assert not offenders, offenders
+
+
+def test_points_of_a_chapter_without_point_notebooks_say_so():
+    tgeo = load("tgeo")
+    assert tgeo.point_configs is None
+    with pytest.raises(ValueError, match="chapter 'tgeo' has no point notebook configs"):
+        tgeo.points(profile="smoke")
+    hinton = load("hinton")
+    assert [c.role for c in hinton.points(profile="smoke", tau=4.0)] == [
+        c.role for c in hinton.point_configs(profile="smoke", tau=4.0)]

@@ -7,7 +7,7 @@ the executed notebook plus the run records (and checkpoints) it produced. The dr
 results store (`ResultStore.put`, atomic) and only then puts down the point's done marker, exactly like the
 local executor (`sweep.mark_done`). When the notebook names its chapter, the runs are first trained
 as tasks too: each missing teacher once, then each group of students `group_runner.partition` would train
-together, so the notebooks only load records (as in the local sweep). The module's `point_configs` itself is
+together, so the notebooks only load records (as in the local sweep). The chapter's `point_configs` itself is
 called on the driver: whatever it trains to build the configs (e.g. an lr selection) is trained there.
 
 No shared filesystem: a task gets a snapshot of the driver's records (one copy in Ray's object store, shared by
@@ -37,7 +37,7 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from kdutils.config import RunConfig, run_config_from_dict
 from kdutils.progress import tqdm
@@ -146,7 +146,7 @@ def worker_store(records: dict[str, str], checkpoints: list[tuple[dict[str, Any]
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _made_here(store: ResultStore, records: dict[str, str], extra: list[RunConfig] = ()) -> TaskResult:
+def _made_here(store: ResultStore, records: dict[str, str], extra: Sequence[RunConfig] = ()) -> TaskResult:
     """Records the task wrote or rewrote (with their checkpoints), plus the checkpoints of `extra`."""
     made = []
     for path in sorted(store.root.glob("*/*.json")):
@@ -312,10 +312,10 @@ def run_sweep_ray(notebook: str | Path, grid: dict[str, list[Any]], *, profile: 
     if experiment and group:
         problems: list[str] = []
         try:
-            module = load_chapter(experiment)
+            chapter = load_chapter(experiment)
             for params in pending:  # a point whose configs cannot be built is left out; its notebook will say why
                 try:
-                    point_cfgs[point_name(params)] = module.point_configs(**{**fixed, **params})
+                    point_cfgs[point_name(params)] = chapter.points(**{**fixed, **params})
                 except Exception as err:
                     problems.append(f"left out (invalid): {params}: {type(err).__name__}: {err}")
             report.grouped, failures = train_on_cluster(ray, [c for cs in point_cfgs.values() for c in cs], store,

@@ -163,7 +163,7 @@ def point_done(marker: Path, params: dict[str, Any], experiment: str | None = No
     from kdutils.store.store import ResultStore
 
     try:
-        cfgs = load_chapter(experiment).point_configs(**{**(fixed or {}), **params})
+        cfgs = load_chapter(experiment).points(**{**(fixed or {}), **params})
     except Exception:  # noqa: BLE001 - a point that cannot be built is not done; its notebook will say why
         return False
     store = ResultStore()
@@ -202,11 +202,11 @@ def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: boo
     from kdutils.store.store import ResultStore
 
     fixed = fixed or {}
-    module = load_chapter(experiment)
-    cfgs = []
+    chapter = load_chapter(experiment)
+    cfgs: list[Any] = []
     for params in points:
         try:
-            cfgs += module.point_configs(**{**fixed, **params})
+            cfgs += chapter.points(**{**fixed, **params})
         except Exception as err:
             if errors is None:
                 raise

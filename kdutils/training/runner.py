@@ -248,7 +248,7 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
     loader = DeviceLoader(splits.train.x, splits.train.y, cfg.train.batch_size, shuffle=True, augment=augment,
                           mean=splits.mean, std=splits.std, device=device, seed=cfg.seed)
     cached = None
-    if teacher is not None and cfg.alpha > 0 and augment is None:
+    if cfg.teacher is not None and teacher is not None and cfg.alpha > 0 and augment is None:
         cached = teacher_logits_for(cfg.teacher, teacher, cfg.data, "train", splits.train.x, splits, device, notes)
     started = time.perf_counter()
     result = fit(model, loader, cfg.train, teacher=None if cached is not None else teacher, teacher_logits=cached,
@@ -301,7 +301,7 @@ def evaluate(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits
     rebuilt and noted in `notes`); IM when the config names a transformation."""
     logits = predict_logits(model, splits.test.x, device=device, mean=splits.mean, std=splits.std)
     t_logits = None
-    if teacher is not None:
+    if cfg.teacher is not None and teacher is not None:
         t_logits = teacher_logits_for(cfg.teacher, teacher, cfg.data, "test", splits.test.x, splits, device, notes)
     metrics = classification_metrics(logits, splits.test.y, teacher_logits=t_logits)
     if cfg.invariance:
