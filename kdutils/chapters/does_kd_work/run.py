@@ -22,7 +22,7 @@ raises `kdutils.training.runner.MissingRunError` for a missing one instead of tr
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -43,6 +43,9 @@ from kdutils.training.runner import (MissingRunError, Splits, load_split, seeded
                                      load_model, load_only, prepare_data, seed_everything)
 from kdutils.training.train import fit, freeze
 
+if TYPE_CHECKING:  # a type only: the plan imports this module's run_spec when it runs
+    from kdutils.chapters.does_kd_work.plan import DistillSpec
+
 __all__ = ["LINE_POINTS", "ECE_BINS", "distillation_set", "missing_spec_error", "run_spec", "teacher_for"]
 
 #: Points of the straight line student -> teacher where the distillation loss is recorded (claim 6).
@@ -56,7 +59,7 @@ SUBSET_SEED = 0
 STUDENT_SEED_OFFSET = 100
 
 
-def missing_spec_error(spec: Any, store: ResultStore) -> MissingRunError:
+def missing_spec_error(spec: DistillSpec, store: ResultStore) -> MissingRunError:
     return MissingRunError(
         f"no record for experiment {spec.experiment!r}, distilled student of claim {spec.claim} (policy "
         f"{spec.policy!r}, {spec.ensemble_size} teacher(s), seed {spec.seed}), key {spec.key()} (profile "
@@ -68,7 +71,7 @@ def missing_spec_error(spec: Any, store: ResultStore) -> MissingRunError:
 _TEACHERS: dict[tuple[str, ...], nn.Module] = {}
 
 
-def teacher_for(spec: Any, store: ResultStore, device: torch.device, progress: bool = True) -> nn.Module:
+def teacher_for(spec: DistillSpec, store: ResultStore, device: torch.device, progress: bool = True) -> nn.Module:
     """The spec's teacher, frozen: one trained run (`runner.load_model`, trained now if missing) or the
     `EnsembleTeacher` of its members (the student fits the mean of their probabilities)."""
     key = tuple(t.key() for t in spec.teachers)
@@ -78,7 +81,7 @@ def teacher_for(spec: Any, store: ResultStore, device: torch.device, progress: b
     return _TEACHERS[key]
 
 
-def distillation_set(spec: Any, splits: Splits) -> tuple[data_mod.ArrayDataset, data_mod.ArrayDataset | None]:
+def distillation_set(spec: DistillSpec, splits: Splits) -> tuple[data_mod.ArrayDataset, data_mod.ArrayDataset | None]:
     """(distillation images, validation images) of a spec.
 
     recycled: the teachers' own training split; new: as many images of the held-out half as the teachers
@@ -103,7 +106,7 @@ def distillation_set(spec: Any, splits: Splits) -> tuple[data_mod.ArrayDataset, 
     return train, val
 
 
-def run_spec(spec: Any, store: ResultStore | None = None, *, device: torch.device | None = None,
+def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: torch.device | None = None,
              progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Train and evaluate one distilled student unless its record exists; return the record."""
     store = store or ResultStore()
@@ -148,7 +151,7 @@ def run_spec(spec: Any, store: ResultStore | None = None, *, device: torch.devic
     return store.put(spec, record)
 
 
-def _evaluate(spec: Any, student: nn.Module, teacher: nn.Module, splits: Splits, distill, val, loader,
+def _evaluate(spec: DistillSpec, student: nn.Module, teacher: nn.Module, splits: Splits, distill, val, loader,
               cached: torch.Tensor | None, device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
     mean, std = splits.mean, splits.std
     s_test = predict_logits(student, splits.test.x, device=device, mean=mean, std=std)
