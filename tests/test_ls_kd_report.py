@@ -151,7 +151,21 @@ def _fake_store(tmp_path, teacher_acc: float, reverse: bool = False) -> ResultSt
     return store
 
 
-def test_synthetic_records_in_the_papers_pattern_reproduce_every_claim(tmp_path):
+@pytest.fixture
+def one_teacher_enough(monkeypatch):
+    """The synthetic store has one teacher per label-smoothing value; the rules below are tested as if that were
+    enough (the teachers-per-condition gate has its own test)."""
+    monkeypatch.setattr(claims, "MIN_TEACHERS", 1)
+
+
+def test_one_teacher_per_condition_is_not_enough(tmp_path):
+    store = _fake_store(tmp_path, teacher_acc=90.0)
+    verdicts = claims.chapter_verdicts(PROFILE, store)
+    assert {v.label for v in verdicts} == {NOT_TESTABLE}
+    assert all("teachers per condition: fails" in v.reason for v in verdicts)
+
+
+def test_synthetic_records_in_the_papers_pattern_reproduce_every_claim(tmp_path, one_teacher_enough):
     store = _fake_store(tmp_path, teacher_acc=90.0)
     verdicts = claims.chapter_verdicts(PROFILE, store)
     assert [v.label for v in verdicts] == [REPRODUCED] * 5, [(v.label, v.evidence) for v in verdicts]
@@ -164,13 +178,13 @@ def test_synthetic_records_in_the_papers_pattern_reproduce_every_claim(tmp_path)
     assert rows[rows.ls == 0.0].eta_similar.abs().max() < 5
 
 
-def test_a_teacher_no_better_than_the_student_alone_makes_every_claim_untestable(tmp_path):
+def test_a_teacher_no_better_than_the_student_alone_makes_every_claim_untestable(tmp_path, one_teacher_enough):
     store = _fake_store(tmp_path, teacher_acc=80.05)
     verdicts = claims.chapter_verdicts(PROFILE, store)
     assert [v.label for v in verdicts] == [NOT_TESTABLE] * 5
 
 
-def test_arms_trained_at_different_rates_cannot_be_compared(tmp_path, monkeypatch):
+def test_arms_trained_at_different_rates_cannot_be_compared(tmp_path, monkeypatch, one_teacher_enough):
     store = _fake_store(tmp_path, teacher_acc=90.0)
     assert claims.chapter_verdicts(PROFILE, store)[0].label == REPRODUCED
     frame = claims.results_frame
@@ -186,7 +200,7 @@ def test_arms_trained_at_different_rates_cannot_be_compared(tmp_path, monkeypatc
     assert v1.label == NOT_TESTABLE and "one learning rate: fails" in v1.reason
 
 
-def test_the_opposite_pattern_is_not_reproduced(tmp_path):
+def test_the_opposite_pattern_is_not_reproduced(tmp_path, one_teacher_enough):
     store = _fake_store(tmp_path, teacher_acc=90.0, reverse=True)
     v2 = claims.chapter_verdicts(PROFILE, store)[1]
     assert v2.label == NOT_REPRODUCED and "core part contradicted" in v2.reason

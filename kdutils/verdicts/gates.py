@@ -140,6 +140,19 @@ def same_setting(name: str, values: Mapping[str, Iterable[Any]], what: str = "le
     return Gate(name, False, f"the arms ran at different {what}s ({listed})", measured)
 
 
+def at_least(name: str, counts: Mapping[str, int], minimum: int, what: str = "runs") -> Gate:
+    """A design condition counted from the records: every condition has at least `minimum` `what` (e.g. 3
+    teachers per label-smoothing value, so that an interval over teachers carries teacher-to-teacher variance)."""
+    if minimum < 1:
+        raise ValueError(f"minimum must be >= 1, got {minimum!r}")
+    measured = {f"{what} ({k})": int(v) for k, v in counts.items()}
+    short = [k for k, v in counts.items() if v < minimum]
+    if counts and not short:
+        return Gate(name, True, f"at least {minimum} {what} per condition", measured)
+    listed = ", ".join(f"{k}: {counts[k]}" for k in short) or "no condition recorded"
+    return Gate(name, False, f"fewer than {minimum} {what} per condition ({listed})", measured)
+
+
 def all_passed(gates: Sequence[Gate]) -> bool:
     return all(g.passed for g in gates)
 
@@ -149,4 +162,4 @@ def failed(gates: Sequence[Gate]) -> list[Gate]:
 
 
 __all__ = ["Gate", "all_passed", "converged", "failed", "has_room", "last_epochs_slope", "premise",
-           "same_setting", "teacher_better"]
+           "same_setting", "teacher_better", "at_least"]

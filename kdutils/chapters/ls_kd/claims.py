@@ -4,7 +4,9 @@ Accuracies in percentage points, paired by seed (the same seed gives a student t
 data order whichever teacher it learns from); failed runs scored at chance (10%).
 
 Gates: both teachers clearly better than the student alone and label smoothing made the teacher's targets
-smoother (`gate`, every claim); and, per comparison, a control: every arm compared trained at one learning rate
+smoother (`gate`, every claim); at least 3 teachers per label-smoothing value, since the claims contrast two
+teachers and one teacher per condition leaves teacher-to-teacher variance out of the intervals; and, per
+comparison, a control: every arm compared trained at one learning rate
 (`gates.same_setting`). A comparison of arms trained at different rates is "not testable": the rate alone moves
 accuracy and the diffusion index by as much as the effects claimed. Every part of a claim is core (each is
 one of the conditions the claim covers: "at every tau", "better than every other arm").
@@ -205,6 +207,7 @@ def diffusion_rows(profile: str, store: ResultStore | None = None, p: ls_kd.Plan
 
 # ---- the declared claims and their verdicts -------------------------------------------------------------------
 MARGIN = 0.5  # pts, non-inferiority
+MIN_TEACHERS = 3  # per label-smoothing value (the verdict-rules issue's control for claims that contrast teachers)
 MIN_DID = 0.4  # pts
 
 C1 = Claim(CLAIMS[0], "not_below", MARGIN, "pts", key="LS - plain at tau = 1")
@@ -339,6 +342,9 @@ def chapter_verdicts(profile: str, store: ResultStore | None = None, model: str 
         return [Verdict(c, NOT_YET_RUN, f"Not yet run: {g.reason} for profile `{profile}`.", scale) for c in CLAIMS]
     chapter_gate = gates.Gate("teachers clearly better than the student alone, LS smoother", g.label != NOT_TESTABLE,
                               g.reason)
+    # claims contrast two teachers: an interval over one teacher per condition leaves out teacher-to-teacher variance
+    teachers = gates.at_least("teachers per condition", {f"LS {ls:g}": len(t) if isinstance(t, (list, tuple)) else 1
+                                                         for ls, t in p.teachers.items()}, MIN_TEACHERS, "teachers")
     recs = [r for r in store.records(recipes.EXPERIMENT) if r.get("config", {}).get("profile") == profile]
     code = code_status_sentence(recs)
     rows = diffusion_rows(profile, store, p)
@@ -356,9 +362,9 @@ def chapter_verdicts(profile: str, store: ResultStore | None = None, model: str 
         claim = _claim(n, p)
 
         def label_on(k, n=n, claim=claim):
-            return judge(claim, parts[n](k), [chapter_gate]).label
+            return judge(claim, parts[n](k), [chapter_gate, teachers]).label
 
-        j = judge(claim, parts[n](None), [chapter_gate])
+        j = judge(claim, parts[n](None), [chapter_gate, teachers])
         stab = None if j.label in (NOT_TESTABLE, NOT_YET_RUN) else stability(seeds, lambda k: label_on(set(k)), j.label)
         effect = {3: "eta_similar (LS teacher) ", 4: "LS minus plain at matched entropy, "}.get(n, "") + "; ".join(
             f"{f.key}: {f.effect}" for f in j.parts if f.effect)
