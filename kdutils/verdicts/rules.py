@@ -144,7 +144,8 @@ def find(claim: Claim, interval: Interval, sd: float | None = None, effect: str 
     """Judge one claim (or part) on its interval, with the power of the comparison at its n."""
     d = decide(interval, claim.direction, claim.min_effect, claim.threshold, claim.unit)
     sd = interval.sd if sd is None else sd
-    pw = power_of(sd, interval.n, claim.min_effect or None) if interval.n >= 2 and math.isfinite(sd) else None
+    pw = (power_of(sd, interval.n, claim.min_effect or None, claim.unit) if interval.n >= 2 and math.isfinite(sd)
+          else None)
     return Finding(claim.key or "claim", d.label, d.reason, interval, pw, core, effect)
 
 
