@@ -29,7 +29,7 @@ from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import _rank, validation_view
 
 __all__ = ["Item", "Rates", "choose_candidate", "deal", "dry_run", "final_configs", "main", "measured_rates",
-           "repo_results", "resolved", "run_campaign", "stage_items"]
+           "repo_results", "resolved", "room_preview", "run_campaign", "stage_items"]
 
 STAGES = ("teacher lr", "cross-fitted teachers", "student selections", "finals")
 CAPACITY_ARMS = ("alone", "VANILLA", "tgeo_both")  # VANILLA: the vanilla arm chosen on validation
@@ -303,10 +303,26 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
                      f"{sum(i.cost for i in items) / 3600:.2f} core-h; per process "
                      + ", ".join(f"{s / 3600:.2f} h" for s in shares))
     lines.append(f"total {sum(totals) / 3600:.2f} core-hours; wall about {max(totals) / 3600:.2f} h in {of} "
-                 "single-thread processes (barriers between stages add the slower process's lag)")
+                 "single-thread processes (each run's recorded wall time: training and evaluation; process start, "
+                 "data loading and the waits at stage barriers come on top)")
+    lines.append(room_preview(profile, store))
     cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils.chapters.tgeo.campaign"
     lines += [f"  {cmd} --profile {profile} --part {k} --of {of}" for k in range(of)]
     return "\n".join(lines)
+
+
+def room_preview(profile: str, store: ResultStore) -> str:
+    """Once the selections are recorded: the best vanilla arm's and the student alone's validation accuracy
+    (seed 0, selection runs): an early look at whether KD has room, not the gate (that is judged on test, paired
+    over the finals' seeds)."""
+    res = resolved(profile, store)
+    alone = res.chosen.get("alone")
+    if res.vanilla is None or alone is None:
+        return "KD room preview: the selections are not recorded yet"
+    v = validation_view(store.get(res.chosen[res.vanilla]))["val_accuracy"]
+    a = validation_view(store.get(alone))["val_accuracy"]
+    return (f"KD room preview (validation, seed 0, selection runs): {res.vanilla} {100 * v:.2f}% vs alone "
+            f"{100 * a:.2f}%: {100 * (v - a):+.2f} pts (the gate needs the finals' paired interval above +1 pt)")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from kdutils.chapters.tgeo.arms import ArmSpec
+from kdutils.chapters.tgeo.claims import MIN_GAIN
 from kdutils.chapters.tgeo.crossfit import part_role
 from kdutils.chapters.tgeo.plan import EXPERIMENT, VANILLA_ALPHAS
 from kdutils.chapters.tgeo.spec import SPEC_KEY, spec_dict
@@ -35,21 +36,27 @@ __all__ = ["CF_ARMS", "CF_RECIPES", "CrossFitRecipe", "MIN_EFFECT", "PILOT", "RE
            "planned_seeds", "selection_candidates", "student_config", "teacher_part0", "teacher_selection"]
 
 # ---- power (pre-registered; accuracy as a fraction, 0.005 = 0.5 pts) -----------------------------------------
-#: The smallest gain over the best baseline that counts: +0.5 pts (the paper's gains over its strongest
-#: baseline are +0.94 and +1.10 pts on ImageNet, so the smaller of those and 0.5 is 0.5).
-MIN_EFFECT = 0.005
-#: Paired SD of TGeo-KD (both) minus vanilla KD, test accuracy, over the 5 seeds of the first cpu recipe
-#: (results/tgeo_kd; tests/test_tgeo_campaign.py recomputes it from the records).
+#: The smallest gain over a baseline that counts: `claims.MIN_GAIN` (+0.5 pts, below every gain the poster
+#: reports: +0.94 and +1.10 pts over the strongest baseline on ImageNet), as a fraction of accuracy.
+MIN_EFFECT = MIN_GAIN / 100
+#: Paired SD of TGeo-KD (both) minus vanilla KD (the arm chosen on validation), test accuracy, over the 5 seeds
+#: of the first cpu recipe (results/tgeo_kd; tests/test_tgeo_campaign.py recomputes it from the records).
 RECORDED_PAIRED_SD = 0.0024
-#: The pilot of this recipe's setting (KDUTILS_RESULTS=/tmp/tgeo-pilot; scratch, not a record): paired SD of
-#: vanilla KD minus the student alone over its seeds, and the gains it measured (filled from the pilot's output).
-PILOT = {"paired_sd": 0.0040, "note": "see campaign.PILOT_NOTE"}
+#: An assumption, not a measurement: the SD this recipe is sized for. Half the labelled images and a narrower
+#: student make runs noisier; 0.40 pts is the recorded 0.24 x 1.67. The pilot of this setting (scratch,
+#: KDUTILS_RESULTS=/tmp/tgeo-pilot) measured one cross-fitted teacher only (`PILOT`) before its time ran out,
+#: so no student SD of the new setting exists yet; the finals' own paired SD and power are on the page.
+ASSUMED_MAX_SD = 0.0040
+#: What the pilot measured (one ResNet-8 part on 5,000 of 10,000 Fashion-MNIST images, 8 epochs, lr 0.1, cosine,
+#: one thread at nice 10 on the shared 2 cores): why the cpu recipe trains its parts for 40 epochs.
+PILOT = {"part_epochs": 8, "part_images": 5_000, "test_accuracy": 0.8227, "own_half_accuracy": 0.8628,
+         "out_of_fold_accuracy": 0.8258, "final_train_acc": 0.8592, "wall_s_contended": 443.4}
 
 
-def planned_seeds(sds: tuple[float, ...] = (RECORDED_PAIRED_SD, PILOT["paired_sd"]), min_effect: float = MIN_EFFECT,
+def planned_seeds(sds: tuple[float, ...] = (RECORDED_PAIRED_SD, ASSUMED_MAX_SD), min_effect: float = MIN_EFFECT,
                   margin: int = 2) -> int:
     """Seeds for the finals: enough that the detectable difference (power 0.8, exact noncentral t) at the larger
-    of the known paired SDs is below the minimum effect, plus `margin` against a larger SD in the new setting."""
+    of the paired SDs is below the minimum effect, plus `margin` seeds for a stability check on seed halves."""
     n = seeds_needed(max(sds), min_effect)
     if n is None:
         raise ValueError(f"no seed count up to the cap reaches the minimum effect {min_effect} at SD {max(sds)}")
@@ -95,13 +102,15 @@ CF_RECIPES: dict[str, CrossFitRecipe] = {
                             hetero=(("cnn", {"channels": [4, 8], "hidden": 16}),),
                             notes="seconds, for the tests"),
     "cpu": CrossFitRecipe(dataset="fashion_mnist", n_train=10_000, n_test=None, val_size=5_000, k_folds=2,
-                          teacher_epochs=10, select_teacher_epochs=3, teacher_lrs=(0.03, 0.1, 0.3),
-                          student_kwargs={"hidden": [32]}, student_epochs=15, select_student_epochs=15,
+                          teacher_epochs=40, select_teacher_epochs=6, teacher_lrs=(0.03, 0.1, 0.3, 1.0),
+                          student_kwargs={"hidden": [32]}, student_epochs=30, select_student_epochs=30,
                           student_lrs=(0.01, 0.03, 0.1), fusion_lrs=(1e-3, 1e-2, 1e-1), rw_lr=1e-3,
-                          seeds=tuple(range(planned_seeds())), capacity=({"hidden": [8]}, {"hidden": [128]}),
-                          hetero=(("lenet5", {}),), motivation_pre_epochs=8, motivation_epochs=8,
-                          notes="two ResNet-8 teachers on 5,000 images each (out-of-fold logits for the 10,000 "
-                                "labelled images), MLP-32 students; sized to about 3 core-hours in two processes"),
+                          seeds=tuple(range(planned_seeds())),
+                          capacity=({"hidden": [8]}, {"hidden": [16]}, {"hidden": [128]}),
+                          hetero=(("lenet5", {}),), motivation_pre_epochs=10, motivation_epochs=10,
+                          notes="two ResNet-8 teachers of 40 epochs on 5,000 images each (out-of-fold logits for the "
+                                "10,000 labelled images), MLP-32 students of 30 epochs; sized to about 3 core-hours "
+                                "in two single-thread processes"),
     "full": CrossFitRecipe(dataset="fashion_mnist", n_train=None, n_test=None, val_size=5_000, k_folds=2,
                            teacher="resnet56", teacher_epochs=60, select_teacher_epochs=15,
                            teacher_lrs=(0.03, 0.1, 0.3), student_kwargs={"hidden": [32]}, student_epochs=60,
@@ -190,7 +199,7 @@ def selection_candidates(profile: str, teacher0: RunConfig, arm: str, *, model: 
             for lr in r.student_lrs for f in f_lrs]
 
 
-def power_summary(sds: tuple[float, ...] = (RECORDED_PAIRED_SD, PILOT["paired_sd"])) -> str:
+def power_summary(sds: tuple[float, ...] = (RECORDED_PAIRED_SD, ASSUMED_MAX_SD)) -> str:
     """One sentence: the seeds planned and the detectable difference they give at each known paired SD."""
     n = len(cf_recipe("cpu").seeds)
     dets = ", ".join(f"{100 * detectable_effect(sd, n):.2f} pts at SD {100 * sd:.2f}" for sd in sds)
