@@ -149,6 +149,8 @@ def test_campaign_records_every_run_with_its_spec_and_the_verdicts_read_them(smo
     rec = smoke_store.get(both[0])
     assert {"heldout", "groups"} <= set(rec["tgeo"]) and "share_above_0.99" in rec["tgeo"]["groups"]["g1"]
     assert all("alpha_share_above_0.99" in h for h in rec["history"])
+    g1 = [h["alpha_groups"]["g1"] for h in rec["history"]]  # alpha by group at every epoch, for the figure
+    assert len(g1) == len(rec["history"]) and all(0.0 <= v["share_above_0.99"] <= 1.0 < 1.0 + v["mean"] for v in g1)
     verdicts = claims_cf.cf_verdicts("smoke", smoke_store)
     assert [v.claim for v in verdicts] == [c.text for c in claims_cf.CLAIMS_CF]
     assert verdicts[5].label == NOT_TESTABLE  # the tabular claim, always

@@ -87,6 +87,7 @@ def train_arm(spec: ArmSpec, student: nn.Module, loader, cfg: TrainConfig, *, te
     TGeo arms need `val_loader` (the held-out validation split). Extra keyword arguments go to the loop.
     """
     if spec.rule != "tgeo":
+        kwargs.pop("epoch_hook", None)  # the baselines' loop has no f_w to report on
         rule = make_baseline_rule(spec.rule, alpha=0.5 if spec.alpha is None else spec.alpha,
                                   num_samples=loader.num_samples, rw_lr=rw_lr)
         result = fit_samplewise(student, loader, cfg, teacher_logits=teacher_logits, rule=rule, tau=tau,

@@ -125,9 +125,13 @@ def run_arm(cfg: RunConfig, spec: ArmSpec | None = None, store: ResultStore | No
     if spec.rule == "tgeo":
         val_loader = _loader(cfg, splits.val.x, splits.val.y, splits, device, cfg.seed + 10_000)
     started = time.perf_counter()
+    hook = None
+    if spec.rule == "tgeo" and keyed is not None:  # new records: alpha by group at every epoch
+        means = teacher_class_means(t_train, loader.y) if spec.features != "intra" else None
+        hook = lambda e, s, f: {"alpha_groups": _epoch_groups(s, f, loader, t_train, spec.features, means)}  # noqa: E731
     result, fnet = train_arm(spec, model, loader, cfg.train, teacher_logits=t_train, val_loader=val_loader,
                              tau=cfg.tau, fusion_lr=fusion_lr, rw_lr=rw_lr, device=device, progress=progress,
-                             seed=cfg.seed)
+                             seed=cfg.seed, epoch_hook=hook)
     extra: dict[str, Any] = {"arm": keyed if keyed is not None else
                              {"rule": spec.rule, "alpha": spec.alpha, "features": spec.features,
                               "fusion_lr": fusion_lr if spec.rule == "tgeo" else None,
@@ -191,6 +195,22 @@ def _alphas_and_groups(student, fnet, loader: DeviceLoader, teacher_logits: torc
     groups = motivation_groups(s_logits.cpu(), t.cpu(), y.cpu())
     right = (t.argmax(1) == y).cpu()
     return alphas, groups, right
+
+
+@torch.no_grad()
+def _epoch_groups(student, fnet, loader: DeviceLoader, teacher_logits: torch.Tensor, features: str,
+                  class_means: torch.Tensor | None) -> dict[str, dict[str, float]]:
+    """Per motivation group of the current student: mean alpha_i and the share above SATURATED (for the
+    alpha-over-epochs figure); {} when a part has fewer samples than groups."""
+    try:
+        alphas, groups, _ = _alphas_and_groups(student, fnet, loader, teacher_logits, features, class_means)
+    except ValueError:
+        return {}
+    out = {}
+    for name, idx in groups.named().items():
+        v = alphas[idx.cpu()]
+        out[name] = {"mean": round(float(v.mean()), 5), "share_above_0.99": round(float((v > SATURATED).double().mean()), 5)}
+    return out
 
 
 def _premise_stats(alphas: torch.Tensor, groups: MotivationGroups, right: torch.Tensor) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -152,7 +152,8 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
              inner_lr: float | None = None, outer_every: int = 1, kd_direction: str = "forward",
              label_smoothing: float = 0.0, device: torch.device | str = "cpu", progress: bool = True,
              desc: str = "tgeo", check_every: int = 1, max_loss: float = 1e4, virtual: str = "sgd",
-             train_fusion: bool = True) -> FitResult:
+             train_fusion: bool = True,
+             epoch_hook: Callable[[int, nn.Module, nn.Module], dict] | None = None) -> FitResult:
     """TGeo-KD: train `student` and f_w together, alternating per batch (see `bilevel`).
 
     `loader` is the training split (teacher_logits are its cached teacher outputs, indexed by batch.idx),
@@ -163,6 +164,8 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
     `val_loss` (mean validation CE after the virtual step) and `hypergrad_norm` (mean |dL_val/dw|).
     `virtual` is the lookahead's update rule (`bilevel.VIRTUAL_STEPS`); `train_fusion=False` keeps f_w at its
     initialisation (the frozen control: no outer step at all, what the authors' released code amounts to).
+    `epoch_hook(epoch, student, fusion_net)`, if given, adds its dict to each epoch's history record (e.g. the
+    learned alpha by group, so a page can plot it over training).
     """
     device = torch.device(device)
     check_feature_set(features)
@@ -227,6 +230,8 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
         record = {"epoch": epoch + 1, "loss": epoch_loss, "train_acc": correct.item() / max(seen, 1),
                   "lr": opt.param_groups[0]["lr"], "val_loss": (val_sum / k).item() if outer_steps else math.nan,
                   "hypergrad_norm": (hg_sum / k).item(), **stats.summary()}
+        if epoch_hook is not None:
+            record.update(epoch_hook(epoch + 1, student, fusion_net))
         history.append(record)
         epochs.set_postfix(loss=f"{epoch_loss:.4f}", alpha=f"{record['alpha_mean']:.3f}")
     return FitResult("ok", cfg.epochs, history, time.perf_counter() - start)
