@@ -250,3 +250,23 @@ def test_motivation_rule_reads_slopes_by_group():
     assert claims_cf.judge_motivation(true).label == REPRODUCED
     assert claims_cf.judge_motivation(false).label == NOT_REPRODUCED
     assert claims_cf.judge_motivation(noisy).label == INCONCLUSIVE
+
+
+def test_report_tables_and_alpha_figure_read_the_smoke_records(smoke_store):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kdutils.chapters.tgeo import report_cf
+
+    teachers = report_cf.teachers_table("smoke", smoke_store)
+    assert list(teachers.part) == [0, 1] and (teachers["images fitted"] == teachers["images predicted out of fold"]).all()
+    arms = report_cf.arms_table("smoke", smoke_store)
+    main = arms[arms.group == "main"]
+    assert set(main.arm) == set(rc.CF_ARMS) and (main.runs == len(rc.cf_recipe("smoke").seeds)).all()
+    assert main["chosen on validation"].sum() == 1
+    df = report_cf.alpha_epochs("smoke", smoke_store)
+    epochs = rc.cf_recipe("smoke").student_epochs
+    per = df[(df.group == "all") & (df.arm == "tgeo_both")].groupby("seed").epoch.apply(list)
+    assert all(v == list(range(1, epochs + 1)) for v in per)
+    assert {"g1", "g'5"} <= set(df.group) and df["share_above_0.99"].between(0, 1).all()
+    assert report_cf.alpha_epochs_figure("smoke", smoke_store) is not None
