@@ -16,7 +16,7 @@ def test_seed0_teachers_and_teacher_selections_are_v2_runs():
     for ls in (0.0, 0.1):
         assert rv3.teacher_config("cpu", ls, 0.1, 0).key() == recipes.teacher_config("cpu", ls, 0.1).key()
         assert [c.key() for c in rv3.teacher_selection("cpu", ls)] == [c.key() for c in recipes.teacher_selection("cpu", ls)]
-    assert rv3.teacher_config("cpu", 0.1, 0.3, 1).key() != rv3.teacher_config("cpu", 0.1, 0.3, 0).key()
+    assert 0 not in rv3.recipe_v3("cpu").teacher_seeds  # v2's seed-0 teachers (no checkpoint left) are not reused
 
 
 def test_recipe_has_three_or_more_teachers_and_a_conv_student():
@@ -37,7 +37,7 @@ def _store_with_selections(tmp_path, matched=None):
     for ls in (0.0, 0.1):
         for c in rv3.teacher_selection("smoke", ls):
             store.put(c, _select_record(c, 0.5))
-    t0 = rv3.teacher_config("smoke", 0.0, 0.1, 0)
+    t0 = rv3.teacher_config("smoke", 0.0, 0.1, rv3.recipe_v3("smoke").teacher_seeds[0])
     for c in rv3.rate_selection("smoke", t0):
         store.put(c, _select_record(c, 0.9 if c.train.lr == 0.05 else 0.4))
     if matched is not None:
@@ -60,9 +60,13 @@ def test_plan_from_records_and_shards(tmp_path):
     assert {u.cfg.train.lr for u in students + p.finals("alone")} == {0.05}  # one rate for every student
     assert {u.tau for u in students if u.matched == 1.0} == {1.77}
     # shards: each pair's teachers and students in one shard; the alone arm in shard 0
+    shards = {k: [u for u in p.units if plan_v3.unit_shard(u, 2, r) == k] for k in (0, 1)}
+    assert len(shards[0]) + len(shards[1]) == len(p.units) and shards[0] and shards[1]
+    for k, us in shards.items():
+        pairs = {u.pair for u in us if u.pair is not None}
+        assert pairs == {i for x, i in enumerate(r.teacher_seeds) if x % 2 == k}
+        assert {u.seed for u in us if u.kind == "alone"} == {s for x, s in enumerate(r.alone_seeds) if x % 2 == k}
     for u in p.units:
-        k = plan_v3.shard_of(u.pair, 2)
-        assert k == (0 if u.pair is None else u.pair % 2)
         if u.kind == "student":
             assert u.cfg.teacher.seed == u.pair
     with pytest.raises(ValueError, match="shard"):
@@ -71,7 +75,7 @@ def test_plan_from_records_and_shards(tmp_path):
 
 def test_cost_estimate_uses_recorded_rates(tmp_path):
     store = _store_with_selections(tmp_path)
-    t = rv3.teacher_config("smoke", 0.0, 0.1, 0)
+    t = rv3.teacher_config("smoke", 0.0, 0.1, 1)
     # a recorded final teacher: 2 s for 1 epoch on 600 images -> 1/300 s per image-epoch
     store.put(t, {"status": "ok", "metrics": {"accuracy": 0.5}, "wall_time_s": 2.0, "n_train": 600})
     rates = cost_v3.measured_rates(store)
@@ -117,3 +121,12 @@ def test_mueller_plane_passes_through_the_three_templates():
     assert torch.allclose(d2, d_full, atol=1e-9)  # the templates lie in the plane: distances kept exactly
     with pytest.raises(ValueError, match="collinear"):
         mueller_plane_basis(torch.stack([torch.zeros(6), torch.ones(6), 2 * torch.ones(6)]), (0, 1, 2))
+
+
+def test_report_before_the_run_says_not_yet_run(tmp_path):
+    from kdutils.chapters.ls_kd import report_v3
+    from kdutils.verdicts.verdict import NOT_YET_RUN
+
+    vs = report_v3.verdicts("cpu", ResultStore(tmp_path))
+    assert vs and all(v.label == NOT_YET_RUN for v in vs)
+    assert "LS 0.2" in report_v3.not_run_markdown("cpu") and "Table B.5" in report_v3.not_run_markdown("cpu")

@@ -86,9 +86,10 @@ def todo(profile: str, n_shards: int = 2, store: ResultStore | None = None) -> l
                               n_train - r.val_size, False, 0))
     recorded = {u.cfg.key() for u in p.units if store.get(u.cfg) is not None}
     for i in r.teacher_seeds:
-        k = shard_of(i, n_shards)
-        n_t = sum(1 for ls in r.ls_values if not any(
-            u.kind == "teacher" and u.ls == ls and u.pair == i and u.cfg.key() in recorded for u in p.units))
+        k = shard_of(i, n_shards, r.teacher_seeds)
+        n_t = sum(1 for ls in r.ls_values if not any(  # a recorded teacher without its checkpoint is retrained
+            u.kind == "teacher" and u.ls == ls and u.pair == i and u.cfg.key() in recorded
+            and store.checkpoint_path(u.cfg).exists() for u in p.units))
         if n_t:
             items.append(Item(f"teachers of pair {i}", t_model, n_t, r.teacher_epochs, n_train, True, k))
         n_arms = len(r.ls_values) * len(r.taus) + len(r.match_taus)  # matched arms assumed outside the tau grid
@@ -99,9 +100,11 @@ def todo(profile: str, n_shards: int = 2, store: ResultStore | None = None) -> l
     if p.common_lr is None:
         items.append(Item("common-rate selection", s_model, len(r.student_lrs), r.select_epochs,
                           n_train - r.val_size, False, 0))
-    n_alone = len(r.alone_seeds) - sum(1 for u in p.units if u.kind == "alone" and u.cfg.key() in recorded)
-    if n_alone:
-        items.append(Item("student alone", s_model, n_alone, r.student_epochs, n_train, True, 0))
+    done_alone = {u.seed for u in p.units if u.kind == "alone" and u.cfg.key() in recorded}
+    for k in range(n_shards):
+        n_alone = sum(1 for x, s in enumerate(r.alone_seeds) if x % n_shards == k and s not in done_alone)
+        if n_alone:
+            items.append(Item("student alone", s_model, n_alone, r.student_epochs, n_train, True, k))
     return items
 
 

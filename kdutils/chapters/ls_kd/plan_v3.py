@@ -4,16 +4,16 @@ two single-thread processes train without sharing a run, and the resumable run o
 The order of one shard (each step skips what is recorded, so a killed process is restarted with the same command):
 
 1. the teachers' rate selections (v2's records at ``cpu``; shard 0 trains them where missing, others wait);
-2. the shard's teachers (teacher pair ``i`` = the teachers of every LS value with seed ``i``);
-3. the common student rate: the validation selection of the plain teacher's (seed 0) tau = 1 student (shard 0;
-   the others wait for its records);
+2. the common student rate: the validation selection of the first plain teacher's tau = 1 student (shard 0,
+   which trains that teacher first; the other shards wait for its records when they need it);
+3. the shard's teachers (teacher pair ``i`` = the teachers of every LS value with seed ``i``);
 4. each teacher's analysis (target entropies; for LS teacher ``i`` the matched temperatures against plain
    teacher ``i``);
-5. the students of the shard's teacher pairs (tau sweep and matched-entropy arms, every student seed) and, in
-   shard 0, the student alone; all at the common rate;
+5. the students of the shard's teacher pairs (tau sweep and matched-entropy arms, every student seed) and its
+   share of the student alone's seeds (dealt round-robin); all at the common rate;
 6. the analysis of every final run (test- and training-split centroids and class spreads; projections of seed 0).
 
-Teacher pairs go to shards round-robin (pair ``i`` to shard ``i mod n``): the matched temperatures of a pair need
+Teacher pairs go to shards round-robin (the k-th pair to shard ``k mod n``): the matched temperatures of a pair need
 both of its teachers, so a pair never straddles two processes.
 """
 from __future__ import annotations
@@ -70,9 +70,17 @@ class PlanV3:
         return [u for u in self.units if kind is None or u.kind == kind]
 
 
-def shard_of(pair: int | None, n_shards: int) -> int:
-    """Teacher pair ``i`` -> shard ``i mod n``; what belongs to no pair (selections, the alone arm) -> shard 0."""
-    return 0 if pair is None else int(pair) % int(n_shards)
+def shard_of(pair: int | None, n_shards: int, seeds: tuple[int, ...]) -> int:
+    """The k-th teacher pair of ``seeds`` -> shard ``k mod n``, so the first pair (whose plain teacher the common
+    rate's selection needs) is in shard 0; what belongs to no pair -> shard 0."""
+    return 0 if pair is None else list(seeds).index(pair) % int(n_shards)
+
+
+def unit_shard(u: Unit, n_shards: int, r: "rv3.RecipeV3") -> int:
+    """A unit's shard: its teacher pair's (``shard_of``); the alone arm's seeds are dealt round-robin."""
+    if u.kind == "alone":
+        return list(r.alone_seeds).index(u.seed) % int(n_shards)
+    return shard_of(u.pair, n_shards, r.teacher_seeds)
 
 
 def check_shard(shard: int, n_shards: int) -> None:
@@ -181,25 +189,24 @@ def run_shard(profile: str, shard: int = 0, n_shards: int = 1, store: ResultStor
     t_lrs = _teacher_rates(profile, store, select) if lead else _wait(
         "the teachers' rate selections", lambda: (lambda d: d if len(d) == len(r.ls_values) else None)(
             _teacher_rates(profile, store, None)), poll_s, timeout_s)
-    mine = [i for i in r.teacher_seeds if shard_of(i, n_shards) == shard]
+    if lead:  # first, so that the other shards never wait long: it needs only the first plain teacher
+        plain0 = rv3.teacher_config(profile, 0.0, t_lrs[0.0], r.teacher_seeds[0])
+        run_selection({rv3.rate_arm(profile): rv3.rate_selection(profile, plain0)}, store, progress)
+    mine = [i for i in r.teacher_seeds if shard_of(i, n_shards, r.teacher_seeds) == shard]
     teachers = {(ls, i): rv3.teacher_config(profile, ls, t_lrs[ls], i) for ls in r.ls_values for i in mine}
     run_grouped(list(teachers.values()), store, progress=progress)
-    first = r.teacher_seeds[0]
-    if lead:
-        plain0 = rv3.teacher_config(profile, 0.0, t_lrs[0.0], first)
-        run_selection({rv3.rate_arm(profile): rv3.rate_selection(profile, plain0)}, store, progress)
     for i in mine:
         pair = {ls: teachers[(ls, i)] for ls in r.ls_values}
         for cfg in pair.values():
             analyse_teacher(cfg, store, pair)
     p = build(profile, store) if lead else _wait("the common student rate", lambda: (
         lambda q: q if q.common_lr is not None else None)(build(profile, store)), poll_s, timeout_s)
-    units = [u for u in p.units if u.kind != "teacher" and shard_of(u.pair, n_shards) == shard]
+    units = [u for u in p.units if u.kind != "teacher" and unit_shard(u, n_shards, r) == shard]
     # tau = 1 and the alone arm first (the gate and the reference of every comparison), then the rest
     units.sort(key=lambda u: (u.kind != "alone", u.tau != 1.0, u.pair if u.pair is not None else -1))
     run_grouped([u.cfg for u in units], store, progress=progress)
-    analyse_units(p, [u for u in p.units if shard_of(u.pair, n_shards) == shard], store)
+    analyse_units(p, [u for u in p.units if unit_shard(u, n_shards, r) == shard], store)
     return p
 
 
-__all__ = ["PlanV3", "Unit", "build", "check_shard", "matched_taus", "run_shard", "shard_of"]
+__all__ = ["PlanV3", "Unit", "build", "check_shard", "matched_taus", "run_shard", "shard_of", "unit_shard"]

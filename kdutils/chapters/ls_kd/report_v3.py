@@ -157,6 +157,20 @@ def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
     g_inherit = gates + [cv3.gate_teachers_enlarge(t_sep)]
     out.append(to_verdict(cv3.judged(cv3.INHERIT, cv3.inherit_finding(sep.get(0.1, {}), sep.get(0.0, {})), g_inherit),
                           "", scale))
+    students = df[df.kind == "student"]
+    m_ls = {t: acc.get((0.1, t), {}) for t in cv3.MATCHED}
+    m_plain = {t: {(r.pair, r.seed): r.accuracy for r in students[students.matched == t].itertuples()}
+               for t in cv3.MATCHED}
+    for t in cv3.MATCHED:  # tau* may fall on the tau grid: then that arm is the matched one
+        for pair, match in p.matched.items():
+            if match.get(t) in recipe_v3(profile).taus:
+                m_plain[t].update({k: v for k, v in acc.get((0.0, match[t]), {}).items() if k[0] == pair})
+    out.append(to_verdict(cv3.judged(cv3.matched_claim(), cv3.matched_findings(m_ls, m_plain), gates), "", scale))
+    best = acc.get((0.1, 1.0), {})
+    others = {f"LS {ls:g}, tau {t:g}": v for (ls, t), v in acc.items() if (ls, t) != (0.1, 1.0)}
+    others.update({f"LS 0, tau* of LS tau {t:g}": v for t, v in m_plain.items() if v})
+    out.append(to_verdict(cv3.judged(cv3.practitioner_claim(sorted(others)),
+                                     cv3.practitioner_findings(best, dict(sorted(others.items()))), gates), "", scale))
     return out
 
 
@@ -176,4 +190,21 @@ def _gates(p: PlanV3, df: pd.DataFrame, store: ResultStore) -> list:
             cv3.gate_one_rate(students.lr.tolist())]
 
 
-__all__ = ["acc_maps", "eta_frame", "eta_table", "frame", "separation_of", "verdicts"]
+#: Paper claims recipe v3 does not run, with the reason the page gives (LS 0.2 comes from the recipe).
+NOT_RUN = {
+    "compact students (MobileNetV2, EfficientNet-B0; Table 4, B.3)": "one student family fits the CPU budget",
+    "feature-based KD degrades at larger tau (Heo et al.; Table B.5)": "needs a feature-distillation loss the "
+    "package does not have, and a fourth arm per teacher",
+    "neural machine translation (IWSLT; Tables 5, B.2)": "no translation data or model here",
+}
+
+
+def not_run_markdown(profile: str) -> str:
+    """The paper's claims that recipe v3 leaves out, each with its reason."""
+    items = {f"LS {ls:g} (Supplementary J: a weaker teacher, a worse student at high tau)": why
+             for ls, why in recipe_v3(profile).not_run.items()}
+    items.update(NOT_RUN)
+    return "Not run at this profile:\n\n" + "\n".join(f"- **{k}**: {v}." for k, v in items.items())
+
+
+__all__ = ["NOT_RUN", "not_run_markdown", "acc_maps", "eta_frame", "eta_table", "frame", "separation_of", "verdicts"]

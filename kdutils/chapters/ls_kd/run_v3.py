@@ -6,8 +6,9 @@ The `cpu` run is two single-thread processes, started together:
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 0/2
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 1/2
 
-Each trains disjoint runs (teacher pairs 0, 2 and the common-rate selection and the student alone in shard 0;
-pairs 1, 3 in shard 1); shard 1 waits for shard 0's common rate if it gets there first. Killed, either one is
+Each trains disjoint runs (shard 0: the common-rate selection, teacher pairs 1 and 3 with their students, two
+seeds of the student alone; shard 1: pairs 2 and 4, the other two seeds); shard 1 waits for shard 0's common
+rate if it gets there first. Killed, either one is
 restarted with the same command and skips what is recorded.
 """
 from __future__ import annotations
