@@ -80,7 +80,7 @@ RECIPES_V3 = {
                     not_run={0.2: "LS 0.2 (Supplementary J) needs its own teacher selection and four more teachers "
                                   "with 32 more students, about 1.2 more core-hours at the measured rates: over "
                                   "the chapter's 3 core-hours"},
-                    notes="v3 (issue 22), sized for two single-thread processes of about 1.5 hours each: the v2 "
+                    notes="v3 (issue 22), sized by the dry run (run_v3 --dry-run) for two single-thread processes: the v2 "
                           "teachers (ResNet-8 16-32-64, 8 epochs on 20,000 un-augmented Fashion-MNIST images, "
                           "plain at 0.1 and LS 0.1 at 0.3 from v2's recorded selection), four per LS value "
                           "(seeds 1-4, new runs; v2's seed-0 teachers have no checkpoint left); students ResNet-8 at widths 8-8-16-32 (a 32-d pooled "
