@@ -9,7 +9,8 @@ from kdutils.verdicts.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE,
 PAIRS, SEEDS = (0, 1, 2, 3), (0, 1)
 JITTER = {(i, j): 0.05 * ((i + 2 * j) % 3 - 1) for i in PAIRS for j in SEEDS}
 NOISY = (2.0, -2.0, 1.5, -1.5)  # per teacher pair: no consistent sign
-OK = [Gate("teachers beat alone", True, ""), Gate("LS smooths", True, ""), Gate("one rate", True, "")]
+OK = [Gate("teachers beat alone", True, ""), Gate("LS smooths", True, ""), cv3.gate_one_rate({"a": [0.1], "b": [0.1]}),
+      cv3.gate_teacher_count({0.0: 4, 0.1: 4})]
 
 
 def _acc(diff_at: dict[float, tuple[float, ...]]):
@@ -37,11 +38,13 @@ def test_same_temperature_claim(acc, expected):
     assert cv3.judged(cv3.SAME_TAU, cv3.same_tau_findings(acc), OK).label == expected
 
 
-def test_failed_rate_gate_is_not_testable():
-    gates = OK[:2] + [cv3.gate_one_rate([0.03, 0.1, 0.03])]
+@pytest.mark.parametrize("bad", [cv3.gate_one_rate({"LS tau 1": [0.1], "plain tau 1": [0.03]}),
+                                 cv3.gate_teacher_count({0.0: 4, 0.1: 1})])
+def test_failed_rate_or_teacher_gate_is_not_testable(bad):
+    assert all(g.passed for g in OK) and not bad.passed
+    gates = [g for g in OK if g.name != bad.name] + [bad]
     j = cv3.judged(cv3.SAME_TAU, cv3.same_tau_findings(_same((1.0,) * 4, (-2.0,) * 4)), gates)
-    assert j.label == NOT_TESTABLE and "one rate" in j.reason
-    assert cv3.gate_one_rate([0.03, 0.03]).passed
+    assert j.label == NOT_TESTABLE and bad.name in j.reason
 
 
 def _eta(value_by_pair):

@@ -1,5 +1,5 @@
-"""Chandrasegaran et al., recipe v3: the claims declared before the runs (direction, minimum effect, parts, gates)
-and their verdicts under the shared rules (`kdutils.verdicts.rules`), every comparison at one learning rate and
+"""Chandrasegaran et al., recipe v3: the claims (declared with their minimum effects and gates in `claims`, the
+chapter's declarations) judged (`kdutils.verdicts.rules`), every comparison at one learning rate and
 with teacher-to-teacher variance in its interval.
 
 Units. A comparison's unit is (teacher pair i, student seed j): LS teacher i and plain teacher i share seed i,
@@ -7,23 +7,8 @@ their students of seed j share initial weights and data order, so a difference i
 interval is the two-level one of `kdutils.verdicts.nested` (t over the teacher pairs' means). Accuracies in
 percentage points; failed runs are scored at chance (10%).
 
-Minimum effects, from the paper's Table 2 A (ImageNet R50 -> R18) unless said otherwise:
-
-* same-temperature comparison (Table 2 as stated): at tau = 1 the LS teacher's student is *better* ("greater",
-  any effect: the paper's +0.07 pts is below what any run here can resolve); at tau >= 2 it is *worse* by at least
-  ``MIN_SAME_TAU`` = 0.38 pts, half the paper's smallest gap at tau >= 2 (0.76 at tau = 64);
-* drop(LS) - drop(plain) from tau = 1 (the chapter's earlier reading, kept as an extra, not scored): 0.4 pts;
-* diffusion: eta_similar < 0 by at least ``MIN_ETA`` = 0.39%, the paper's smallest |eta_similar| in Table 3;
-  eta_dissimilar > 0 follows from eta_similar < 0 by the index's normalisation and is not counted;
-* the causal link (diffusion index against accuracy loss): Spearman rho below -``MIN_RHO`` = -0.3 (the paper
-  gives no number, only "in all 34 experiments"; 0.3 is our pre-registered "moderate");
-* distance enlargement inherited: any increase of the similar-class separation (the paper shows a figure only);
-* practitioner rule: non-inferiority of LS at tau = 1 against every other distilled arm, margin 0.5 pts.
-
-Gates (a failed gate -> "not testable at this scale"): every teacher better than the student alone; label
-smoothing made the targets smoother (average entropy at tau = 1 higher for every LS teacher); one learning rate
-across the compared students; for the inheritance claim, the premise that the LS teachers themselves separate
-similar classes more than the plain ones.
+The declarations (minimum effects from the paper's Table 2 and Table 3, gates) are in `claims` (section
+"recipe v3"), next to the v2 claims they replace once v3's records exist.
 """
 from __future__ import annotations
 
@@ -31,21 +16,15 @@ from typing import Mapping
 
 import numpy as np
 
-from kdutils.chapters.ls_kd.recipes import PAPER_TOP1_R18
-from kdutils.verdicts import stats
+from kdutils.chapters.ls_kd.claims import (CAUSAL_V3 as CAUSAL, DIFFUSION_V3 as DIFFUSION, DROP_V3 as DROP,
+                                           HIGH_TAUS, INHERIT_V3 as INHERIT, MARGIN, MATCHED_V3 as MATCHED, MIN_DID,
+                                           MIN_ETA, MIN_RHO, MIN_SAME_TAU, MIN_TEACHERS, PAPER_SAME_TAU,
+                                           SAME_TAU_V3 as SAME_TAU, TAUS_V3 as TAUS)
+from kdutils.verdicts import gates as shared_gates, stats
 from kdutils.verdicts.gates import Gate, premise
 from kdutils.verdicts.nested import nested_interval, nested_paired_difference
 from kdutils.verdicts.rules import Claim, Finding, find, judge
 from kdutils.verdicts.verdict import NOT_YET_RUN
-
-HIGH_TAUS = (2.0, 3.0, 64.0)
-TAUS = (1.0,) + HIGH_TAUS
-PAPER_SAME_TAU = {t: PAPER_TOP1_R18[(0.1, t)] - PAPER_TOP1_R18[(0.0, t)] for t in TAUS}
-MIN_SAME_TAU = round(0.5 * min(abs(PAPER_SAME_TAU[t]) for t in HIGH_TAUS), 2)  # 0.38 pts
-MIN_DID = 0.4
-MIN_ETA = 0.39
-MIN_RHO = 0.3
-MARGIN = 0.5
 
 Key = tuple  # (teacher pair, student seed)
 Scores = Mapping[Key, float]
@@ -53,36 +32,6 @@ Scores = Mapping[Key, float]
 
 def _t(t: float) -> str:
     return f"{float(t):g}"
-
-
-SAME_TAU = Claim(
-    "Table 2 as stated: at tau = 1 the LS teacher's student is better than the plain teacher's; at tau >= 2 it is "
-    "worse than the plain teacher's student at the same tau.",
-    parts=(Claim("LS - plain at tau = 1", "greater", 0.0, "pts", key="tau 1"),)
-    + tuple(Claim(f"LS - plain at tau = {_t(t)}", "less", MIN_SAME_TAU, "pts", key=f"tau {_t(t)}") for t in HIGH_TAUS),
-    core=tuple(f"tau {_t(t)}" for t in TAUS), gates=("teachers beat alone", "LS smooths", "one rate"),
-    source="Table 2 A: LS - plain = +0.07 / -2.92 / -3.00 / -0.76 pts at tau = 1 / 2 / 3 / 64")
-DROP = Claim(
-    "As tau grows, the LS teacher's students lose more accuracy than the plain teacher's (drop from tau = 1).",
-    parts=tuple(Claim(f"drop(LS) - drop(plain) at tau = {_t(t)}", "greater", MIN_DID, "pts", key=f"tau {_t(t)}")
-                for t in HIGH_TAUS), core=tuple(f"tau {_t(t)}" for t in HIGH_TAUS), scored=False,
-    gates=("teachers beat alone", "LS smooths", "one rate"))
-DIFFUSION = Claim(
-    "Systematic diffusion: with an LS teacher, distillation at a higher tau moves the student's class centroids "
-    "towards semantically similar classes (eta_similar < 0; eta_dissimilar > 0 follows by construction).",
-    parts=tuple(Claim(f"eta_similar, LS teacher, tau 1 -> {_t(t)}", "less", MIN_ETA, "%", key=f"tau 1 -> {_t(t)}")
-                for t in HIGH_TAUS), core=tuple(f"tau 1 -> {_t(t)}" for t in HIGH_TAUS),
-    gates=("teachers beat alone", "LS smooths", "one rate"), source="Table 3: |eta_similar| >= 0.39%")
-CAUSAL = Claim(
-    "The diffusion cancels the LS teacher's benefit: across arms and seeds, the more negative the diffusion index "
-    "(tau 1 -> tau), the larger the accuracy loss from tau = 1.", "less", MIN_RHO, "Spearman rho",
-    gates=("teachers beat alone", "LS smooths", "one rate"),
-    source="Sec. 5 and App. H ('in all 34 experiments'); no number: 0.3 pre-registered here")
-INHERIT = Claim(
-    "The student inherits the LS teacher's distance enlargement: at tau = 1, similar classes lie farther apart (in "
-    "units of their spread) in the LS teacher's student than in the plain teacher's.", "greater", 0.0, "radii",
-    gates=("teachers beat alone", "LS smooths", "one rate", "LS teachers enlarge"), source="Table 1, Fig. 1 obs. 2")
-MATCHED = {1.0: "greater", 3.0: "less"}  # LS at tau vs plain at tau* of equal target entropy (App. H)
 
 
 # ---- gates ---------------------------------------------------------------------------------------------------
@@ -108,11 +57,15 @@ def gate_smooths(entropy_plain: Mapping[int, float], entropy_ls: Mapping[int, fl
                 {"smallest (nats)": min(diff) if diff else float("nan")})
 
 
-def gate_one_rate(lrs: list[float]) -> Gate:
-    """Every student compared trained at one learning rate (the control issue 22 asks for)."""
-    rates = sorted(set(float(x) for x in lrs))
-    return Gate("one rate", len(rates) == 1, f"student rates {', '.join(f'{x:g}' for x in rates) or 'none'}",
-                {"rates": len(rates)})
+def gate_one_rate(lrs: Mapping[str, list[float]]) -> Gate:
+    """Every student compared trained at one learning rate (the control issue 22 asks for): {arm: rates}."""
+    return shared_gates.same_setting("one learning rate", lrs)
+
+
+def gate_teacher_count(counts: Mapping[float, int]) -> Gate:
+    """At least ``MIN_TEACHERS`` teachers per LS value ({ls: recorded teachers}), the shared design control."""
+    return shared_gates.at_least("teachers per condition", {f"LS {ls:g}": n for ls, n in counts.items()},
+                                 MIN_TEACHERS, "teachers")
 
 
 # ---- the parts ---------------------------------------------------------------------------------------------------
@@ -216,7 +169,7 @@ def judged(claim: Claim, findings, gates: list[Gate]):
 
 
 __all__ = ["CAUSAL", "DIFFUSION", "DROP", "HIGH_TAUS", "INHERIT", "MARGIN", "MATCHED", "MIN_DID", "MIN_ETA",
-           "MIN_RHO", "MIN_SAME_TAU", "PAPER_SAME_TAU", "SAME_TAU", "causal_finding", "diffusion_findings",
-           "drop_findings", "gate_one_rate", "gate_smooths", "gate_teachers", "gate_teachers_enlarge", "inherit_finding",
+           "MIN_RHO", "MIN_SAME_TAU", "PAPER_SAME_TAU", "SAME_TAU", "TAUS", "causal_finding", "diffusion_findings",
+           "drop_findings", "gate_one_rate", "gate_teacher_count", "gate_smooths", "gate_teachers", "gate_teachers_enlarge", "inherit_finding",
            "judged", "matched_claim", "matched_findings", "practitioner_claim", "practitioner_findings",
            "same_tau_findings"]

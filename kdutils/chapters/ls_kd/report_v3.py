@@ -186,8 +186,12 @@ def _gates(p: PlanV3, df: pd.DataFrame, store: ResultStore) -> list:
         if "entropy" in a:
             ent.setdefault(u.ls, {})[u.pair] = a["entropy"]["1"]
     students = df[df.kind.isin(["student", "alone"])]
+    rates = {u.arm: [] for u in students.unit}
+    for u in students.unit:
+        rates[u.arm].append(u.cfg.train.lr)
+    counts = {ls: sum(1 for (l2, _) in teachers if l2 == ls) for ls in recipe_v3(p.profile).ls_values}
     return [cv3.gate_teachers(teachers, alone, gap), cv3.gate_smooths(ent.get(0.0, {}), ent.get(0.1, {})),
-            cv3.gate_one_rate(students.lr.tolist())]
+            cv3.gate_one_rate(rates), cv3.gate_teacher_count(counts)]
 
 
 #: Paper claims recipe v3 does not run, with the reason the page gives (LS 0.2 comes from the recipe).
