@@ -113,8 +113,12 @@ def dry_run_text(profile: str, n_shards: int = 2, store: ResultStore | None = No
     store = store or ResultStore()
     rates = measured_rates(store)
     items = todo(profile, n_shards, store)
-    lines = [f"LS-KD recipe {rv3.VERSION}, profile {profile!r}, {n_shards} shard(s); per-image-epoch times measured "
-             "from the chapter's records:"]
+    r = rv3.recipe_v3(profile)
+    lines = [f"LS-KD recipe {rv3.VERSION}, profile {profile!r}: {r.notes}",
+             f"teacher seeds {list(r.teacher_seeds)} per LS value {list(r.ls_values)}; student seeds "
+             f"{list(r.student_seeds)} per teacher; tau {[float(t) for t in r.taus]} plus the matched-entropy arms of "
+             f"tau {[float(t) for t in r.match_taus]}; student rate grid {list(r.student_lrs)} (one common rate)",
+             f"{n_shards} shard(s); per-image-epoch times measured from the chapter's records:"]
     for model in sorted({it.model for it in items}):
         got = rates.get(model)
         lines.append(f"  {model}: " + (f"{1e3 * got['s_per_image_epoch']:.3f} ms (median of {got['runs']} runs)"
