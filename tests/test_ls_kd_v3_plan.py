@@ -128,5 +128,7 @@ def test_report_before_the_run_says_not_yet_run(tmp_path):
     from kdutils.verdicts.verdict import NOT_YET_RUN
 
     vs = report_v3.verdicts("cpu", ResultStore(tmp_path))
-    assert vs and all(v.label == NOT_YET_RUN for v in vs)
+    assert len(vs) == 7 and all(v.label == NOT_YET_RUN for v in vs) and not vs[-1].scored
+    (title, text), = report_v3.page_sections("cpu", ResultStore(tmp_path))
+    assert "not recorded yet" in text and "--shard 0/2" in text
     assert "LS 0.2" in report_v3.not_run_markdown("cpu") and "Table B.5" in report_v3.not_run_markdown("cpu")

@@ -115,6 +115,42 @@ def separation_of(u, store: ResultStore, split: str = "test") -> dict[str, float
                            semantic_groups(DATASET).all_sets())
 
 
+def separation_table(p: PlanV3, store: ResultStore) -> pd.DataFrame:
+    """Similar- and dissimilar-pair separation (centroid distance in units of the pooled class spread) of the
+    teachers and their tau = 1 students, per LS value and split: mean over teacher pairs (and student seeds)."""
+    rows = []
+    for split in ("test", "train"):
+        for kind in ("teacher", "student"):
+            for ls in recipe_v3(p.profile).ls_values:
+                us = [u for u in p.finals(kind) if u.ls == ls and (kind == "teacher" or (u.tau == 1.0 and
+                                                                                          u.matched is None))]
+                seps = [s for u in us if (s := separation_of(u, store, split)) is not None]
+                if seps:
+                    rows.append({"split": split, "model": f"{kind}s" if kind == "teacher" else "students, tau 1",
+                                 "teacher LS": f"{ls:g}", "n": len(seps),
+                                 "similar pairs": f"{np.mean([x['similar'] for x in seps]):.3f}",
+                                 "dissimilar pairs": f"{np.mean([x['dissimilar'] for x in seps]):.3f}"})
+    return pd.DataFrame(rows)
+
+
+def page_sections(profile: str, store: ResultStore | None = None) -> list[tuple[str, Any]]:
+    """What the report page shows for recipe v3, in order: (heading, markdown text or table), ready for the
+    notebook to display once v3's records exist (until then a single "not yet run" section)."""
+    store = store or ResultStore()
+    p = build(profile, store)
+    r = recipe_v3(profile)
+    if p.common_lr is None or not p.finals("student"):
+        missing = ", ".join(p.missing) or "its runs"
+        return [("Recipe v3", f"Recipe v3 is not recorded yet at profile `{profile}` (missing: {missing}). Run "
+                              f"`python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 0/2` and "
+                              "`--shard 1/2`.")]
+    return [("Recipe v3", f"{r.notes}. Common student rate: {p.common_lr:g} (validation choice of the first plain "
+                          "teacher's tau = 1 arm)."),
+            ("Diffusion index with its noise floor (test and training splits)", eta_table(p, store)),
+            ("Class separation of teachers and tau = 1 students", separation_table(p, store)),
+            ("Not run", not_run_markdown(profile))]
+
+
 def _scale(p: PlanV3, df: pd.DataFrame) -> str:
     r = recipe_v3(p.profile)
     return (f"profile `{p.profile}`, recipe v3: Fashion-MNIST ({r.n_train or 60000:,} training images), "
@@ -123,54 +159,92 @@ def _scale(p: PlanV3, df: pd.DataFrame) -> str:
             f"({p.common_lr:g})" if p.common_lr else f"profile `{p.profile}`, recipe v3 (not yet run)")
 
 
+def _inputs(p: PlanV3, df: pd.DataFrame, store: ResultStore) -> dict[str, Any]:
+    """Everything the claims read, keyed (teacher pair, student seed) where a student is the unit."""
+    acc = acc_maps(df)
+    e = eta_frame(p, store, "test")
+    tau_rows = e[e.kind == "tau"] if not e.empty else e
+    eta = {t: {(r.pair, r.seed): r.eta_similar for r in tau_rows[(tau_rows.ls == 0.1) & (tau_rows.tau1 == t)]
+               .itertuples()} for t in cv3.HIGH_TAUS} if not e.empty else {}
+    units = []  # (pair, seed, eta_similar, accuracy drop from tau = 1)
+    for r in tau_rows.itertuples() if not e.empty else ():
+        a1, at = acc.get((r.ls, 1.0), {}).get((r.pair, r.seed)), acc.get((r.ls, r.tau1), {}).get((r.pair, r.seed))
+        if a1 is not None and at is not None:
+            units.append((r.pair, r.seed, r.eta_similar, a1 - at))
+    sep: dict[float, dict] = {}
+    for u in p.finals("student"):
+        if u.tau == 1.0 and u.matched is None and (s := separation_of(u, store)) is not None:
+            sep.setdefault(u.ls, {})[(u.pair, u.seed)] = s["similar"]
+    students = df[df.kind == "student"]
+    m_plain = {t: {(r.pair, r.seed): r.accuracy for r in students[students.matched == t].itertuples()}
+               for t in cv3.MATCHED}
+    for t in cv3.MATCHED:  # tau* may fall on the tau grid: then that arm is the matched one
+        for pair, match in p.matched.items():
+            if match.get(t) in recipe_v3(p.profile).taus:
+                m_plain[t].update({k: v for k, v in acc.get((0.0, match[t]), {}).items() if k[0] == pair})
+    floors = e[e.kind == "floor"] if not e.empty else e
+    return {"acc": acc, "eta": eta, "units": units, "sep": sep, "m_plain": m_plain, "floors": floors}
+
+
+def _only(scores: dict, seeds: set | None) -> dict:
+    return scores if seeds is None else {k: v for k, v in scores.items() if k[1] in seeds}
+
+
+def _judgements(x: dict[str, Any], gates: list, g_inherit: list, seeds: set | None = None) -> list:
+    """Every v3 claim judged on the units of student ``seeds`` (None: all), in the page's order."""
+    acc = {k: _only(v, seeds) for k, v in x["acc"].items()}
+    eta = {k: _only(v, seeds) for k, v in x["eta"].items()}
+    units: dict[int, list] = {}
+    for pair, seed, e, drop in x["units"]:
+        if seeds is None or seed in seeds:
+            units.setdefault(pair, []).append((e, drop))
+    m_plain = {k: _only(v, seeds) for k, v in x["m_plain"].items()}
+    m_ls = {t: acc.get((0.1, t), {}) for t in cv3.MATCHED}
+    others = {f"LS {ls:g}, tau {t:g}": v for (ls, t), v in acc.items() if (ls, t) != (0.1, 1.0)}
+    others.update({f"LS 0, tau* of LS tau {t:g}": v for t, v in m_plain.items() if v})
+    others = dict(sorted(others.items()))
+    sep = {ls: _only(v, seeds) for ls, v in x["sep"].items()}
+    return [cv3.judged(cv3.SAME_TAU, cv3.same_tau_findings(acc), gates),
+            cv3.judged(cv3.DIFFUSION, cv3.diffusion_findings(eta), gates),
+            cv3.judged(cv3.CAUSAL, cv3.causal_finding(units), gates),
+            cv3.judged(cv3.INHERIT, cv3.inherit_finding(sep.get(0.1, {}), sep.get(0.0, {})), g_inherit),
+            cv3.judged(cv3.matched_claim(), cv3.matched_findings(m_ls, m_plain), gates),
+            cv3.judged(cv3.practitioner_claim(list(others)), cv3.practitioner_findings(acc.get((0.1, 1.0), {}), others),
+                       gates),
+            cv3.judged(cv3.DROP, cv3.drop_findings(acc), gates)]
+
+
 def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
-    """Every v3 claim's verdict from the records (NOT_YET_RUN where its runs are missing)."""
+    """Every v3 claim's verdict from the records (NOT_YET_RUN where its runs are missing), each recomputed on
+    each student seed alone (the stability check: one seed per teacher pair, the teacher variance kept)."""
+    from kdutils.verdicts.rules import Stability
+
     store = store or ResultStore()
     p = build(profile, store)
     df = frame(p, store)
     scale = _scale(p, df)
     if df.empty or p.common_lr is None:
-        return [Verdict(c.text, NOT_YET_RUN, "recipe v3 is not recorded yet", scale)
-                for c in (cv3.SAME_TAU, cv3.DIFFUSION, cv3.CAUSAL, cv3.INHERIT)]
+        return [Verdict(c.text, NOT_YET_RUN, "recipe v3 is not recorded yet", scale, scored=c.scored)
+                for c in (cv3.SAME_TAU, cv3.DIFFUSION, cv3.CAUSAL, cv3.INHERIT, cv3.matched_claim(),
+                          cv3.practitioner_claim([]), cv3.DROP)]
     gates = _gates(p, df, store)
-    acc = acc_maps(df)
-    out = [to_verdict(cv3.judged(cv3.SAME_TAU, cv3.same_tau_findings(acc), gates), "", scale)]
-    e = eta_frame(p, store, "test")
-    eta = {t: {(r.pair, r.seed): r.eta_similar for r in e[(e.kind == "tau") & (e.ls == 0.1) & (e.tau1 == t)]
-               .itertuples()} for t in cv3.HIGH_TAUS} if not e.empty else {}
-    out.append(to_verdict(cv3.judged(cv3.DIFFUSION, cv3.diffusion_findings(eta), gates), "", scale))
-    units: dict[int, list] = {}
-    if not e.empty:
-        for r in e[e.kind == "tau"].itertuples():
-            a1, at = acc.get((r.ls, 1.0), {}).get((r.pair, r.seed)), acc.get((r.ls, r.tau1), {}).get((r.pair, r.seed))
-            if a1 is not None and at is not None:
-                units.setdefault(r.pair, []).append((r.eta_similar, a1 - at))
-    out.append(to_verdict(cv3.judged(cv3.CAUSAL, cv3.causal_finding(units), gates), "", scale))
-    sep = {}
-    for u in p.finals("student"):
-        if u.tau == 1.0 and u.matched is None:
-            s = separation_of(u, store)
-            if s is not None:
-                sep.setdefault(u.ls, {})[(u.pair, u.seed)] = s["similar"]
-    t_sep = {(u.ls, u.pair): s["similar"] for u in p.finals("teacher")
-             if (s := separation_of(u, store)) is not None}
+    t_sep = {(u.ls, u.pair): s["similar"] for u in p.finals("teacher") if (s := separation_of(u, store)) is not None}
     g_inherit = gates + [cv3.gate_teachers_enlarge(t_sep)]
-    out.append(to_verdict(cv3.judged(cv3.INHERIT, cv3.inherit_finding(sep.get(0.1, {}), sep.get(0.0, {})), g_inherit),
-                          "", scale))
-    students = df[df.kind == "student"]
-    m_ls = {t: acc.get((0.1, t), {}) for t in cv3.MATCHED}
-    m_plain = {t: {(r.pair, r.seed): r.accuracy for r in students[students.matched == t].itertuples()}
-               for t in cv3.MATCHED}
-    for t in cv3.MATCHED:  # tau* may fall on the tau grid: then that arm is the matched one
-        for pair, match in p.matched.items():
-            if match.get(t) in recipe_v3(profile).taus:
-                m_plain[t].update({k: v for k, v in acc.get((0.0, match[t]), {}).items() if k[0] == pair})
-    out.append(to_verdict(cv3.judged(cv3.matched_claim(), cv3.matched_findings(m_ls, m_plain), gates), "", scale))
-    best = acc.get((0.1, 1.0), {})
-    others = {f"LS {ls:g}, tau {t:g}": v for (ls, t), v in acc.items() if (ls, t) != (0.1, 1.0)}
-    others.update({f"LS 0, tau* of LS tau {t:g}": v for t, v in m_plain.items() if v})
-    out.append(to_verdict(cv3.judged(cv3.practitioner_claim(sorted(others)),
-                                     cv3.practitioner_findings(best, dict(sorted(others.items()))), gates), "", scale))
+    x = _inputs(p, df, store)
+    full = _judgements(x, gates, g_inherit)
+    seeds = sorted(recipe_v3(profile).student_seeds)
+    halves = [_judgements(x, gates, g_inherit, {s}) for s in seeds[:2]] if len(seeds) >= 2 else []
+    fl = x["floors"]
+    floor = ("Noise floor of the diffusion index (seed 0 -> seed 1 at the same tau and rate, RMS over teacher pairs "
+             "and LS values): " + ", ".join(f"tau {t:g}: {math.sqrt(float((g.eta_similar ** 2).mean())):.2f}%"
+                                            for t, g in fl.groupby("tau1")) + "." if len(fl) else "")
+    evidence = {1: floor}
+    out = []
+    for n, j in enumerate(full):
+        stab = None
+        if halves and j.label not in (NOT_YET_RUN,):
+            stab = Stability(j.label, halves[0][n].label, halves[1][n].label, (seeds[0],), (seeds[1],))
+        out.append(to_verdict(j, evidence.get(n, ""), scale, stability_=stab))
     return out
 
 
@@ -211,4 +285,4 @@ def not_run_markdown(profile: str) -> str:
     return "Not run at this profile:\n\n" + "\n".join(f"- **{k}**: {v}." for k, v in items.items())
 
 
-__all__ = ["NOT_RUN", "not_run_markdown", "acc_maps", "eta_frame", "eta_table", "frame", "separation_of", "verdicts"]
+__all__ = ["NOT_RUN", "not_run_markdown", "page_sections", "separation_table", "acc_maps", "eta_frame", "eta_table", "frame", "separation_of", "verdicts"]
