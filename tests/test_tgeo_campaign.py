@@ -270,3 +270,6 @@ def test_report_tables_and_alpha_figure_read_the_smoke_records(smoke_store):
     assert all(v == list(range(1, epochs + 1)) for v in per)
     assert {"g1", "g'5"} <= set(df.group) and df["share_above_0.99"].between(0, 1).all()
     assert report_cf.alpha_epochs_figure("smoke", smoke_store) is not None
+    room = report_cf.room_table("smoke", smoke_store)
+    assert list(room.student) == ["main", "cap:8", "het:cnn"] and (room.n == 2).all()
+    assert (room.room == (room.low > room.margin)).all()

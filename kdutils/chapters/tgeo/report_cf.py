@@ -14,7 +14,7 @@ from kdutils.chapters.tgeo.campaign import final_configs, resolved
 from kdutils.chapters.tgeo.crossfit import part_configs
 from kdutils.store.store import ResultStore
 
-__all__ = ["alpha_epochs", "alpha_epochs_figure", "arms_table", "teachers_table"]
+__all__ = ["alpha_epochs", "alpha_epochs_figure", "arms_table", "room_table", "teachers_table"]
 
 TGEO_SHOWN = ("tgeo_both", "tgeo_both_sgdstep", "tgeo_const")
 
@@ -104,3 +104,26 @@ def alpha_epochs_figure(profile: str, store: ResultStore | None = None, arm: str
     axes[1].legend(title="group", fontsize=8)
     fig.suptitle(f"{arm}: learned alpha over training (mean over seeds)", fontsize=10)
     return fig
+
+
+def room_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+    """The KD-room gate for every student the recipe trains (main, each capacity width, each conv student): the
+    vanilla arm chosen on validation minus the student alone, paired over seeds, against the +1 pt margin. The
+    attempts at a setting with room, recorded whether or not the gate passes."""
+    from kdutils.chapters.tgeo.claims_cf import _scores, room_gate
+
+    store = store or ResultStore()
+    fc = _finals(profile, store)
+    if fc is None or fc["_vanilla"] is None:
+        return pd.DataFrame()
+    v = fc["_vanilla"]
+    students = {"main": fc["main"], **fc["capacity"], **{f"het:{m}": a for m, a in fc["hetero"].items()}}
+    rows = []
+    for name, arms in students.items():
+        if "alone" not in arms or v not in arms:
+            continue
+        gate = room_gate(_scores({"alone": arms["alone"], v: arms[v]}, store), v)
+        m = gate.measured
+        rows.append({"student": name, "vanilla minus alone (pts)": m["mean"], "low": m["low"], "high": m["high"],
+                     "n": m["n"], "margin": m["margin"], "room": gate.passed})
+    return pd.DataFrame(rows)
