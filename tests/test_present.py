@@ -33,7 +33,10 @@ def test_mean_std_table_counts_failed_runs():
 
 def test_interval_and_small_values():
     assert present.fmt_interval(-17, -25, -9, unit="errors") == "-17 errors [-25, -9]"
-    assert present.fmt_value(7.03e-05) == "7.03e-05"  # not rounded to 0.0001
+    assert present.fmt_value(7.03e-05) == "7.03×10⁻⁵"  # not rounded to 0.0001, and no "e-05"
+    assert present.fmt_value(6.18e-09) == "6.18×10⁻⁹" and present.fmt_value(2.5e7) == "2.5×10⁷"
+    assert present.fmt_value(0.1) == "0.1" and present.fmt_value(5e-4) == "0.0005"  # no "0.1000", "5.00e-04"
+    assert present.fmt_value(4.567e-4) == "4.57×10⁻⁴"  # 0.0005 would round it off by 9%
     assert present.fmt_value(0.123456) == "0.1235"
     assert present.fmt_value(None) == present.MISSING
 
@@ -60,7 +63,7 @@ def test_no_nan_in_rendered_html_and_status_visible():
     # the diverged run shows its status in its empty metric cell, and in the status column
     assert t.frame.loc[2, "test accuracy"] == "diverged"
     assert t.frame.loc[2, "status"] == "diverged"
-    assert t.frame.loc[2, "test accuracy (paper)"] == "0.9800"
+    assert t.frame.loc[2, "test accuracy (paper)"] == "0.980"  # the column's shared trailing zero dropped
     assert t.frame.loc[1, "test accuracy (paper)"] == present.MISSING
     assert t.frame.loc[0, "device"] == "CPU (1 thread)"
     assert "<th>" in html and "index" not in html.lower()  # no pandas index column
@@ -132,3 +135,45 @@ def test_fmt_series_mean_std_fixed_decimals_sample_std():
     assert present.fmt_series_mean_std(pd.Series([1.0, 2.0, 4.0]), 2) == "2.33 ± 1.53"
     assert present.fmt_series_mean_std([3.0, "n/a", None], 1) == "3.0"  # one number left: no std
     assert present.fmt_series_mean_std(pd.Series([], dtype=float)) == present.MISSING
+
+
+def test_one_unit_for_accuracy_differences():
+    assert present.unify_units("+2.1 pp [1.0, 3.2]; -0.5pp; 2 percentage points") == \
+        "+2.1 pts [1.0, 3.2]; -0.5 pts; 2 pts"
+    assert present.unify_units("student − plain: +0.6 points [0.1, 1.1]") == "student − plain: +0.6 pts [0.1, 1.1]"
+    assert present.unify_units("1000 points per shape, 16 points") == "1000 points per shape, 16 points"
+    assert present.markdown("-2.2 pp per group").data == "-2.2 pts per group"
+
+
+def test_mean_std_keeps_its_decimals_so_a_column_reads_evenly():
+    assert present.fmt_mean_std(0.98, 0.001) == "0.9800 ± 0.0010"
+    assert present.fmt_mean_std(6e-9, 1e-9) == "6×10⁻⁹ ± 1×10⁻⁹"
+
+
+def test_a_column_keeps_equal_decimals_without_the_zeros_they_all_share():
+    df = pd.DataFrame({"lr": [0.1, 0.05, 0.3], "acc": [0.9825, 0.98, 0.97], "one": [0.1, np.nan, np.nan]})
+    f = present.results_table(df, status=None, device=None).frame
+    assert list(f["lr"]) == ["0.10", "0.05", "0.30"]
+    assert list(f["acc"]) == ["0.9825", "0.9800", "0.9700"]
+    assert list(f["one"]) == ["0.1", present.MISSING, present.MISSING]
+
+
+def test_a_table_much_wider_than_long_is_shown_on_its_side():
+    cols = {f"metric_{i}": [0.5 + i / 100, 0.25] for i in range(12)}
+    df = pd.DataFrame({"role": ["teacher", "student"], **cols, "status": ["ok", "diverged"]})
+    t = present.results_table(df, device=None)
+    html = t.to_html()
+    assert "<th>teacher</th>" in html and "<th>student</th>" in html and "<td" in html
+    side = t.transposed().frame
+    assert list(side.columns) == ["", "teacher", "student"] and side.iloc[0].tolist() == ["metric 0", "0.50", "0.25"]
+    assert side.iloc[-1].tolist() == ["status", "ok", "diverged"]
+    narrow = present.results_table(df[["role", "metric_0", "status"]], device=None).to_html()
+    assert "<th>teacher</th>" not in narrow  # a narrow table stays as it is
+    twice = pd.DataFrame({"role": ["a", "a"], **cols})
+    assert list(present.results_table(twice, status=None, device=None).transposed().frame.columns) == ["", "a (1)", "a (2)"]
+
+
+def test_raw_column_names_read_as_words():
+    df = pd.DataFrame({"train_agreement": [0.5], "im_l1": [0.1]})
+    assert list(present.results_table(df, status=None, device=None).frame.columns) == ["train agreement", "im l1"]
+    assert list(present.results_table(df, {"im_l1": "IM (L1)"}, status=None, device=None).frame.columns) == ["IM (L1)"]

@@ -131,4 +131,25 @@ def test_a_claim_without_verdict_says_why_in_the_effect_column():
     t = scorecard.scorecard_table(card)
     assert t.frame.iloc[0]["effect (95% interval)"].startswith("a run is not recorded")
     assert t.frame.iloc[0]["verdict (evidence)"] == "⏳ not yet run"
-    assert 'href="x_report.html">⏳ not yet run</a>' in t.to_html()
+    assert 'href="x_report.html#claim-c">⏳ not yet run</a>' in t.to_html()
+
+
+def test_every_row_names_its_paper_and_links_the_verdict_to_its_claim():
+    card = scorecard.scorecard("cpu", chapters=(_chapter(_not_recorded, ["First claim here.", "Second claim, other words."]),))
+    html = scorecard.scorecard_table(card).to_html()
+    assert html.count(">Someone et al. (2020)</a>") == 2  # no row with an empty link
+    assert 'class="kd-table kd-scorecard"' in html and html.count('kd-repeat') == 1  # the repeat is marked
+    assert 'href="x_report.html#claim-first-claim-here">' in html
+    assert 'href="x_report.html#claim-second-claim-other-words">' in html
+    assert 'data-label="claim"' in html and 'kd-claim' in html and 'kd-verdict' in html
+
+
+def test_claim_anchors_are_unique_on_each_chapter_page():
+    from kdutils.report import present
+    for ch in all_chapters():
+        anchors = [present.claim_anchor(c) for c in ch.claims]
+        assert len(set(anchors)) == len(anchors), f"{ch.name}: two claims share an anchor: {anchors}"
+    assert present.claim_anchor("At tau = 1, a student is at least as good") == "claim-at-tau-1-a-student-is-at"  # 8 words, "=" among them
+    with pytest.raises(ValueError, match="needs words"):
+        present.claim_anchor("  ")
+

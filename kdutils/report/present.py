@@ -33,6 +33,9 @@ PAGE_WIDTH_IN = 7.5
 """Figure width in inches: at the book's 100 dpi it fills the ~750 px content column of a 1280 px window, so
 10-pt text stays about 10 px tall on screen."""
 
+TRANSPOSE_COLUMNS = 10
+"""A table with more columns than this (and at most half as many rows) is shown transposed (`Table.to_html`)."""
+
 MAX_COLUMNS = 3
 """Most panels per figure row; more makes each panel too narrow to read at page size."""
 
@@ -50,9 +53,21 @@ def _is_missing(x: Any) -> bool:
         return False
 
 
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def fmt_sci(x: float, significant: int = 3) -> str:
+    """A tiny or huge number as a reader writes it: 6.18e-09 -> "6.18×10⁻⁹" (never "6.18e-09")."""
+    mantissa, exponent = f"{x:.{max(significant - 1, 0)}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}×10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
 def fmt_value(x: Any, digits: int = 4) -> str:
-    """One number as the book prints it: `digits` significant-looking decimals, scientific notation for tiny
-    values (an IM of 7e-05 must not print as 0.0001), "—" when missing."""
+    """One number as the book prints it: at most `digits` decimals without trailing zeros (a learning rate of
+    0.1 prints "0.1", 5e-4 prints "0.0005"), and "6.18×10⁻⁹" for values too small for that (an IM of 7e-05
+    must not print as 0.0001) or very large; "—" when missing."""
     if _is_missing(x):
         return MISSING
     if isinstance(x, (bool, np.bool_)):
@@ -67,10 +82,52 @@ def fmt_value(x: Any, digits: int = 4) -> str:
             return "0"
         if x.is_integer() and abs(x) < 1e6:
             return str(int(x))
-        if abs(x) < 10 ** -(digits - 1) or abs(x) >= 1e6:
-            return f"{x:.{max(digits - 2, 1)}e}"
-        return f"{x:.{digits}f}"
+        if abs(x) >= 1e6:
+            return fmt_sci(x)
+        text = f"{x:.{digits}f}".rstrip("0").rstrip(".")
+        if abs(x) < 10 ** -(digits - 1) and abs(float(text) - x) > 0.005 * abs(x):
+            return fmt_sci(x)  # the decimals would round it off: show it in powers of ten
+        return text
     return str(x)
+
+
+def _fixed(x: Any, digits: int) -> str:
+    """`digits` decimals kept (a column of means reads evenly), unless that rounds the value off (fmt_value)."""
+    if isinstance(x, (float, np.floating)) and math.isfinite(x) and x != 0 and abs(x) >= 10 ** -(digits - 1):
+        return f"{float(x):.{digits}f}"
+    return fmt_value(x, digits)
+
+
+_DECIMAL = re.compile(r"-?\d+\.\d+")
+
+
+def _trim_common_zeros(column: list[str]) -> list[str]:
+    """A column's numbers keep equal decimals, minus the trailing zeros they all share: [0.1000, 0.0500]
+    -> [0.10, 0.05]; [0.9825, 0.9800] stays; a lone 0.1000 -> 0.1. Non-numbers are left alone."""
+    nums = [c for c in column if _DECIMAL.fullmatch(c)]
+    if not nums:
+        return column
+    cut = min(len(c) - len(c.rstrip("0")) for c in nums)
+    if cut == 0:
+        return column
+    def trim(c: str) -> str:
+        return (c[:-cut].rstrip(".") if _DECIMAL.fullmatch(c) else c)
+    return [trim(c) for c in column]
+
+
+_UNITS = (
+    (re.compile(r"(\d)\s?(?:pp|percentage points)\b"), r"\1 pts"),  # "2.1 pp", "2.1pp" -> "2.1 pts"
+    (re.compile(r"([+\-−]\d+(?:\.\d+)?) points\b"), r"\1 pts"),  # "+0.6 points" (a signed difference)
+)
+
+
+def unify_units(text: str) -> str:
+    """One unit for accuracy differences throughout the book, "pts" (percentage points): "+2.1 pp",
+    "+2.1 points" and "2.1 percentage points" all read "+2.1 pts". Only a number's unit is touched ("1000
+    points" of a point cloud, unsigned, stays)."""
+    for pattern, repl in _UNITS:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def fmt_mean_std(mean: float, std: float | None = None, digits: int = 4, n: int | None = None) -> str:
@@ -78,9 +135,9 @@ def fmt_mean_std(mean: float, std: float | None = None, digits: int = 4, n: int 
     `n` appends the number of runs, e.g. "0.9812 ± 0.0010 (n=3)"."""
     if _is_missing(mean):
         return MISSING
-    out = fmt_value(mean, digits)
+    out = _fixed(mean, digits)
     if not _is_missing(std):
-        out += f" ± {fmt_value(std, digits)}"
+        out += f" ± {_fixed(std, digits)}"
     if n is not None:
         out += f" (n={int(n)})"
     return out
@@ -130,6 +187,16 @@ def shorten_devices(text: str) -> str:
     """Every device string inside free text (a verdict's scale, a caption) shortened with `short_device`:
     "profile `cpu` on cpu: x86_64, 1 threads" -> "profile `cpu` on CPU (1 thread)"."""
     return _DEVICE_IN_TEXT.sub(lambda m: short_device(m.group(0)), str(text))
+
+
+def claim_anchor(claim: str, words: int = 8) -> str:
+    """The HTML id of a claim's verdict on its chapter page, from the claim's text: "claim-" and its first
+    `words` words as a slug ("At tau = 1, a student ..." -> "claim-at-tau-1-a-student-distilled-from-a").
+    The scorecard and the synthesis page link to it, so it is computed in one place from the text both share."""
+    slug = re.sub(r"[^a-z0-9]+", "-", " ".join(str(claim).lower().split()[:words])).strip("-")
+    if not slug:
+        raise ValueError(f"claim_anchor: a claim needs words, got {claim!r}")
+    return "claim-" + slug
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -193,6 +260,9 @@ class Table:
     links: dict[tuple[int, str], str] = field(default_factory=dict)
     wrap_columns: set[str] = field(default_factory=set)
     wide_columns: set[str] = field(default_factory=set)
+    css_class: str = ""  # an extra class on <table> (e.g. "kd-scorecard"); cells then carry data-label
+    column_classes: dict[str, str] = field(default_factory=dict)  # header -> extra class of its cells
+    cell_classes: dict[tuple[int, str], str] = field(default_factory=dict)  # (row, header) -> extra class
 
     def _rows_html(self, rows: Iterable[int]) -> str:
         out = []
@@ -210,7 +280,10 @@ class Table:
                     cls.append("kd-wrap-text")
                 if c in self.wide_columns:
                     cls.append("kd-wide")
+                cls += [x for x in (self.column_classes.get(c), self.cell_classes.get((i, c))) if x]
                 attr = f' class="{" ".join(cls)}"' if cls else ""
+                if self.css_class:  # a table that restyles itself (the scorecard's cards) names each cell's column
+                    attr += f' data-label="{html.escape(str(c), quote=True)}"'
                 text = html.escape(str(self.frame.iat[i, self.frame.columns.get_loc(c)]))
                 if (i, c) in self.links:
                     text = f'<a href="{html.escape(self.links[(i, c)], quote=True)}">{text}</a>'
@@ -223,13 +296,31 @@ class Table:
         head = "".join(f"<th{text_attr if c in self.text_columns else ''}>{html.escape(str(c))}</th>"
                        for c in self.frame.columns)
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        return (f'<div class="kd-wrap"><table class="kd-table">{cap}<thead><tr>{head}</tr></thead>'
+        cls = f"kd-table {self.css_class}".strip()
+        return (f'<div class="kd-wrap"><table class="{cls}">{cap}<thead><tr>{head}</tr></thead>'
                 f"<tbody>{self._rows_html(rows)}</tbody></table></div>")
+
+    def transposed(self) -> "Table":
+        """The table turned on its side: one column per row (headed by the row's first cell), one row per
+        column. The failed cells stay marked; links and column styles are dropped."""
+        f = self.frame
+        heads = [str(v) for v in f.iloc[:, 0]]
+        if len(set(heads)) < len(heads):  # repeated names (two seeds of one arm): number them
+            heads = [f"{h} ({i + 1})" for i, h in enumerate(heads)]
+        body = pd.DataFrame({"": [str(c) for c in f.columns[1:]],
+                             **{h: [str(v) for v in f.iloc[i, 1:]] for i, h in enumerate(heads)}})
+        bad = {(list(f.columns[1:]).index(c), heads[i]) for i, c in self.bad_cells if c in list(f.columns[1:])}
+        return Table(body, caption=self.caption, max_rows=max(self.max_rows, len(body)), bad_cells=bad,
+                     text_columns={""})
 
     def to_html(self) -> str:
         """The table as HTML; with more than `max_rows` rows, the first `max_rows` show and the whole table
-        sits behind a <details> toggle (nothing is cut)."""
+        sits behind a <details> toggle (nothing is cut). A table much wider than long (more than
+        `TRANSPOSE_COLUMNS` columns, at most half as many rows: a point notebook's runs with every metric) is
+        shown on its side, one column per run, so it fits the page instead of scrolling."""
         n = len(self.frame)
+        if len(self.frame.columns) > TRANSPOSE_COLUMNS and 0 < 2 * n <= len(self.frame.columns):
+            return self.transposed().to_html()
         if n <= self.max_rows:
             return _TABLE_CSS + self._table_html(range(n), self.caption)
         return (_TABLE_CSS + self._table_html(range(self.max_rows), self.caption)
@@ -254,28 +345,36 @@ class Table:
         return len(self.frame)
 
 
+def readable(name: Any) -> str:
+    """A column name as a header: "train_agreement" -> "train agreement" (a record's key is not prose)."""
+    return str(name).replace("_", " ")
+
+
 def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] | None = None, *,
                   status: str | None = "status", paper: Mapping[str, str] | None = None,
                   formats: Mapping[str, Callable[[Any], str]] | None = None, digits: int = 4,
                   max_rows: int = 15, caption: str = "", device: str | None = "device",
                   links: Mapping[str, str] | None = None, wrap: Iterable[str] = (),
-                  wide: Iterable[str] = ()) -> Table:
+                  wide: Iterable[str] = (), css_class: str = "",
+                  column_classes: Mapping[str, str] | None = None) -> Table:
     """A results table a reader can read.
 
     df: one row per run or per aggregated arm. columns: which columns to show, in order, as {column: readable
-    name} (or a list of names kept as they are); None shows all. status: the column holding the run status;
+    name} (or a list, shown with `readable` names); None shows all. status: the column holding the run status;
     it is always shown (right after the chosen columns) when the table has it, and a non-ok run's empty
     cells show its status instead of "—". paper: {our column: column holding the paper's value}; the paper's
     value is shown right after ours as "<name> (paper)". formats: per-column formatter overriding the default
     number format. device: a column shortened with `short_device`. links: {column: column holding a URL}:
     the cell links there (the URL column itself is not shown unless chosen). wrap: columns of long text
     (claims, evidence) that wrap instead of widening the table; wide: the wrapped columns given the most room
-    (e.g. the claim), so they do not shrink to a word per line.
+    (e.g. the claim), so they do not shrink to a word per line. css_class: an extra class on the table (its
+    cells then carry data-label="<header>" for CSS that stacks them); column_classes: {column: class} for
+    its cells.
     """
     if columns is None:
-        columns = {c: str(c) for c in df.columns}
+        columns = {c: readable(c) for c in df.columns}
     elif not isinstance(columns, Mapping):
-        columns = {c: str(c) for c in columns}
+        columns = {c: readable(c) for c in columns}
     paper = dict(paper or {})
     formats = dict(formats or {})
     links = dict(links or {})
@@ -311,7 +410,7 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
             elif src in formats and not _is_missing(v):
                 s = formats[src](v)
             else:
-                s = fmt_value(v, digits)
+                s = _fixed(v, digits)
             if s == MISSING and failed and not is_paper:
                 s = st
                 bad.add((i, header))
@@ -322,6 +421,9 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
             cells[header].append(s)
             if src in links and not _is_missing(data.at[i, links[src]]) and not is_paper:
                 link_cells[(i, header)] = str(data.at[i, links[src]])
+    for src, header, _ in order:
+        if src not in formats and src != device:
+            cells[header] = _trim_common_zeros(cells[header])
     frame = pd.DataFrame(cells, columns=[h for _, h, _ in order])
     for src, header, _ in order:
         if not pd.api.types.is_numeric_dtype(df[src]) or src in (status, device):
@@ -329,7 +431,9 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
     return Table(frame, caption=caption, max_rows=max_rows, bad_cells=bad,
                  paper_columns={h for _, h, p in order if p}, text_columns=text_cols, links=link_cells,
                  wrap_columns={h for src, h, _ in order if src in set(wrap) | set(wide)},
-                 wide_columns={h for src, h, _ in order if src in set(wide)})
+                 wide_columns={h for src, h, _ in order if src in set(wide)}, css_class=css_class,
+                 column_classes={h: dict(column_classes or {})[src] for src, h, _ in order
+                                 if src in dict(column_classes or {})})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -433,7 +537,7 @@ def markdown(text: str):
     """Markdown output (prose with numbers computed from the records), for a `remove-input` cell."""
     from IPython.display import Markdown
 
-    return Markdown(text)
+    return Markdown(unify_units(text))
 
 
 def curves_figure(df: pd.DataFrame, x: str = "epoch", ys: Sequence[str] = ("loss",), hue: str | None = None, *,

@@ -107,7 +107,8 @@ def scorecard(profile: str = "cpu", store: Any = None, chapters: tuple[Chapter, 
                 label = v.label
                 rows.append({**base, "claim": v.claim, "label": label, "badge": BADGES.get(label, ""),
                              "scale": present.shorten_devices(str(v.scale).replace("`", "")),
-                             "effect": str(getattr(v, "effect", "") or ""), "evidence": v.evidence,
+                             "effect": present.unify_units(str(getattr(v, "effect", "") or "")),
+                             "evidence": present.unify_units(str(v.evidence)),
                              "parts": _parts_text(v), "gates": _gates_text(v), "stability": _stability_text(v),
                              "details": _details(v), "scored": bool(getattr(v, "scored", True)),
                              "code": getattr(v, "code", "") or code})
@@ -178,26 +179,36 @@ def page_link(page: str, from_page: str = "notebooks/scorecard") -> str:
     return posixpath.relpath(page + ".html", posixpath.dirname(from_page) or ".")
 
 
+def claim_href(page: str, claim: str, from_page: str = "notebooks/scorecard") -> str:
+    """The address of a claim's verdict on its chapter page (`present.claim_anchor`), relative to `from_page`."""
+    return f"{page_link(page, from_page)}#{present.claim_anchor(claim)}"
+
+
 def scorecard_table(card: pd.DataFrame, from_page: str = "notebooks/scorecard",
                     max_rows: int = 40) -> present.Table:
-    """The scorecard as the page shows it: paper and verdict (both linking to the chapter, the evidence), claim,
-    effect with its interval (or why there is none yet), scale; long text wraps instead of widening the table."""
+    """The scorecard as the page shows it: paper (linking to the chapter), claim, verdict (linking to the claim's
+    verdict and evidence in the chapter), effect with its interval (or why there is none yet), scale. Every row
+    names its paper (a claim read alone, or as a card on a phone, needs it); the repeats are set in grey."""
     first = ~card["chapter"].duplicated()
     no_verdict = card["label"] == NOT_YET_RUN
     own = ~card["scored"].astype(bool) if "scored" in card else pd.Series(False, index=card.index)
     extra = {c: card[c] if c in card else pd.Series("", index=card.index) for c in ("parts", "gates", "stability")}
     shown = card.assign(verdict=card["badge"] + " " + card["label"],
-                        paper=card["paper"].where(first, ""),
                         claim=card["claim"].where(~own, card["claim"] + " (the chapter's own check, not counted)"),
                         href=card["page"].map(lambda p: page_link(p, from_page)),
+                        claim_href=[claim_href(p, c, from_page) for p, c in zip(card["page"], card["claim"])],
                         effect=card["effect"].where(~no_verdict, card["evidence"]).replace("", "—"),
                         **{k: v.replace("", "—") for k, v in extra.items()})
-    return present.results_table(shown, {"paper": "paper", "claim": "claim", "verdict": "verdict (evidence)",
-                                         "parts": "parts", "gates": "gates", "effect": "effect (95% interval)",
-                                         "stability": "on seed halves", "scale": "scale"},
-                                 status=None, device=None, links={"paper": "href", "verdict": "href"},
-                                 wrap=("paper", "verdict", "parts", "gates", "effect", "scale"), wide=("claim",),
-                                 max_rows=max_rows)
+    table = present.results_table(shown, {"paper": "paper", "claim": "claim", "verdict": "verdict (evidence)",
+                                          "parts": "parts", "gates": "gates", "effect": "effect (95% interval)",
+                                          "stability": "on seed halves", "scale": "scale"},
+                                  status=None, device=None, links={"paper": "href", "verdict": "claim_href"},
+                                  wrap=("paper", "verdict", "parts", "gates", "effect", "scale"), wide=("claim",),
+                                  max_rows=max_rows, css_class="kd-scorecard",
+                                  column_classes={"claim": "kd-claim", "verdict": "kd-verdict"})
+    table.cell_classes.update({(i, "paper"): "kd-repeat" for i, f in enumerate(first) if not f})
+    return table
+
 
 def evidence_html(card: pd.DataFrame) -> str:
     """The evidence behind each computed verdict, one collapsed <details> per claim (the chapters show it in
