@@ -93,12 +93,9 @@ MEASURE_JS = r"""
   }
   const ids = Array.from(document.querySelectorAll('[id]'), (e) => e.id);
   const anchors = {};
-  for (const id of ids) {  // the text after each claim anchor, to check that a link lands on its claim
+  for (const id of ids) {  // the text at each claim anchor (its "Claim. ..." paragraph), to check a link's landing
     const el = document.getElementById(id);
-    if (id.startsWith('claim-')) {
-      const box = el.closest('section, div.cell_output, div.output') || el.parentElement;
-      anchors[id] = (box.textContent || '').replace(/\s+/g, ' ').slice(0, 4000);
-    }
+    if (id.startsWith('claim-')) anchors[id] = (el.textContent || '').replace(/\s+/g, ' ').slice(0, 4000);
   }
   const links = [];
   const card = document.querySelector('table.kd-scorecard');

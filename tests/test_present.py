@@ -169,8 +169,9 @@ def test_a_table_much_wider_than_long_is_shown_on_its_side():
     assert side.iloc[-1].tolist() == ["status", "ok", "diverged"]
     narrow = present.results_table(df[["role", "metric_0", "status"]], device=None).to_html()
     assert "<th>teacher</th>" not in narrow  # a narrow table stays as it is
-    twice = pd.DataFrame({"role": ["a", "a"], **cols})
-    assert list(present.results_table(twice, status=None, device=None).transposed().frame.columns) == ["", "a (1)", "a (2)"]
+    twice = pd.DataFrame({"role": ["a_b", "a_b", "c"], **{k: v + [0.0] for k, v in cols.items()}})
+    heads = list(present.results_table(twice, status=None, device=None).transposed().frame.columns)
+    assert heads == ["", "a b (1)", "a b (2)", "c"]  # readable, and only the repeated name numbered
 
 
 def test_raw_column_names_read_as_words():

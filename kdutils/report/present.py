@@ -145,9 +145,13 @@ class Table:
         """The table turned on its side: one column per row (headed by the row's first cell), one row per
         column. The failed cells stay marked; links and column styles are dropped."""
         f = self.frame
-        heads = [str(v) for v in f.iloc[:, 0]]
-        if len(set(heads)) < len(heads):  # repeated names (two seeds of one arm): number them
-            heads = [f"{h} ({i + 1})" for i, h in enumerate(heads)]
+        heads = [readable(v) for v in f.iloc[:, 0]]
+        seen: dict[str, int] = {}
+        total = {h: heads.count(h) for h in heads}
+        for i, h in enumerate(heads):  # a repeated name (two seeds of one arm) is numbered: "distilled (2)"
+            if total[h] > 1:
+                seen[h] = seen.get(h, 0) + 1
+                heads[i] = f"{h} ({seen[h]})"
         body = pd.DataFrame({"": [str(c) for c in f.columns[1:]],
                              **{h: [str(v) for v in f.iloc[i, 1:]] for i, h in enumerate(heads)}})
         bad = {(list(f.columns[1:]).index(c), heads[i]) for i, c in self.bad_cells if c in list(f.columns[1:])}

@@ -121,7 +121,12 @@ def show_point_table(records: list[dict[str, Any]]):
     from kdutils.report.present import results_table as present
 
     t = point_table(records)
-    return present(t, {c: c for c in t.columns if c != "status"}, caption="The runs of this point.")
+    names = {"nll": "NLL", "ece": "ECE", "kl": "KL", "im_l1": "IM (L1)", "flip_rate": "flip rate",
+             "im_roll_l1": "IM roll (L1)", "agreement_tprime": "agreement (teacher′)",
+             "agreement_teacher": "agreement (teacher)", "train s": "train (s)"}
+    # the device is the page's (its scale line says it), not a column: the table must fit the page's width
+    return present(t, {c: names.get(c, c.replace("_", " ")) for c in t.columns if c not in ("status", "device")},
+                   caption="The runs of this point.", device=None)
 
 
 def summary(table: pd.DataFrame, metrics: Iterable[str] = ("accuracy", "nll", "ece", "agreement", "kl", "im_l1",
