@@ -74,6 +74,7 @@ def test_toggle_only_above_max_rows():
     df = pd.DataFrame({"x": range(20), "status": ["ok"] * 20})
     short = present.results_table(df.head(5), max_rows=10).to_html()
     assert "<details" not in short
+    assert "<details" not in present.results_table(df.head(13), max_rows=10).to_html()  # 3 over: shown whole
     long = present.results_table(df, max_rows=10).to_html()
     assert "<details" in long and "Show all 20 rows" in long
     # nothing is cut: every value appears in the toggled full table

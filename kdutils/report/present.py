@@ -33,6 +33,9 @@ PAGE_WIDTH_IN = 7.5
 """Figure width in inches: at the book's 100 dpi it fills the ~750 px content column of a 1280 px window, so
 10-pt text stays about 10 px tall on screen."""
 
+FOLD_SLACK = 3
+"""A table at most this many rows over its `max_rows` is shown whole (a toggle for so few rows repeats it)."""
+
 TRANSPOSE_COLUMNS = 10
 """A table with more columns than this (and at most half as many rows) is shown transposed (`Table.to_html`)."""
 
@@ -166,7 +169,7 @@ class Table:
         n = len(self.frame)
         if len(self.frame.columns) > TRANSPOSE_COLUMNS and 0 < 2 * n <= len(self.frame.columns):
             return self.transposed().to_html()
-        if n <= self.max_rows:
+        if n <= self.max_rows + FOLD_SLACK:  # a toggle to show one or two more rows would only repeat the table
             return _TABLE_CSS + self._table_html(range(n), self.caption)
         return (_TABLE_CSS + self._table_html(range(self.max_rows), self.caption)
                 + f'<details class="kd-more"><summary>Show all {n} rows</summary>'

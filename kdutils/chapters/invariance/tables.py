@@ -121,12 +121,21 @@ def show_point_table(records: list[dict[str, Any]]):
     from kdutils.report.present import results_table as present
 
     t = point_table(records)
+    # Columns that say nothing per run leave the table (it must fit the page): one value for every run is said in
+    # the caption, a column with no value at all is dropped; the device is the page's (its scale line says it).
+    keep = ("role", "status", "device")
+    empty = [c for c in t.columns if c not in keep and t[c].isna().all()]
+    same = [c for c in t.columns if c not in keep + tuple(empty) and len(t) > 1 and t[c].notna().all()
+            and t[c].astype(str).nunique() == 1]
+    caption = "The runs of this point." + (" The same for every run: " + ", ".join(
+        f"{c.replace('_', ' ')} {t[c].iloc[0]}" for c in same) + "." if same else "")
+    t = t.drop(columns=same + empty).assign(**{c: t[c].astype(str).str.replace("_", " ") for c in ("role", "model")
+                                       if c in t and c not in same})
     names = {"nll": "NLL", "ece": "ECE", "kl": "KL", "im_l1": "IM (L1)", "flip_rate": "flip rate",
              "im_roll_l1": "IM roll (L1)", "agreement_tprime": "agreement (teacher′)",
              "agreement_teacher": "agreement (teacher)", "train s": "train (s)"}
-    # the device is the page's (its scale line says it), not a column: the table must fit the page's width
     return present(t, {c: names.get(c, c.replace("_", " ")) for c in t.columns if c not in ("status", "device")},
-                   caption="The runs of this point.", device=None)
+                   caption=caption, device=None)
 
 
 def summary(table: pd.DataFrame, metrics: Iterable[str] = ("accuracy", "nll", "ece", "agreement", "kl", "im_l1",
