@@ -142,6 +142,7 @@ def test_every_row_names_its_paper_and_links_the_verdict_to_its_claim():
     assert 'href="x_report.html#claim-first-claim-here">' in html
     assert 'href="x_report.html#claim-second-claim-other-words">' in html
     assert 'data-label="claim"' in html and 'kd-claim' in html and 'kd-verdict' in html
+    assert 'kd-empty" data-label="parts">—<' in html  # an empty field a phone's card leaves out
 
 
 def test_claim_anchors_are_unique_on_each_chapter_page():

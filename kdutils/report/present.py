@@ -125,6 +125,8 @@ class Table:
                 if c in self.wide_columns:
                     cls.append("kd-wide")
                 cls += [x for x in (self.column_classes.get(c), self.cell_classes.get((i, c))) if x]
+                if self.css_class and str(self.frame.iat[i, self.frame.columns.get_loc(c)]) == MISSING:
+                    cls.append("kd-empty")  # a card leaves out its empty fields
                 attr = f' class="{" ".join(cls)}"' if cls else ""
                 if self.css_class:  # a table that restyles itself (the scorecard's cards) names each cell's column
                     attr += f' data-label="{html.escape(str(c), quote=True)}"'
