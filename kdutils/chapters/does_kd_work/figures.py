@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdutils.chapters.does_kd_work.claims import POLICY_NAMES, line_frame
+from kdutils.chapters.does_kd_work.tables import POLICY_NAMES, line_frame
 from kdutils.report import present
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from kdutils.chapters.does_kd_work import plan as dkw
-from kdutils.chapters.does_kd_work.claims import DATASET_NAMES, POLICY_NAMES, _ms, student_table, teacher_table
+from kdutils.chapters.does_kd_work.tables import DATASET_NAMES, POLICY_NAMES, _ms, student_table, teacher_table
 from kdutils.report import present
 from kdutils.store.store import ResultStore
 from kdutils.verdicts.verdict import NOT_YET_RUN, Verdict

@@ -31,9 +31,10 @@ from kdutils.chapters.does_kd_work.ensemble import EnsembleTeacher
 from kdutils.chapters.does_kd_work.evaluate import fidelity_metrics, fidelity_on_loader
 from kdutils.chapters.does_kd_work.interpolation import distillation_loss_fn, init_lr, interpolate_init, loss_along_line
 from kdutils.chapters.does_kd_work.policies import ood_distillation_set, parse_policy
-from kdutils.config import TrainConfig
+from kdutils.config import DataConfig, TrainConfig
 from kdutils.data import datasets as data_mod
 from kdutils.data.device_loader import DeviceLoader
+from kdutils.data.splits import train_val_split
 from kdutils.losses import kd_loss
 from kdutils.metrics import classification_metrics, predict_logits
 from kdutils.models import build_model
@@ -46,7 +47,8 @@ from kdutils.training.train import fit, freeze
 if TYPE_CHECKING:  # a type only: the plan imports this module's run_spec when it runs
     from kdutils.chapters.does_kd_work.plan import DistillSpec
 
-__all__ = ["LINE_POINTS", "ECE_BINS", "distillation_set", "missing_spec_error", "run_spec", "teacher_for"]
+__all__ = ["LINE_POINTS", "ECE_BINS", "distillation_set", "evaluate_baseline", "missing_spec_error", "run_spec",
+           "teacher_for", "unused_images"]
 
 #: Points of the straight line student -> teacher where the distillation loss is recorded (claim 6).
 LINE_POINTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -103,7 +105,26 @@ def distillation_set(spec: DistillSpec, splits: Splits) -> tuple[data_mod.ArrayD
     if spec.ood_dataset is not None and spec.n_ood > 0:
         ood = load_split(spec.ood_dataset, "train", ())
         train = ood_distillation_set(train, ood, spec.n_ood, seed=SUBSET_SEED)
+    if spec.n_unlabelled:
+        train = ood_distillation_set(train, unused_images(spec.teachers[0].data), spec.n_unlabelled, seed=SUBSET_SEED)
     return train, val
+
+
+def unused_images(data: DataConfig) -> data_mod.ArrayDataset:
+    """The training-split images a teacher of `data` never saw and that are not its validation images: the
+    pool of the poster's "unlabelled examples" (alpha = 0 arm). Rebuilt from the same seeded splits as
+    `runner.prepare_data` (validation hold-out, then the seeded subset)."""
+    if data.fold is not None:
+        raise ValueError("unlabelled images are drawn for whole-split teachers only (fold must be None)")
+    full = load_split(data.dataset, "train", tuple(sorted(data.options.items())))
+    pool = torch.arange(len(full))
+    if data.val_size:
+        pool, _val = train_val_split(len(full), data.val_size, data.split_seed)
+    if data.n_train is None or data.n_train >= len(pool):
+        return full.subset(pool[:0])  # the teacher saw every image
+    keep = torch.ones(len(pool), dtype=torch.bool)
+    keep[seeded_subset(len(pool), data.n_train, data.split_seed)] = False
+    return full.subset(pool[keep])
 
 
 def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: torch.device | None = None,
@@ -119,6 +140,11 @@ def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: tor
     splits = prepare_data(spec.teachers[0].data)
     teacher = teacher_for(spec, store, device, progress)
     distill, val = distillation_set(spec, splits)
+    if spec.evaluate:
+        metrics = evaluate_baseline(spec, teacher, splits, distill, store, device, progress)
+        return store.put(spec, {"status": "ok", "message": "", "metrics": metrics, "n_distill": len(distill),
+                                "n_test": len(splits.test), "wall_time_s": round(time.perf_counter() - started, 3),
+                                "provenance": provenance(device)})
     augment = parse_policy(spec.augment)
     mean, std = splits.mean, splits.std
 
@@ -149,6 +175,35 @@ def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: tor
               "n_train": len(distill), "n_test": len(splits.test), "n_val": 0 if val is None else len(val),
               "wall_time_s": round(time.perf_counter() - started, 3), "provenance": provenance(device), **extra}
     return store.put(spec, record)
+
+
+def evaluate_baseline(spec: DistillSpec, teacher: nn.Module, splits: Splits, distill, store: ResultStore,
+                      device: torch.device, progress: bool = True) -> dict[str, float]:
+    """A baseline's numbers against the teacher, nothing trained: "plain", plain model `plain_member` (the
+    teacher recipe at another seed) on the test set; "init", the student of `spec.seed` at its near-teacher
+    initialisation (BatchNorm recomputed on the distillation images; r = 0 is the teacher so re-estimated,
+    the ceiling of every near-teacher start) on the test set and the distillation images."""
+    from dataclasses import replace
+
+    mean, std = splits.mean, splits.std
+    if spec.evaluate == "plain":
+        model = freeze(load_model(replace(spec.teachers[0], seed=spec.plain_member), store, device, progress))
+    else:
+        seed_everything(spec.seed + STUDENT_SEED_OFFSET)  # the same random init as the trained student's
+        kwargs = {} if spec.widths is None else {"widths": tuple(spec.widths)}
+        model = build_model(spec.student_model, splits.in_shape, splits.num_classes, **kwargs)
+        model = interpolate_init(model, teacher, float(spec.r), bn_x=distill.x, mean=mean, std=std).to(device)
+    s_test = predict_logits(model, splits.test.x, device=device, mean=mean, std=std)
+    t_test = predict_logits(teacher, splits.test.x, device=device, mean=mean, std=std)
+    metrics = classification_metrics(s_test, splits.test.y, teacher_logits=t_test, n_bins=ECE_BINS)
+    metrics["teacher_accuracy"] = classification_metrics(t_test, splits.test.y, n_bins=ECE_BINS)["accuracy"]
+    if spec.evaluate == "init":
+        s_train = predict_logits(model, distill.x, device=device, mean=mean, std=std)
+        t_train = predict_logits(teacher, distill.x, device=device, mean=mean, std=std)
+        fid = fidelity_metrics(s_train, t_train)
+        metrics.update({"train_agreement": fid["agreement"], "train_kl": fid["kl"],
+                        "train_distill_loss": float(kd_loss(s_train, t_train, spec.tau).item())})
+    return {k: (int(v) if k == "errors" else float(v)) for k, v in metrics.items()}
 
 
 def _evaluate(spec: DistillSpec, student: nn.Module, teacher: nn.Module, splits: Splits, distill, val, loader,
