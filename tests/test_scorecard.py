@@ -76,7 +76,7 @@ def test_every_planned_chapter_is_listed_with_its_claims():
         rows = card[card.chapter == key]
         assert len(rows) >= 3 and set(rows["label"]) == {"not yet run"}
     assert len(card[card.chapter == "ls_kd"]) == 5  # one verdict per claim (recorded or not yet run)
-    assert len(card[card.chapter == "does_kd_work"]) == 6  # one verdict per claim (recorded or not yet run)
+    assert len(card[card.chapter == "does_kd_work"]) == 8  # one verdict per claim (recorded or not yet run)
 
 
 def test_table_links_each_paper_to_its_page_and_has_no_nan():

@@ -1,6 +1,7 @@
-"""Stanton et al. (2021), does KD really work: `plan` (recipes, specs, run order), `run` (the chapter's run
-function), `claims`, `report` (tables, prose), `figures`, and the tools `interpolation`, `ensemble`, `policies`,
-`evaluate` (fidelity metrics).
+"""Stanton et al. (2021), does KD really work: `recipes` (versioned scales), `plan` (specs, selections, run
+order), `schedule` (phases, two-process shards, cost estimate, dry run), `run` (the chapter's run function and
+baseline evaluations), `tables`, `claims`, `report` (tables, prose), `figures`, and the tools `interpolation`,
+`ensemble`, `policies`, `evaluate` (fidelity metrics).
 """
 from kdutils.chapters.does_kd_work import claims, plan
 from kdutils.report.chapter import Chapter

@@ -1,38 +1,45 @@
-"""Stanton et al. (NeurIPS 2021), "Does knowledge distillation really work?": the chapter's recipes and arms.
+"""Stanton et al. (NeurIPS 2021), "Does knowledge distillation really work?": the chapter's arms and plan.
 
-The chapter's configurations, lr selection and run order; `kdutils.chapters.does_kd_work.run.run_spec` trains one
-distilled student; `claims`, `report` and `figures` turn the records into verdicts, tables and figures.
+The chapter's configurations, lr selection and run order at a recipe version (`recipes`);
+`kdutils.chapters.does_kd_work.run.run_spec` trains one distilled student or records one baseline; `schedule`
+runs everything in phases (two processes if wanted); `claims`, `report` and `figures` turn the records into
+verdicts, tables and figures.
 
-What the chapter runs (claim numbers as in issue 9 and book/does_kd_work.md):
+What the chapter runs (claim numbers as in book/does_kd_work.md):
 
-1. self-distillation fidelity: PreResNet teacher -> same-architecture student, pure KD, tau = 4;
+1. self-distillation fidelity: PreResNet teacher -> same-architecture student, pure KD, tau = 4, beside
+   independently trained plain models (their agreement with the teacher is a baseline record, v2 on);
 2. teacher ensembles of 1, 3, 5 members (the student fits the mean of their probabilities);
-3. distillation-data policies: none, crop/flip, MixUp at tau 1 and 4, Gaussian noise, OOD images;
+3. distillation-data policies: none, crop/flip, MixUp at tau 1 and 4, Gaussian noise, OOD images
+   (claim 8 reads the same runs: the best policy's agreement);
 4. data recycling: teachers trained on one half of the training set, students distilled on that half
    ("recycled") or on the other ("new");
 5. train agreement vs. distillation-set size (fractions of the training set), without and with augmentation;
-6. near-teacher initialisation theta = r theta_random + (1 - r) theta_teacher, BN recomputed, lr scaled by r.
+6. near-teacher initialisation theta = r theta_random + (1 - r) theta_teacher, BN recomputed, lr scaled by r,
+   beside the agreement at initialisation and the r = 0 ceiling (baseline records, v2 on);
+7. LeNet-5 on MNIST with extra unlabelled training images (alpha = 0 in the authors' notation).
 
 Conventions: kdutils' ``alpha`` weights the KD term, so pure distillation (the authors' alpha = 0) is
 ``alpha = 1``. The authors' student recipe (SGD + Nesterov, lr 5e-2, weight decay 1e-4, cosine, 300 epochs,
 batch 128) and teacher recipe (lr 0.1, batch 256, 200 epochs) are the ``full`` profile. Fashion-MNIST is the
 main data set (CIFAR-100 is not on these machines; ``dataset="cifar100"`` switches to it), MNIST with LeNet-5
-is the near-saturated case (the paper reports > 99% agreement). Teacher members are seeds 0..4 of the teacher
+is the near-saturated case (the poster gives no number for it). Teacher members are seeds 0..4 of the teacher
 config; an ensemble of size k uses members 0..k-1, and student seeds vary the student only (paired design).
 
 Deviations, to be listed in the chapter: 28x28 grey images instead of 32x32 colour; crop padding 2 on 28x28;
 OOD images are MNIST digits (Fashion-MNIST teacher) instead of SVHN; no GAN policy; the MixUp alpha (1.0) and
 the noise std (0.1 on [0, 1] pixels) are our choices (not found in the poster); BN statistics are recomputed
-with a cumulative average instead of momentum 0.1; the r = 0 point (the teacher itself) is not trained.
+with a cumulative average instead of momentum 0.1; the r = 0 point (the teacher itself) is evaluated, not trained.
 
 Learning rates (never the test set): the teacher's rate is chosen on held-out training images (val_size)
-from ``Recipe.teacher_lrs`` (member 0 at each rate; the chosen run *is* member 0). Students share a rate per
-family (`FAMILIES`): "augmented" (every random policy, chosen on the crop/flip student) and "none" (fixed
-images, chosen on the "none" student; claim 6 trains at r times it, the authors' scaling). Candidates train on
-seed 0 at full length, and the chosen candidate is also that arm's seed-0 final run. The plain model (the
-student trained alone) is the teacher recipe itself (same architecture), so its rate is the teacher's.
+from ``Recipe.teacher_lrs`` (member 0 at each rate; the chosen run *is* member 0). Students get one rate per
+policy from v2 on (v1: per family, `FAMILIES`: "augmented", chosen on the crop/flip student, and "none");
+claim 6 trains at r times the "none" rate, the authors' scaling. Candidates train on seed 0 at full length, and
+the chosen candidate is also that arm's seed-0 final run. The plain model (the student trained alone) is the
+teacher recipe itself (same architecture), so its rate is the teacher's.
 
-Run: ``python -m kdutils run does_kd_work --profile cpu`` (`run_all`, resumable, claims in `RUN_ORDER`).
+Run: ``python -m kdutils run does_kd_work --profile cpu`` (`run_all`, resumable, claims in `RUN_ORDER`; ``--set
+shard 1/2`` and ``2/2`` in two processes, ``--set dry_run true`` for the plan and its cost estimate).
 """
 from __future__ import annotations
 

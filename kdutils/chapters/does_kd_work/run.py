@@ -16,6 +16,11 @@ numbers on held-out training images (what lr selection reads). Claim-6 students 
 distillation loss at points of the straight line from the student (t = 0) to the teacher (t = 1), BatchNorm
 statistics recomputed at every point.
 
+Baselines (``spec.evaluate``, nothing trained): "plain" records a plain model's test agreement with the teacher;
+"init" records the student at its near-teacher initialisation, BatchNorm recomputed (r = 0: the teacher itself so
+re-estimated, the ceiling of claim 6). ``spec.n_unlabelled`` appends training images the teacher never saw,
+unlabelled (`unused_images`), for the alpha = 0 arm.
+
 Resume: a finished record is returned as it is. Load-only mode (``KDUTILS_LOAD_ONLY=1``, the book build)
 raises `kdutils.training.runner.MissingRunError` for a missing one instead of training.
 """

@@ -16,7 +16,7 @@ waiting student finds its teachers). Both processes therefore start with the sam
 
 The cost of a run is its images x epochs times a per-image-epoch time measured from the recorded runs of the
 same model and policy (`measured_rates`: wall_time_s / (epochs x images)), so the estimate inherits those
-runs' machine and load. `dry_run` prints the phases, shards and estimate and trains nothing.
+runs' machine and load. `dry_run` prints the phases, shards (two unless told) and estimate and trains nothing.
 """
 from __future__ import annotations
 
@@ -213,7 +213,7 @@ def run(profile: str, datasets: Sequence[str], claims: Sequence[int], version: s
     rates = measured_rates(store, profile)
     cost = lambda j: job_cost(j, rates)  # noqa: E731
     if dry_run:
-        print(plan_text(profile, datasets, claims, version, store, sh.count, rates))
+        print(plan_text(profile, datasets, claims, version, store, max(2, sh.count), rates))
         return []
     records: list[dict[str, Any]] = []
     for phase in (1, 2, 3):
@@ -254,7 +254,7 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
     lines.append("the phases wait for each other, so the wall time is about the larger shard's per phase summed")
     lines.append("commands (one thread each, from the repository root):")
     for i in range(count):
-        lines.append(f"  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils run does_kd_work --profile {profile} "
+        lines.append(f"  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils run does_kd_work --profile {profile} "
                      f"--set shard {i + 1}/{count}")
     return "\n".join(lines)
 
