@@ -20,7 +20,7 @@ METRICS = {"teacher_accuracy": "teacher acc (%)", "accuracy": "test acc (%)", "a
            "kl": "test KL(t‖s)", "train_agreement": "train agreement (%)", "train_kl": "train KL(t‖s)",
            "train_distill_loss": "train τ²KL at τ", "nll": "NLL", "ece": "ECE"}
 GROUPS = {"policy": "policy", "distill_data": "distillation data", "n_distill": "distillation images", "r": "r",
-          "k": "teachers"}
+          "k": "teachers", "n_unlabelled": "unlabelled images"}
 
 
 def claim_table(df: pd.DataFrame, claim: int, by: tuple[str, ...], metrics: tuple[str, ...] = (
@@ -39,7 +39,7 @@ def claim_table(df: pd.DataFrame, claim: int, by: tuple[str, ...], metrics: tupl
                 v = POLICY_NAMES.get(v, v)
             elif col == "r":
                 v = "1 (random init)" if v == 1.0 else f"{v:g}"
-            elif col == "n_distill":
+            elif col in ("n_distill", "n_unlabelled"):
                 v = f"{int(v):,}"
             row[GROUPS.get(col, col)] = v
         for m in metrics:
@@ -97,7 +97,8 @@ def paper_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
         ("Best policy's agreement (MixUp τ=4)", f"about {dkw.PAPER_AGREEMENT['cifar100_best_policy_mixup_t4']:g}% "
          "(CIFAR-100)", mean(df, 3, "agreement", policy="mixup_t4")),
         ("LeNet-5 on MNIST, agreement", "no number", mean(mn, 1, "agreement")),
-        (f"LeNet-5 on MNIST, α=0 with {most:,} unlabelled images, agreement", "matches the teacher (no number)",
+        ("LeNet-5 on MNIST, α=0 with " + (f"{most:,} " if most else "") + "unlabelled images, agreement",
+         "matches the teacher (no number)",
          mean(mn, 7, "agreement", n_unlabelled=most) if most else NOT_YET_RUN),
     ]
     return pd.DataFrame(rows, columns=["quantity", "paper", "ours"])
