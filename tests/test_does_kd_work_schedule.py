@@ -58,7 +58,7 @@ def test_costs_from_recorded_wall_times(tmp_path):
 
 def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     store = ResultStore(tmp_path)
-    assert dkw.run_all("cpu", store=store, dry_run=True, shard="1/2") == []
+    assert schedule.run_all("cpu", store=store, dry_run=True, shard="1/2") == []
     out = capsys.readouterr().out
     assert "recipe v2" in out and "phase 3:" in out and "--set shard 2/2" in out
     assert not any(store.records(dkw.EXPERIMENT))

@@ -23,7 +23,7 @@ import pandas as pd
 
 from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.chapters.does_kd_work.tables import (CHANCE_ACC, DATASET_NAMES, PAPER, POLICY_NAMES, _complete,  # noqa: F401
-                                                  _failures, _ms, arm, baseline_table, line_barrier, line_frame, pct,
+                                                  _failures, _ms, arm, baseline_table, line_barrier, pct,
                                                   pct_plain, plain_scores, scale, student_table, teacher_table,
                                                   version_of)
 from kdutils.store.profiles import check_profile

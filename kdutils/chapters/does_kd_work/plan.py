@@ -38,7 +38,7 @@ claim 6 trains at r times the "none" rate, the authors' scaling. Candidates trai
 the chosen candidate is also that arm's seed-0 final run. The plain model (the student trained alone) is the
 teacher recipe itself (same architecture), so its rate is the teacher's.
 
-Run: ``python -m kdutils run does_kd_work --profile cpu`` (`run_all`, resumable, claims in `RUN_ORDER`; ``--set
+Run: ``python -m kdutils run does_kd_work --profile cpu`` (`schedule.run_all`, resumable, claims in `RUN_ORDER`; ``--set
 shard 1/2`` and ``2/2`` in two processes, ``--set dry_run true`` for the plan and its cost estimate).
 """
 from __future__ import annotations
@@ -430,24 +430,6 @@ def plan(profile: str, dataset: str = "fashion_mnist", store: ResultStore | None
     return Plan(profile, dataset, teacher, fams, version)
 
 
-def run_all(profile: str = "cpu", dataset: str = "fashion_mnist", claim: int | None = None, mnist: bool = True,
-            store: ResultStore | None = None, progress: bool = True, shard: str = "1/1", dry_run: bool = False,
-            version: str | None = None) -> list[dict[str, Any]]:
-    """Train the newest recipe's runs (or `version`'s): teacher selection, teachers, the students' rate
-    selection, every claim's students and the baselines, then the MNIST/LeNet-5 runs (claims 1 and 7 there).
-    Resumable: finished records are skipped. ``shard="i/n"`` trains the i-th of n disjoint shares and waits for
-    the others' records where it needs them (two processes, one thread each); ``dry_run`` prints the plan and
-    its cost estimate and trains nothing. See `kdutils.chapters.does_kd_work.schedule`."""
-    from kdutils.chapters.does_kd_work import schedule
-
-    check_profile(profile)
-    version = latest(profile) if version is None else version
-    datasets = (dataset,) + (("mnist",) if mnist and dataset != "mnist" and claim in (None, 1, 7) else ())
-    claims = RUN_ORDER if claim is None else (int(claim),)
-    return schedule.run(profile, datasets, claims, version, store or ResultStore(), shard=shard,
-                        dry_run=dry_run, progress=progress)
-
-
 def point(profile: str = "cpu", claim: int = 1, seed: int = 0, dataset: str = "fashion_mnist",
           store: ResultStore | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """One point of `notebooks/does_kd_work_point.ipynb`: the students of `claim` at student seed `seed` (the
@@ -461,6 +443,6 @@ def point(profile: str = "cpu", claim: int = 1, seed: int = 0, dataset: str = "f
 
 __all__ = ["ALPHA", "BASE_POLICY", "CLAIMS", "DATASETS", "DistillSpec", "EXPERIMENT", "FAMILIES", "LATE_FIELDS",
            "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES", "POLICIES", "Plan", "Policy", "RUN_ORDER", "Recipe",
-           "TAU", "active_version", "baseline_families", "baseline_specs", "claim_specs", "families", "family_of", "grid", "plain_configs",
-           "plan", "point", "recipe", "run_all", "selection_specs", "teacher_config", "teacher_configs",
+           "TAU", "active_version", "latest", "baseline_families", "baseline_specs", "claim_specs", "families", "family_of", "grid", "plain_configs",
+           "plan", "point", "recipe", "selection_specs", "teacher_config", "teacher_configs",
            "teacher_selection"]

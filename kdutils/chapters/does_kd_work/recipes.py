@@ -11,7 +11,7 @@ records stay valid under their own recipe. The `cpu` profile has two versions:
   policy; the whole test set; LeNet-5 on MNIST without flips, plus students given extra unlabelled MNIST
   images (the poster's "alpha = 0, add unlabelled examples").
 
-The book reads the newest version whose teacher selection is recorded (`plan.active_version`); `run_all`
+The book reads the newest version whose teacher selection is recorded (`plan.active_version`); `schedule.run_all`
 trains the newest version. ``smoke`` and ``full`` have one version each (no committed records).
 """
 from __future__ import annotations

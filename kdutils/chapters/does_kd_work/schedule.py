@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.config import RunConfig
+from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
 
 #: Extra test images every run of v2 evaluates beyond v1's 2,000 (two forward passes, about a third of a
@@ -274,4 +275,20 @@ def _describe(job: Job) -> str:
             f"epochs{extra}")
 
 
-__all__ = ["Shard", "assign", "job_cost", "job_images", "measured_rates", "phase_jobs", "plan_text", "run"]
+def run_all(profile: str = "cpu", dataset: str = "fashion_mnist", claim: int | None = None, mnist: bool = True,
+            store: ResultStore | None = None, progress: bool = True, shard: str = "1/1", dry_run: bool = False,
+            version: str | None = None) -> list[dict[str, Any]]:
+    """Train the newest recipe's runs (or `version`'s): teacher selection, teachers, the students' rate
+    selection, every claim's students and the baselines, then the MNIST/LeNet-5 runs (claims 1 and 7 there).
+    Resumable: finished records are skipped. ``shard="i/n"`` trains the i-th of n disjoint shares and waits for
+    the others' records where it needs them (two processes, one thread each); ``dry_run`` prints the plan and
+    its cost estimate and trains nothing. See the module docstring."""
+    check_profile(profile)
+    version = dkw.latest(profile) if version is None else version
+    datasets = (dataset,) + (("mnist",) if mnist and dataset != "mnist" and claim in (None, 1, 7) else ())
+    claims = dkw.RUN_ORDER if claim is None else (int(claim),)
+    return run(profile, datasets, claims, version, store or ResultStore(), shard=shard,
+                        dry_run=dry_run, progress=progress)
+
+
+__all__ = ["Shard", "assign", "job_cost", "job_images", "measured_rates", "phase_jobs", "plan_text", "run", "run_all"]
