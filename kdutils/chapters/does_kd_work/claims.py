@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from kdutils.chapters.does_kd_work import plan as dkw
-from kdutils.chapters.does_kd_work.tables import (CHANCE_ACC, DATASET_NAMES, PAPER, POLICY_NAMES, _complete,  # noqa: F401
+from kdutils.chapters.does_kd_work.tables import (  # noqa: F401 (PAPER, _ms: re-exported for the notebooks)
+    CHANCE_ACC, DATASET_NAMES, PAPER, POLICY_NAMES, _complete,
                                                   _failures, _ms, arm, baseline_table, line_barrier, pct,
                                                   pct_plain, plain_scores, scale, student_table, teacher_table,
                                                   version_of)
@@ -95,7 +96,8 @@ C6 = Claim(CLAIM_TEXT[6], parts=(
     Claim("distillation loss, random init minus smallest r", "greater", key="random init: worse optimum")),
     gates=(CONVERGED,))
 C7 = Claim(CLAIM_TEXT[7], parts=(
-    Claim("agreement, most unlabelled images minus none", "greater", unit="pts", key="unlabelled data raises agreement"),
+    Claim("agreement, most unlabelled images minus none", "greater", unit="pts",
+          key="unlabelled data raises agreement"),
     Claim(f"agreement with the most unlabelled images at least {MATCH_AGREEMENT:g}%", "greater", unit="%",
           threshold=MATCH_AGREEMENT, key="matches the teacher"),
     Claim(f"student (most unlabelled images) - plain model, test accuracy, below +{NO_GAIN_MARGIN:g} pt",
@@ -127,7 +129,8 @@ def _level(claim: Claim, values: dict) -> Finding:
     return find(claim, iv, effect=_fmt(iv, "%"))
 
 
-def teacher_gate(profile: str, store: ResultStore, half: int | None = None, dataset: str = "fashion_mnist") -> gates.Gate:
+def teacher_gate(profile: str, store: ResultStore, half: int | None = None,
+                 dataset: str = "fashion_mnist") -> gates.Gate:
     """Convergence of the chapter's teacher (member 0), or of a half-data teacher (claim 4), from its history."""
     p = dkw.plan(profile, dataset, store)
     suffix = "" if dataset == "fashion_mnist" else f" ({DATASET_NAMES[dataset]})"
@@ -340,7 +343,8 @@ def _evidence(n: int, profile: str, store: ResultStore, d: pd.DataFrame, base: p
         return f"{acc} Mean test agreement by unlabelled images added: {means}.{_failures(d)}"
     rs = sorted(set(d["r"]))
     means = ", ".join(f"r={r:g}: {np.mean(list(arm(d, 'agreement', r=r).values())):.1%}" for r in rs)
-    return f"Mean test agreement by r after training ({means}).{_baseline_sentence(6, base, d)} {line_barrier(d)}{_failures(d)}"
+    return (f"Mean test agreement by r after training ({means}).{_baseline_sentence(6, base, d)} "
+            f"{line_barrier(d)}{_failures(d)}")
 
 
 def _judgement(n: int, profile: str, store: ResultStore, frames: dict[str, pd.DataFrame]):

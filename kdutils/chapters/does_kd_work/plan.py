@@ -443,6 +443,6 @@ def point(profile: str = "cpu", claim: int = 1, seed: int = 0, dataset: str = "f
 
 __all__ = ["ALPHA", "BASE_POLICY", "CLAIMS", "DATASETS", "DistillSpec", "EXPERIMENT", "FAMILIES", "LATE_FIELDS",
            "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES", "POLICIES", "Plan", "Policy", "RUN_ORDER", "Recipe",
-           "TAU", "active_version", "latest", "baseline_families", "baseline_specs", "claim_specs", "families", "family_of", "grid", "plain_configs",
-           "plan", "point", "recipe", "selection_specs", "teacher_config", "teacher_configs",
-           "teacher_selection"]
+           "TAU", "active_version", "baseline_families", "baseline_specs", "claim_specs", "families", "family_of",
+           "grid", "latest", "plain_configs", "plan", "point", "recipe", "selection_specs", "teacher_config",
+           "teacher_configs", "teacher_selection"]

@@ -90,7 +90,8 @@ def paper_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
     most = max(dkw.recipe(profile, "mnist", version_of(profile, store)).unlabelled or (0,))
     rows = [
         ("Student's test agreement, 1 teacher", f"{ens[1][2]}% (ImageNet)", mean(df, 1, "agreement")),
-        ("Plain models' agreement with the teacher (baseline)", "no number", mean(base, None, "agreement", kind="plain")),
+        ("Plain models' agreement with the teacher (baseline)", "no number",
+         mean(base, None, "agreement", kind="plain")),
         ("Agreement, 5-member ensemble teacher", f"{ens[5][2]}% (ImageNet)", mean(df, 2, "agreement", k=5)),
         ("Student accuracy, 1 → 5 members", f"{ens[1][1]}% → {ens[5][1]}% (ImageNet)",
          f"{mean(df, 2, 'accuracy', k=1)} → {mean(df, 2, 'accuracy', k=5)}"),

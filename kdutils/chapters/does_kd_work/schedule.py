@@ -169,7 +169,8 @@ def phase_jobs(phase: int, profile: str, datasets: Sequence[str], claims: Sequen
             lrs = {f: lrs.get(f, r.student_lrs[0]) for f in dkw.families(r)}
         ds_claims = [c for c in claims if c in (1, 7)] if ds == "mnist" else [c for c in claims if c != 7]
         for c in ds_claims:
-            needed = {dkw.family_of(s.policy, r.lr_per_policy) for s in dkw.claim_specs(c, profile, ds, version=version)}
+            needed = {dkw.family_of(s.policy, r.lr_per_policy)
+                      for s in dkw.claim_specs(c, profile, ds, version=version)}
             if needed <= set(lrs):
                 jobs += dkw.claim_specs(c, profile, ds, t_lr, lrs, version)
         if dkw.baseline_families(r, ds) <= set(lrs):
@@ -255,7 +256,8 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
     lines.append("the phases wait for each other, so the wall time is about the larger shard's per phase summed")
     lines.append("commands (one thread each, from the repository root):")
     for i in range(count):
-        lines.append(f"  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils run does_kd_work --profile {profile} "
+        lines.append(f"  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils run does_kd_work "
+                     f"--profile {profile} "
                      f"--set shard {i + 1}/{count}")
     return "\n".join(lines)
 
