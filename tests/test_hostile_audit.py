@@ -10,17 +10,21 @@ import subprocess
 import sys
 import textwrap
 import time
-import types
 from pathlib import Path
 
 import pytest
 import torch
 
-from kdutils import data as data_mod
-from kdutils import group_runner, pointsets, runner, store as store_mod, sweep
+from chapter_fakes import install_fake_chapter
 from kdutils.config import DataConfig, RunConfig, TrainConfig
+from kdutils.data import pointsets, registry
+from kdutils.data.datasets import ArrayDataset
 from kdutils.losses import kd_objective, label_smoothing_ce
-from kdutils.store import ResultStore, atomic_torch_save
+from kdutils.store import io as store_io
+from kdutils.store.io import atomic_torch_save
+from kdutils.store.store import ResultStore
+from kdutils.sweeps import sweep
+from kdutils.training import group_runner, runner
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).parent / "fixtures" / "sweep_probe.ipynb"
@@ -88,9 +92,8 @@ def test_item2_profile_given_as_a_parameter_and_as_the_option_is_refused(fake_sw
 
 def test_item2_run_setting_given_twice_or_in_two_forms_is_refused(monkeypatch, capsys):
     calls = []
-    module = types.ModuleType("kdutils.experiments.audit_cli")
-    module.run_all = lambda profile="cpu", taus=(1.0,), tau=None, store=None, progress=True: calls.append(1) or []
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    install_fake_chapter(monkeypatch, "audit_cli", run_all=lambda profile="cpu", taus=(1.0,), tau=None, store=None,
+                         progress=True: calls.append(1) or [])
     assert cli("run", "audit_cli", "--profile", "smoke", "--set", "tau", "4", "--set", "tau", "8") == 2
     assert "tau" in capsys.readouterr().err
     assert cli("run", "audit_cli", "--profile", "smoke", "--set", "tau", "4", "--set", "taus", "1,2") == 2
@@ -156,29 +159,48 @@ def _toy_pointset_loader(split="train", root=None, download=None, built=None):
     def build():
         gen = torch.Generator().manual_seed(0 if split == "train" else 1)
         x = torch.randn(64, 5, 3, generator=gen)
-        return data_mod.ArrayDataset(x, (x.sum(dim=(1, 2)) > 0).long(), ["neg", "pos"], "audit_sets")
+        return ArrayDataset(x, (x.sum(dim=(1, 2)) > 0).long(), ["neg", "pos"], "audit_sets")
 
     return pointsets._cached(f"audit_sets_{split}", {"split": split}, build, True)
 
 
 def test_item5_point_set_cache_rebuild_reaches_the_records_recovered_note(private, monkeypatch):
-    monkeypatch.setitem(data_mod._REGISTRY, "audit_sets", _toy_pointset_loader)
-    runner._load.cache_clear()
+    monkeypatch.setitem(registry._REGISTRY, "audit_sets", _toy_pointset_loader)
+    runner.load_split.cache_clear()
     cfg = teacher_cfg(data=DataConfig(dataset="audit_sets"), model_kwargs={"hidden": [8]})
     assert "recovered" not in runner.run(cfg, private, progress=False)  # builds the cache
     cached = sorted((Path(os.environ["KDUTILS_CACHE"]) / "pointsets").glob("audit_sets_train-*.pt"))
     assert len(cached) == 1
     cached[0].write_bytes(cached[0].read_bytes()[:60])  # truncated by a kill
-    runner._load.cache_clear()
+    runner.load_split.cache_clear()
     with pytest.warns(RuntimeWarning, match=str(cached[0])):
         rec = runner.run(cfg.with_(seed=1), private, progress=False)
     assert any(str(cached[0]) in note for note in rec["recovered"])
     cached[0].write_bytes(cached[0].read_bytes()[:60])
-    runner._load.cache_clear()
+    runner.load_split.cache_clear()
     with pytest.warns(RuntimeWarning, match=str(cached[0])):
         grouped = group_runner.run_grouped([cfg.with_(seed=2), cfg.with_(seed=3)], private, progress=False)
     assert all(any(str(cached[0]) in note for note in rec["recovered"]) for rec in grouped)
-    runner._load.cache_clear()
+    runner.load_split.cache_clear()
+
+
+@needs_mnist
+def test_item5_a_chapter_runner_notes_its_rebuilt_teacher_checkpoint(private, monkeypatch):
+    """The fidelity chapter trains through its own runner (`run_spec`): a teacher rebuilt there is noted too."""
+    import dataclasses
+
+    from kdutils.chapters.does_kd_work import plan as dkw
+    from kdutils.chapters.does_kd_work import run as frun
+
+    monkeypatch.setattr(frun, "_TEACHERS", {})
+    spec = dkw.claim_specs(6, "smoke", teacher_lr=0.1, lrs={"none": 0.05})[0]
+    assert "recovered" not in frun.run_spec(spec, private, progress=False)
+    ckpt = private.checkpoint_path(spec.teachers[0])
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    frun._TEACHERS.clear()
+    with pytest.warns(RuntimeWarning, match=str(ckpt)):
+        rec = frun.run_spec(dataclasses.replace(spec, seed=spec.seed + 1), private, progress=False)
+    assert any(str(ckpt) in note for note in rec["recovered"])
 
 
 # ---------------------------------------------------------------------------------------------- item 6
@@ -202,12 +224,18 @@ def test_item7_grid_above_the_threshold_needs_yes(fake_sweep, tmp_path, capsys):
     assert cli("sweep", PROBE, "-p", "x", *values, "--out", tmp_path) == 2
     err = capsys.readouterr().err
     assert f"{len(values)} points" in err and "--yes" in err and fake_sweep == []
-    with pytest.raises(ValueError, match=f"{len(values)} points"):
-        sweep.run_sweep(PROBE, {"x": [int(v) for v in values]}, out_dir=tmp_path, executor=lambda *a: None,
-                        progress=False)
-    assert not (tmp_path / PROBE.stem).exists()  # refused before anything was made
     assert cli("sweep", PROBE, "-p", "x", *values, "--out", tmp_path, "--yes") == 0
     assert fake_sweep[0]["yes"] is True
+
+
+def test_item7_run_sweep_refuses_a_large_grid_unless_confirmed(tmp_path):
+    ran = []
+    grid = {"x": list(range(sweep.MAX_UNCONFIRMED_POINTS + 1))}
+    with pytest.raises(ValueError, match=f"{len(grid['x'])} points"):
+        sweep.run_sweep(PROBE, grid, out_dir=tmp_path, executor=lambda *a: ran.append(a), progress=False)
+    assert ran == [] and not (tmp_path / PROBE.stem).exists()  # refused before anything was made
+    assert sweep.check_grid_size(grid, yes=True) == len(grid["x"])
+    assert sweep.check_grid_size({"x": [1, 2], "y": list(range(100))}, yes=False) == 200  # at the threshold
 
 
 def test_item7_sweep_prints_its_size_and_a_time_estimate_before_running(tmp_path, monkeypatch):
@@ -232,10 +260,10 @@ def test_item8_results_path_that_is_a_file_is_refused_before_any_training(tmp_pa
     monkeypatch.setenv("KDUTILS_RESULTS", str(blocker))
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("trained before checking the results folder"))
-    with pytest.raises(store_mod.StorageError, match=str(blocker)):
+    with pytest.raises(store_io.StorageError, match=str(blocker)):
         runner.run(teacher_cfg(), progress=False)
     ran = []
-    with pytest.raises(store_mod.StorageError, match=str(blocker)):
+    with pytest.raises(store_io.StorageError, match=str(blocker)):
         sweep.run_sweep(PROBE, {"x": [1]}, out_dir=tmp_path / "runs", executor=lambda *a: ran.append(a),
                         progress=False)
     assert ran == []
@@ -248,25 +276,25 @@ def test_item8_read_only_results_folder_is_refused_before_any_training(tmp_path,
     root = tmp_path / "results"
     root.mkdir()
     monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
-    real_mkstemp = store_mod.tempfile.mkstemp
+    real_mkstemp = store_io.tempfile.mkstemp
 
     def read_only_mkstemp(*a, dir=None, **kw):  # root passes permission bits: a read-only mount is simulated
         if dir is not None and (Path(dir) == root or root in Path(dir).parents):
             raise OSError(errno.EROFS, "Read-only file system", str(dir))
         return real_mkstemp(*a, dir=dir, **kw)
 
-    monkeypatch.setattr(store_mod.tempfile, "mkstemp", read_only_mkstemp)
+    monkeypatch.setattr(store_io.tempfile, "mkstemp", read_only_mkstemp)
     monkeypatch.setattr(runner, "fit", lambda *a, **k: pytest.fail("trained before checking the results folder"))
-    with pytest.raises(store_mod.StorageError, match=f"{root}.*[Rr]ead-only"):
+    with pytest.raises(store_io.StorageError, match=f"{root}.*[Rr]ead-only"):
         runner.run(teacher_cfg(), ResultStore(root), progress=False)
 
 
 # ---------------------------------------------------------------------------------------------- item 9
 HOLDER = textwrap.dedent("""
     import sys, time
-    from kdutils import locks
     from kdutils.config import DataConfig, RunConfig, TrainConfig
-    from kdutils.store import ResultStore
+    from kdutils.store import locks
+    from kdutils.store.store import ResultStore
     store = ResultStore(sys.argv[1])
     cfg = RunConfig(experiment="audit", role="teacher", model="mlp", model_kwargs={"hidden": [16]},
                     data=DataConfig(dataset="mnist", n_train=256, n_test=256),
@@ -318,7 +346,7 @@ def test_item9_grouped_runs_skip_what_another_writer_recorded_while_they_waited(
 
 
 def test_item9_the_lock_of_a_killed_writer_is_free_at_once(private):
-    from kdutils import locks
+    from kdutils.store import locks
 
     proc = _holder(private.root, "hang")
     path = private.lock_path(teacher_cfg())
@@ -347,8 +375,8 @@ def test_item11_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, fai
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk_save)
-    monkeypatch.setattr(store_mod, "_free_bytes", lambda folder: 0)
-    with pytest.raises(store_mod.StorageError) as err:
+    monkeypatch.setattr(store_io, "_free_bytes", lambda folder: 0)
+    with pytest.raises(store_io.StorageError) as err:
         atomic_torch_save({"w": torch.ones(3)}, target)
     message = str(err.value)
     assert str(target) in message and "no space left" in message.lower() and "\n" not in message
@@ -358,7 +386,8 @@ def test_item11_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch, fai
 
 # ---------------------------------------------------------------------------------------------- item 12
 def test_item12_pointsets_can_be_the_first_import():
-    code = "import kdutils.pointsets as p; import kdutils.data as d; d.check_dataset_name('set_mnist'); print('ok')"
+    code = ("import kdutils.data.pointsets as p; from kdutils.data.registry import check_dataset_name; "
+            "check_dataset_name('set_mnist'); print('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
@@ -377,10 +406,8 @@ def test_item13_seeds_outside_what_torch_takes_are_refused_at_config_time(field,
 
 def test_item13_list_settings_are_parsed_or_refused_in_one_line(monkeypatch, capsys):
     calls = []
-    module = types.ModuleType("kdutils.experiments.audit_lists")
-    module.run_all = lambda profile="cpu", taus=(1.0,), alphas=(0.9,), seeds=None, store=None, progress=True: \
-        calls.append((taus, alphas, seeds)) or []
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    install_fake_chapter(monkeypatch, "audit_lists", run_all=lambda profile="cpu", taus=(1.0,), alphas=(0.9,),
+                         seeds=None, store=None, progress=True: calls.append((taus, alphas, seeds)) or [])
     assert cli("run", "audit_lists", "--profile", "smoke", "--set", "taus", "1,2,4", "--set", "alphas", "0.5",
                "--set", "seeds", "0, 1") == 0
     assert calls == [((1, 2, 4), (0.5,), (0, 1))]
@@ -408,7 +435,7 @@ def test_item13_notebook_that_is_not_json_or_is_a_folder_is_named(tmp_path, kind
 
 # ---------------------------------------------------------------------------------------------- item 14
 def test_item14_bad_profile_variable_is_named(monkeypatch, tmp_path, capsys):
-    from kdutils.profiles import resolve_profile
+    from kdutils.store.profiles import resolve_profile
 
     monkeypatch.setenv("KDUTILS_PROFILE", "garbage")
     with pytest.raises(ValueError, match=r"KDUTILS_PROFILE='garbage'.*smoke, cpu, full"):
@@ -431,10 +458,8 @@ def test_item14_explicit_profile_wins_over_the_variable_in_sweeps_and_runs(monke
     assert seen[-1] == ("cpu", "cpu")
 
     calls = []
-    module = types.ModuleType("kdutils.experiments.audit_profile")
-    module.run_all = lambda profile="cpu", store=None, progress=True: \
-        calls.append((profile, os.environ["KDUTILS_PROFILE"])) or []
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    install_fake_chapter(monkeypatch, "audit_profile", run_all=lambda profile="cpu", store=None, progress=True:
+                         calls.append((profile, os.environ["KDUTILS_PROFILE"])) or [])
     assert cli("run", "audit_profile", "--profile", "smoke") == 0
     assert calls == [("smoke", "smoke")]
 
@@ -457,7 +482,7 @@ def test_item15_bad_device_variable_is_named(monkeypatch, capsys):
 
 
 def test_item15_unreachable_ray_address_is_one_line(monkeypatch, tmp_path, capsys):
-    from kdutils import ray_executor
+    from kdutils.sweeps import ray_executor
 
     class FakeRay:
         @staticmethod
@@ -482,13 +507,10 @@ def test_item15_unreachable_ray_address_is_one_line(monkeypatch, tmp_path, capsy
 
 
 def test_item15_ctrl_c_exits_130_saying_how_to_resume(monkeypatch, capsys):
-    module = types.ModuleType("kdutils.experiments.audit_interrupt")
-
     def run_all(profile="cpu", store=None, progress=True):
         raise KeyboardInterrupt
 
-    module.run_all = run_all
-    monkeypatch.setitem(sys.modules, module.__name__, module)
+    install_fake_chapter(monkeypatch, "audit_interrupt", run_all=run_all)
     assert cli("run", "audit_interrupt", "--profile", "smoke") == 130
     err = capsys.readouterr().err.strip()
     assert "rerun the same command to resume" in err and "Traceback" not in err

@@ -44,9 +44,10 @@ from kdutils.losses import kd_loss
 from kdutils.metrics import classification_metrics, predict_logits
 from kdutils.models import build_model
 from kdutils.store.provenance import provenance
+from kdutils.store.recovery import collecting
 from kdutils.store.store import ResultStore
 from kdutils.training.runner import (MissingRunError, Splits, load_split, seeded_subset, default_device, final_status,
-                                     load_model, load_only, prepare_data, seed_everything)
+                                     load_model, load_only, prepare_data, seed_everything, sole_writer)
 from kdutils.training.train import fit, freeze
 
 if TYPE_CHECKING:  # a type only: the plan imports this module's run_spec when it runs
@@ -140,7 +141,17 @@ def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: tor
         return record
     if load_only() and not force:
         raise missing_spec_error(spec, store)
-    device = device or default_device()
+    with sole_writer(spec, store, force) as done:  # another process may have trained it while this one waited
+        if done is not None:
+            return done
+        notes: list[str] = []
+        with collecting(notes):  # a teacher checkpoint or data cache rebuilt on the way is noted in the record
+            return _train_spec(spec, store, device or default_device(), progress, notes)
+
+
+def _train_spec(spec: Any, store: ResultStore, device: torch.device, progress: bool,
+                notes: list[str]) -> dict[str, Any]:
+    """`run_spec`'s work, holding the spec's run lock."""
     started = time.perf_counter()
     splits = prepare_data(spec.teachers[0].data)
     teacher = teacher_for(spec, store, device, progress)
@@ -179,6 +190,8 @@ def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: tor
               "epochs_run": result.epochs_run, "lr_used": lr, "n_distill": len(distill),
               "n_train": len(distill), "n_test": len(splits.test), "n_val": 0 if val is None else len(val),
               "wall_time_s": round(time.perf_counter() - started, 3), "provenance": provenance(device), **extra}
+    if notes:
+        record["recovered"] = list(dict.fromkeys(notes))
     return store.put(spec, record)
 
 

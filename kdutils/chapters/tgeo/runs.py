@@ -30,6 +30,7 @@ from kdutils.config import RunConfig
 from kdutils.data.device_loader import DeviceLoader
 from kdutils.metrics import predict_logits
 from kdutils.store.io import DamagedFileError, load_tensors
+from kdutils.store.recovery import collecting, rebuilt
 from kdutils.store.store import ResultStore
 from kdutils.training import runner
 from kdutils.training.train import freeze
@@ -90,7 +91,7 @@ def _loader(cfg: RunConfig, x, y, splits, device, seed: int) -> DeviceLoader:
 
 def run_arm(cfg: RunConfig, spec: ArmSpec | None = None, store: ResultStore | None = None, *,
             fusion_lr: float = 1e-3, rw_lr: float = 1e-3, device: torch.device | None = None, progress: bool = True,
-            force: bool = False) -> dict[str, Any]:
+            force: bool = False, notes: list[str] | None = None) -> dict[str, Any]:
     """Train `cfg` as arm `spec` (unless its record exists), evaluate it and record it; returns the record.
 
     A config with its spec in the key (`spec.spec_of`, the cross-fitted recipe) takes spec, fusion_lr and
@@ -115,8 +116,19 @@ def run_arm(cfg: RunConfig, spec: ArmSpec | None = None, store: ResultStore | No
     if runner.load_only() and not force:
         raise runner.missing_run_error(cfg, store)
     _check(cfg)
-    notes: list[str] = []
-    device = device or runner.default_device()
+    with runner.sole_writer(cfg, store, force) as done:  # another process may have trained it meanwhile
+        if done is not None:
+            check_record_spec(done, requested)
+            return done
+        notes = list(notes or [])
+        with collecting(notes):  # a cache rebuilt on the way is noted in the record
+            return _train_arm(cfg, spec, keyed, store, fusion_lr, rw_lr, device or runner.default_device(), progress,
+                              notes)
+
+
+def _train_arm(cfg: RunConfig, spec: ArmSpec, keyed: dict[str, Any] | None, store: ResultStore, fusion_lr: float,
+               rw_lr: float, device: torch.device, progress: bool, notes: list[str]) -> dict[str, Any]:
+    """`run_arm`'s work, holding the run's lock."""
     splits, teacher, t_train, t_val = _setup(cfg, store, device, progress, notes)
     runner.seed_everything(cfg.seed)
     model = build_student(cfg, splits)
@@ -280,13 +292,17 @@ def _group_sizes(groups: MotivationGroups) -> dict[str, dict[str, float]]:
 
 
 def _pre_state(pre_cfg: RunConfig, store: ResultStore, device, progress: bool) -> Mapping[str, torch.Tensor]:
+    """The pre-trained student's weights; a missing or damaged checkpoint is retrained (a damaged one is
+    reported and noted in its record and in every record being produced)."""
     ckpt = store.checkpoint_path(pre_cfg)
+    own: list[str] = []
     if ckpt.exists():
         try:
             return load_tensors(ckpt)
-        except DamagedFileError:
-            pass
-    run_arm(pre_cfg, _pre_spec(pre_cfg), store, device=device, progress=progress, force=True)
+        except DamagedFileError as err:
+            rebuilt(ckpt, err, f"retraining {pre_cfg.experiment}/{pre_cfg.role} ({pre_cfg.key()}) to rebuild it",
+                    own)
+    run_arm(pre_cfg, _pre_spec(pre_cfg), store, device=device, progress=progress, force=True, notes=own)
     return load_tensors(ckpt)
 
 
@@ -313,9 +329,10 @@ def run_motivation(pre_cfg: RunConfig, continued: Mapping[float, RunConfig], sto
         raise runner.missing_run_error(missing, store)
     device = device or runner.default_device()
     pre_rec = run_arm(pre_cfg, _pre_spec(pre_cfg), store, device=device, progress=progress)
-    state = _pre_state(pre_cfg, store, device, progress)
     notes: list[str] = []
-    splits, teacher, t_train, t_val = _setup(pre_cfg, store, device, progress, notes)
+    with collecting(notes):  # a pre-trained student or cache rebuilt here is noted in every record below
+        state = _pre_state(pre_cfg, store, device, progress)
+        splits, teacher, t_train, t_val = _setup(pre_cfg, store, device, progress, notes)
     pre_model = build_student(pre_cfg, splits)
     pre_model.load_state_dict(state)
     pre_model.to(device)
@@ -327,23 +344,28 @@ def run_motivation(pre_cfg: RunConfig, continued: Mapping[float, RunConfig], sto
         if not force and (rec := store.get(cfg)) is not None:
             out.append(rec)
             continue
-        runner.seed_everything(cfg.seed)
-        model = build_student(cfg, splits)
-        model.load_state_dict(state)
-        loader = _loader(cfg, splits.train.x, splits.train.y, splits, device, cfg.seed + 20_000)
-        started = time.perf_counter()
-        result = fit_samplewise(model, loader, cfg.train, teacher_logits=t_train, rule=VanillaRule(float(alpha)),
-                                tau=cfg.tau, device=device, progress=progress, desc=f"motivation a={alpha:g}")
-        extra: dict[str, Any] = {"arm": {**(spec_of(cfg) or {"rule": "vanilla", "features": None}),
-                                         "alpha": float(alpha), "continued_from": pre_cfg.key()}}
-        if result.status == "ok":
-            p_train = predict_logits(model, splits.train.x, **kw)
-            p_val = predict_logits(model, splits.val.x, **kw)
-            extra["motivation"] = {
-                "alpha": float(alpha), "pre_key": pre_cfg.key(),
-                "train": group_accuracy({float(alpha): p_train}, splits.train.y.cpu(), g_train)[float(alpha)].to_dict(),
-                "val": group_accuracy({float(alpha): p_val}, splits.val.y.cpu(), g_val)[float(alpha)].to_dict(),
-                "train_groups": _group_sizes(g_train), "val_groups": _group_sizes(g_val)}
-        out.append(runner.record_run(cfg, model, teacher, splits, result, store, device, started, notes=notes,
-                                     **extra))
+        with runner.sole_writer(cfg, store, force) as done:  # another process may have trained it meanwhile
+            if done is not None:
+                out.append(done)
+                continue
+            runner.seed_everything(cfg.seed)
+            model = build_student(cfg, splits)
+            model.load_state_dict(state)
+            loader = _loader(cfg, splits.train.x, splits.train.y, splits, device, cfg.seed + 20_000)
+            started = time.perf_counter()
+            result = fit_samplewise(model, loader, cfg.train, teacher_logits=t_train, rule=VanillaRule(float(alpha)),
+                                    tau=cfg.tau, device=device, progress=progress, desc=f"motivation a={alpha:g}")
+            extra: dict[str, Any] = {"arm": {**(spec_of(cfg) or {"rule": "vanilla", "features": None}),
+                                             "alpha": float(alpha), "continued_from": pre_cfg.key()}}
+            if result.status == "ok":
+                p_train = predict_logits(model, splits.train.x, **kw)
+                p_val = predict_logits(model, splits.val.x, **kw)
+                extra["motivation"] = {
+                    "alpha": float(alpha), "pre_key": pre_cfg.key(),
+                    "train": group_accuracy({float(alpha): p_train}, splits.train.y.cpu(),
+                                            g_train)[float(alpha)].to_dict(),
+                    "val": group_accuracy({float(alpha): p_val}, splits.val.y.cpu(), g_val)[float(alpha)].to_dict(),
+                    "train_groups": _group_sizes(g_train), "val_groups": _group_sizes(g_val)}
+            out.append(runner.record_run(cfg, model, teacher, splits, result, store, device, started, notes=notes,
+                                         **extra))
     return out
