@@ -76,26 +76,29 @@ def run_part(cfg: RunConfig, store: ResultStore | None = None, *, device: torch.
         return rec
     if runner.load_only() and not force:
         raise runner.missing_run_error(cfg, store)
-    device = device or runner.default_device()
-    splits = runner.prepare_data(cfg.data)
-    fit_idx, held_idx = part_indices(len(splits.train), cfg)
-    sub = runner.Splits(splits.train.subset(fit_idx), splits.val, splits.test, splits.mean, splits.std)
-    runner.seed_everything(cfg.seed)
-    model = runner.build_for(cfg, sub)
-    loader = DeviceLoader(sub.train.x, sub.train.y, cfg.train.batch_size, shuffle=True,
-                          augment=parse_augment(cfg.train.augment), mean=sub.mean, std=sub.std, device=device,
-                          seed=cfg.seed)
-    started = time.perf_counter()
-    result = fit(model, loader, cfg.train, device=device, progress=progress, desc=f"{cfg.experiment}/{cfg.role}")
-    extra: dict[str, Any] = {}
-    if result.status == "ok":
-        kw = dict(device=device, mean=sub.mean, std=sub.std)
-        acc = lambda idx: float((predict_logits(model, splits.train.x[idx], **kw).argmax(1)  # noqa: E731
-                                 == splits.train.y[idx]).double().mean())
-        extra["crossfit"] = {"part": part_of(cfg)[0], "k": part_of(cfg)[1], "n_fit": int(fit_idx.numel()),
-                             "n_oof": int(held_idx.numel()), "oof_accuracy": acc(held_idx),
-                             "fit_accuracy": acc(fit_idx)}
-    return runner.record_run(cfg, model, None, sub, result, store, device, started, **extra)
+    with runner.sole_writer(cfg, store, force) as done:  # one writer per part; a second one loads its record
+        if done is not None:
+            return done
+        device = device or runner.default_device()
+        splits = runner.prepare_data(cfg.data)
+        fit_idx, held_idx = part_indices(len(splits.train), cfg)
+        sub = runner.Splits(splits.train.subset(fit_idx), splits.val, splits.test, splits.mean, splits.std)
+        runner.seed_everything(cfg.seed)
+        model = runner.build_for(cfg, sub)
+        loader = DeviceLoader(sub.train.x, sub.train.y, cfg.train.batch_size, shuffle=True,
+                              augment=parse_augment(cfg.train.augment), mean=sub.mean, std=sub.std, device=device,
+                              seed=cfg.seed)
+        started = time.perf_counter()
+        result = fit(model, loader, cfg.train, device=device, progress=progress, desc=f"{cfg.experiment}/{cfg.role}")
+        extra: dict[str, Any] = {}
+        if result.status == "ok":
+            kw = dict(device=device, mean=sub.mean, std=sub.std)
+            acc = lambda idx: float((predict_logits(model, splits.train.x[idx], **kw).argmax(1)  # noqa: E731
+                                     == splits.train.y[idx]).double().mean())
+            extra["crossfit"] = {"part": part_of(cfg)[0], "k": part_of(cfg)[1], "n_fit": int(fit_idx.numel()),
+                                 "n_oof": int(held_idx.numel()), "oof_accuracy": acc(held_idx),
+                                 "fit_accuracy": acc(fit_idx)}
+        return runner.record_run(cfg, model, None, sub, result, store, device, started, **extra)
 
 
 def load_part(cfg: RunConfig, store: ResultStore, device: torch.device, progress: bool = True):
