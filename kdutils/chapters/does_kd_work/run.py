@@ -149,7 +149,7 @@ def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: tor
             return _train_spec(spec, store, device or default_device(), progress, notes)
 
 
-def _train_spec(spec: Any, store: ResultStore, device: torch.device, progress: bool,
+def _train_spec(spec: DistillSpec, store: ResultStore, device: torch.device, progress: bool,
                 notes: list[str]) -> dict[str, Any]:
     """`run_spec`'s work, holding the spec's run lock."""
     started = time.perf_counter()
@@ -160,7 +160,8 @@ def _train_spec(spec: Any, store: ResultStore, device: torch.device, progress: b
         metrics = evaluate_baseline(spec, teacher, splits, distill, store, device, progress)
         return store.put(spec, {"status": "ok", "message": "", "metrics": metrics, "n_distill": len(distill),
                                 "n_test": len(splits.test), "wall_time_s": round(time.perf_counter() - started, 3),
-                                "provenance": provenance(device)})
+                                "provenance": provenance(device),
+                                **({"recovered": list(dict.fromkeys(notes))} if notes else {})})
     augment = parse_policy(spec.augment)
     mean, std = splits.mean, splits.std
 
