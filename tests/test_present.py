@@ -179,3 +179,11 @@ def test_raw_column_names_read_as_words():
     df = pd.DataFrame({"train_agreement": [0.5], "im_l1": [0.1]})
     assert list(present.results_table(df, status=None, device=None).frame.columns) == ["train agreement", "im l1"]
     assert list(present.results_table(df, {"im_l1": "IM (L1)"}, status=None, device=None).frame.columns) == ["IM (L1)"]
+
+
+def test_prose_from_records_reads_as_prose():
+    t = "IM gap closed at tau=16; eta_similar (LS) -5.7%; threshold -0.349358; slope 0.007236; +2 pp"
+    assert present.readable_text(t) == ("IM gap closed at τ = 16; η(similar) (LS) -5.7%; threshold -0.349; "
+                                        "slope 0.00724; +2 pts")
+    kept = r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.12345"
+    assert present.readable_text(kept) == r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.123"

@@ -103,6 +103,28 @@ def unify_units(text: str) -> str:
     return text
 
 
+_PROSE = (
+    (re.compile(r"(?<![\\\w])tau ?= ?(-?\d)"), r"τ = \1"),  # "tau=16" -> "τ = 16" (not LaTeX's \tau)
+    (re.compile(r"\beta_(similar|dissimilar)\b"), r"η(\1)"),  # the diffusion index's column names
+    (re.compile(r"(?<![\w.])(-?\d+\.\d{5,})(?![\w.])"),  # -0.349358 -> -0.349: no six decimals in prose
+     lambda m: f"{float(m.group(1)):.3g}"),
+)
+_SKIP = re.compile(r"(`[^`]*`|\$\$.*?\$\$|\$[^$\n]+\$)", re.S)  # code spans and maths stay as written
+
+
+def readable_text(text: str) -> str:
+    """Prose built from records as a reader should see it: one unit for accuracy differences (`unify_units`),
+    "τ = 16" for "tau=16", "η(similar)" for "eta_similar", and no number with six decimals; code spans and
+    maths are left as they are."""
+    pieces = _SKIP.split(str(text))
+    for i in range(0, len(pieces), 2):  # the even pieces are outside code and maths
+        piece = unify_units(pieces[i])
+        for pattern, repl in _PROSE:
+            piece = pattern.sub(repl, piece)
+        pieces[i] = piece
+    return "".join(pieces)
+
+
 def fmt_mean_std(mean: float, std: float | None = None, digits: int = 4, n: int | None = None) -> str:
     """"mean ± std" (std over seeds/folds); just the mean when std is missing (one run); "—" when no mean.
     `n` appends the number of runs, e.g. "0.9812 ± 0.0010 (n=3)"."""

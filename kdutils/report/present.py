@@ -24,7 +24,7 @@ import pandas as pd
 
 from kdutils.report.numbers import (MISSING, _fixed, _is_missing, _trim_common_zeros, claim_anchor,  # noqa: F401
                                     fmt_interval, fmt_mean_std, fmt_sci, fmt_series_mean_std, fmt_value,
-                                    readable, short_device, shorten_devices, unify_units)
+                                    readable, readable_text, short_device, shorten_devices, unify_units)
 
 OK_STATUSES = frozenset({"ok", "", "nan", "none"})
 """Run statuses that mean "finished normally"; any other status is shown in the cells it left empty."""
@@ -382,7 +382,7 @@ def markdown(text: str):
     """Markdown output (prose with numbers computed from the records), for a `remove-input` cell."""
     from IPython.display import Markdown
 
-    return Markdown(unify_units(text))
+    return Markdown(readable_text(text))
 
 
 def curves_figure(df: pd.DataFrame, x: str = "epoch", ys: Sequence[str] = ("loss",), hue: str | None = None, *,

@@ -107,10 +107,10 @@ def scorecard(profile: str = "cpu", store: Any = None, chapters: tuple[Chapter, 
                 label = v.label
                 rows.append({**base, "claim": v.claim, "label": label, "badge": BADGES.get(label, ""),
                              "scale": present.shorten_devices(str(v.scale).replace("`", "")),
-                             "effect": present.unify_units(str(getattr(v, "effect", "") or "")),
-                             "evidence": present.unify_units(str(v.evidence)),
-                             "parts": _parts_text(v), "gates": _gates_text(v), "stability": _stability_text(v),
-                             "details": _details(v), "scored": bool(getattr(v, "scored", True)),
+                             "effect": present.readable_text(str(getattr(v, "effect", "") or "")),
+                             "evidence": present.readable_text(str(v.evidence)),
+                             "parts": present.readable_text(_parts_text(v)), "gates": _gates_text(v),
+                             "stability": _stability_text(v), "details": present.readable_text(_details(v)), "scored": bool(getattr(v, "scored", True)),
                              "code": getattr(v, "code", "") or code})
         else:
             for claim in ch.claims:

@@ -40,7 +40,7 @@ def _describe(item: Any) -> str:
 
 def _plain(text: Any) -> str:
     """Verdict text for HTML: backticks dropped, devices shortened, escaped."""
-    return html.escape(present.unify_units(present.shorten_devices(str(text).replace("`", ""))))
+    return html.escape(present.readable_text(present.shorten_devices(str(text).replace("`", ""))))
 
 
 def box_html(v: Any, n: int | None = None, href: str | None = None, scale: bool = True) -> str:
