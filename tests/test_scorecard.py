@@ -151,6 +151,7 @@ def test_claim_anchors_are_unique_on_each_chapter_page():
         anchors = [present.claim_anchor(c) for c in ch.claims]
         assert len(set(anchors)) == len(anchors), f"{ch.name}: two claims share an anchor: {anchors}"
     assert present.claim_anchor("At tau = 1, a student is at least as good") == "claim-at-tau-1-a-student-is-at"  # 8 words, "=" among them
+    assert present.claim_anchor("At τ = 1, a student is") == present.claim_anchor("At tau = 1, a student is")
     with pytest.raises(ValueError, match="needs words"):
         present.claim_anchor("  ")
 

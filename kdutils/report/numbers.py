@@ -184,11 +184,17 @@ def shorten_devices(text: str) -> str:
     return _DEVICE_IN_TEXT.sub(lambda m: short_device(m.group(0)), str(text))
 
 
+_GREEK = {"τ": "tau", "α": "alpha", "η": "eta", "ε": "epsilon"}
+
+
 def claim_anchor(claim: str, words: int = 8) -> str:
     """The HTML id of a claim's verdict on its chapter page, from the claim's text: "claim-" and its first
     `words` words as a slug ("At tau = 1, a student ..." -> "claim-at-tau-1-a-student-distilled-from-a").
     The scorecard and the synthesis page link to it, so it is computed in one place from the text both share."""
-    slug = re.sub(r"[^a-z0-9]+", "-", " ".join(str(claim).lower().split()[:words])).strip("-")
+    text = str(claim).lower()
+    for greek, latin in _GREEK.items():  # the page may show "τ = 1" where the claim says "tau = 1": one slug
+        text = text.replace(greek, latin)
+    slug = re.sub(r"[^a-z0-9]+", "-", " ".join(text.split()[:words])).strip("-")
     if not slug:
         raise ValueError(f"claim_anchor: a claim needs words, got {claim!r}")
     return "claim-" + slug
