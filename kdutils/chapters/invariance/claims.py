@@ -182,16 +182,31 @@ def _gap_closed(table: pd.DataFrame, pair: str, student: str, tau: float, measur
     return g, kd_scores.failed
 
 
+def fidelity_tau(table: pd.DataFrame, pair: str, student: str) -> float | None:
+    """The temperature whose distilled students agree best with their teacher on the validation fold (mean over
+    folds of recipe v2's `val_agreement`; never the test set). None where it is not recorded (v1's runs)."""
+    best, best_v = None, -math.inf
+    for tau in TAUS:
+        s = arm_scores(table, pair, student, "distilled", "val_agreement", tau, "forward", failed=0.0) \
+            if "val_agreement" in table else Scores({}, 0)
+        vals = [v for v in s.values.values() if not math.isnan(v)]
+        if vals and float(np.mean(vals)) > best_v:
+            best, best_v = tau, float(np.mean(vals))
+    return best
+
+
 def transfer_table(table: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Claim 1 in detail: per row and temperature, the fidelity gate and the fraction of the self-vs-teacher gap
     that distillation closes in IM and in flip rate, each with its interval and decision."""
     rows = []
     for pair, student in figure_rows(profile):
+        ft = fidelity_tau(table, pair, student)
         for tau in TAUS:
             if _rows(table, pair, student, "distilled", tau, "forward").empty:
                 continue
             gate, diff = fidelity_gate(table, pair, student, tau)
             row = {"row": _row_label(pair, student), "tau": tau,
+                   "highest validation agreement": "✔" if ft == tau else "" if ft is not None else "n/a (v1)",
                    "agreement gain over alone": diff.describe(digits=1, scale=100, unit="pts"),
                    "fidelity gate": "passes" if gate.label == REPRODUCED else "fails"}
             labels = []
