@@ -199,3 +199,13 @@ def test_demo_status_is_rederived_under_the_current_rule():
     assert modelnet_demo.derived_status(rec(0.0)) == "chance"
     assert modelnet_demo.derived_status(rec(line + 0.01)) == "ok"
     assert modelnet_demo.derived_status(rec(0.0, "diverged")) == "diverged"
+
+
+def test_the_page_keeps_v1_until_v2_is_recorded(tmp_path):
+    from kdutils.chapters.invariance import tables
+
+    store = ResultStore(tmp_path)
+    assert all(tables.recipe_in_use("cpu", p, store) == "v1" for p in recipes.PAIRS)
+    text = tables.recipe_sentence("cpu", store)
+    assert text.count("recipe v1") == 3 and "run_v2 --dry-run" in text
+    assert tables.edge_table("cpu", store).empty  # nothing selected: nothing to flag

@@ -95,11 +95,10 @@ def todo(profile: str, n_shards: int = 2, store: ResultStore | None = None) -> t
         for pair in shard_pairs(k, n_shards):
             sel = select_v2(profile, pair, store)
             lrs = None if sel is None else {a: s.lr for a, s in sel.items()}
-            fake = lrs or {}
             sel_cfgs, ext_cfgs = [], []
             for stage in (1, 2):
-                for arm, (base, ep) in stage_bases(profile, pair, stage, fake or None if stage == 1 else
-                                                   _placeholder(profile, pair)).items():
+                stage_lrs = None if stage == 1 else (lrs or _placeholder(profile, pair))
+                for arm, (base, ep) in stage_bases(profile, pair, stage, stage_lrs).items():
                     sel_cfgs += candidates(profile, arm, base, ep, rv.LR_GRID_V2[profile])
                     g = rv.LR_GRID_V2[profile]
                     ext_cfgs += candidates(profile, arm, base, ep,

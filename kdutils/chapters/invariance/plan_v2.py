@@ -54,10 +54,11 @@ def stage_bases(profile: str, pair: str, stage: int, lrs: dict[str, float] | Non
     for s in rec.base.default_students:
         for tau in PROFILE_TAUS[profile]:
             cfg = rv.kd_v2(profile, pair, s, tau, "distilled", None)
-            out[arm_key("distilled", s, tau)] = (cfg.with_(teacher=rv.teacher_v2(profile, pair, None, False, lrs)), ep)
-        teachers = {"distilled_prime": rv.teacher_v2(profile, pair, None, True, lrs),
-                    "self": rv.student_v2(profile, pair, s, None, False, lrs),
-                    "self_aug": rv.student_v2(profile, pair, s, None, True, lrs)}
+            out[arm_key("distilled", s, tau)] = (cfg.with_(teacher=rv.teacher_v2(profile, pair, 0, False, lrs)), ep)
+        # the KD candidates learn from the fold-0 final teachers (as in v1): no extra teacher is trained
+        teachers = {"distilled_prime": rv.teacher_v2(profile, pair, 0, True, lrs),
+                    "self": rv.student_v2(profile, pair, s, 0, False, lrs),
+                    "self_aug": rv.student_v2(profile, pair, s, 0, True, lrs)}
         for arm, teacher in teachers.items():
             out[arm_key(arm, s)] = (rv.kd_v2(profile, pair, s, SELECT_TAU, arm, None).with_(teacher=teacher), ep)
     return out
@@ -196,11 +197,12 @@ def rank_check(profile: str, store: ResultStore | None = None) -> dict[str, Any]
 # ---- extra metrics (from checkpoints, without retraining) ----------------------------------------------------
 
 def _extra_keys(cfg: RunConfig) -> list[str]:
+    keys = ["im_roll_l1", "im_roll_l2", "flip_roll"] if cfg.data.dataset == "mnist" else []
     if cfg.role == "distilled":
-        return ["agreement_tprime", "kl_tprime", "val_agreement"]
+        keys += ["agreement_tprime", "kl_tprime", "val_agreement"]
     if cfg.role == "student":
-        return ["agreement_teacher", "kl_teacher", "val_agreement_teacher"]
-    return []
+        keys += ["agreement_teacher", "kl_teacher", "val_agreement_teacher"]
+    return keys
 
 
 def add_extra_v2(cfg: RunConfig, record: dict[str, Any], store: ResultStore, lrs: dict[str, float]) -> dict[str, Any]:
@@ -220,9 +222,19 @@ def add_extra_v2(cfg: RunConfig, record: dict[str, Any], store: ResultStore, lrs
         return record
     pair = cfg.experiment[len(r1.EXPERIMENT_PREFIX):]
     extra: dict[str, float] = {}
-    wants = [("teacher", False, "agreement_teacher", "kl_teacher", "val_agreement_teacher")] if cfg.role == "student" \
-        else [("teacher_prime", True, "agreement_tprime", "kl_tprime", None),
-              ("teacher", False, None, None, "val_agreement")]
+    wants = ([("teacher", False, "agreement_teacher", "kl_teacher", "val_agreement_teacher")] if cfg.role == "student"
+             else [("teacher_prime", True, "agreement_tprime", "kl_tprime", None),
+                   ("teacher", False, None, None, "val_agreement")] if cfg.role == "distilled" else [])
+    if "im_roll_l1" in keys:  # the authors' MNIST IM (a 5-px roll), as v1 records it
+        from kdutils.data.symmetry import TRANSFORMATIONS
+        from kdutils.metrics import flip_rate, invariance_metric
+
+        x, gen = splits.test.x, torch.Generator().manual_seed(1234)
+        p = predict_logits(model, x, device=device, mean=splits.mean, std=splits.std).softmax(1)
+        p_t = predict_logits(model, TRANSFORMATIONS["roll5"].fn(x, gen), device=device, mean=splits.mean,
+                             std=splits.std).softmax(1)
+        extra.update(im_roll_l1=invariance_metric(p, p_t, "l1"), im_roll_l2=invariance_metric(p, p_t, "l2"),
+                     flip_roll=flip_rate(p, p_t))
     for _, prime, agree_key, kl_key, val_key in wants:
         t_cfg = rv.teacher_v2(cfg.profile, pair, cfg.data.fold, prime, lrs)
         teacher = _load_checkpoint(t_cfg, store, splits, device)
@@ -237,7 +249,7 @@ def add_extra_v2(cfg: RunConfig, record: dict[str, Any], store: ResultStore, lrs
             if val_key and splits.val is not None:
                 x = splits.val.x
                 s = predict_logits(model, x, device=device, mean=splits.mean, std=splits.std)
-                t = predict_logits(teacher, x, device=device, mean=splits.mean, std=splits.std)
+                t = runner.teacher_logits_for(t_cfg, teacher, cfg.data, "val", x, splits, device)
                 extra[val_key] = agreement(s, t)
     if not extra:
         return record

@@ -33,13 +33,15 @@ def _student_lookup(pair: str, profile: str, dataset: str) -> dict[tuple[str, st
 
 
 def recipe_in_use(profile: str, pair: str, store: ResultStore | None = None) -> str:
-    """"v2" once recipe v2's selection and at least one of its final runs are recorded for the pair (on its
-    default dataset), else "v1": the page keeps showing v1's records until v2's exist."""
+    """"v2" once recipe v2 has recorded every run of at least as many folds as v1 ran (the pair's runs go fold
+    by fold), else "v1": the page keeps showing v1's records until v2's can replace them."""
     from kdutils.chapters.invariance.plan_v2 import final_configs
+    from kdutils.chapters.invariance.recipes import FOLDS
 
     store = store or ResultStore()
     cfgs = final_configs(profile, pair, store)
-    return "v2" if cfgs and any(store.get(c) is not None for c in cfgs) else "v1"
+    need = [c for c in cfgs or [] if c.data.fold in FOLDS[profile]]
+    return "v2" if need and all(store.get(c) is not None for c in need) else "v1"
 
 
 def recipe_sentence(profile: str, store: ResultStore | None = None) -> str:
