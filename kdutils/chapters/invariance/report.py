@@ -218,7 +218,7 @@ def selection_markdown(profile: str, store: ResultStore | None = None) -> str:
     if not sel.empty:
         chosen = sel[sel.chosen == "✔"]
         failed = int((sel.status != "ok").sum())
-        text = f"Recipe v1: {len(chosen)} arms were selected from {len(sel)} candidates ({failed} of them failed). "
+        text = f"{len(chosen)} arms were selected from {len(sel)} candidates ({failed} of them failed). "
     if edges.empty:
         text += "**Edge check: passes** (no chosen rate sits at an edge of its grid)."
     else:

@@ -220,11 +220,17 @@ def show_results(table: pd.DataFrame, caption: str = ""):
 
 
 def selection_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
-    """Every arm's learning-rate selection: one row per candidate (validation metrics only, never test), the
-    chosen one marked. Pairs whose selection is not recorded are absent."""
+    """Every arm's learning-rate selection (of the recipe the page shows for the pair): one row per candidate
+    (validation metrics only, never test), the chosen one marked. Pairs whose selection is not recorded are
+    absent."""
+    from kdutils.chapters.invariance.plan_v2 import select_v2
+
     rows = []
     for pair in PAIRS:
-        sel = select_lrs(profile, pair, store=store, train=False)
+        if recipe_in_use(profile, pair, store) == "v2":  # v2's candidates, extensions included
+            sel = {arm: a.selection for arm, a in (select_v2(profile, pair, store) or {}).items()}
+        else:
+            sel = select_lrs(profile, pair, store=store, train=False)
         if sel is None:
             continue
         for arm, s in sel.items():
