@@ -244,15 +244,15 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
         lines.append(f"phase {phase}: {len(jobs)} runs, {sum(store.get(j) is not None for j in jobs)} recorded")
         for kind, cs in sorted(kinds.items()):
             known = [c for c in cs if c is not None]
-            unknown += len(cs) - len(known)
             lines.append(f"  {len(cs):3d} x {kind}: {sum(known) / 60:.0f} min" +
                          (f" ({len(cs) - len(known)} without a measured rate)" if len(known) < len(cs) else ""))
         pending = [j for j in jobs if store.get(j) is None]
+        unknown += sum(job_cost(j, rates) is None for j in pending)
         for i, share in enumerate(assign(pending, count, lambda j: job_cost(j, rates))):
             totals[i] += sum(c for c in (job_cost(j, rates) for j in share) if c is not None)
     lines.append("estimate of what is not yet recorded: " + ", ".join(
         f"shard {i + 1}/{count} {t / 3600:.2f} h" for i, t in enumerate(totals))
-        + f"; {sum(totals) / 3600:.2f} core-hours" + (f" (+{unknown} runs without a rate)" if unknown else ""))
+        + f"; {sum(totals) / 3600:.2f} core-hours" + (f" (+{unknown} pending runs without a rate)" if unknown else ""))
     lines.append("the phases wait for each other, so the wall time is about the larger shard's per phase summed")
     lines.append("commands (one thread each, from the repository root):")
     for i in range(count):
