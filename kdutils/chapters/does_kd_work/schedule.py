@@ -235,7 +235,7 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
     lines = [f"does_kd_work, profile {profile}, recipe {version}, data {', '.join(datasets)}; costs from "
              f"{len(rates)} measured kinds of recorded {profile} runs (wall_time_s / (epochs x images))"]
     totals = [0.0] * count
-    unknown = 0
+    wall, unknown = 0.0, 0
     for phase in (1, 2, 3):
         jobs = phase_jobs(phase, profile, datasets, claims, version, store, planned=True)
         kinds: dict[str, list[float | None]] = defaultdict(list)
@@ -248,12 +248,16 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
                          (f" ({len(cs) - len(known)} without a measured rate)" if len(known) < len(cs) else ""))
         pending = [j for j in jobs if store.get(j) is None]
         unknown += sum(job_cost(j, rates) is None for j in pending)
-        for i, share in enumerate(assign(pending, count, lambda j: job_cost(j, rates))):
-            totals[i] += sum(c for c in (job_cost(j, rates) for j in share) if c is not None)
+        loads = [sum(c for c in (job_cost(j, rates) for j in share) if c is not None)
+                 for share in assign(pending, count, lambda j: job_cost(j, rates))]
+        totals = [t + x for t, x in zip(totals, loads)]
+        wall += max(loads)
     lines.append("estimate of what is not yet recorded: " + ", ".join(
         f"shard {i + 1}/{count} {t / 3600:.2f} h" for i, t in enumerate(totals))
-        + f"; {sum(totals) / 3600:.2f} core-hours" + (f" (+{unknown} pending runs without a rate)" if unknown else ""))
-    lines.append("the phases wait for each other, so the wall time is about the larger shard's per phase summed")
+        + f"; {sum(totals) / 3600:.2f} core-hours"
+        + (f" (+{unknown} pending runs without a rate)" if unknown else ""))
+    lines.append(f"wall time about {wall / 3600:.2f} h (the phases wait for each other: the larger shard of each "
+                 "phase, summed)")
     lines.append("commands (one thread each, from the repository root):")
     for i in range(count):
         lines.append(f"  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils run does_kd_work "
