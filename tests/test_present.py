@@ -187,3 +187,9 @@ def test_prose_from_records_reads_as_prose():
                                         "slope 0.00724; +2 pts")
     kept = r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.12345"
     assert present.readable_text(kept) == r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.123"
+
+
+def test_rates_in_percent_like_the_chapters():
+    df = pd.DataFrame({"role": ["teacher"], "accuracy": [0.99031], "nll": [0.0364], "agreement": [float("nan")]})
+    f = present.results_table(df, status=None, device=None, formats=present.RATE_FORMATS).frame
+    assert f.iloc[0].tolist() == ["teacher", "99.03%", "0.0364", present.MISSING]

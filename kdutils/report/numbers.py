@@ -149,6 +149,18 @@ def fmt_series_mean_std(values: Any, digits: int = 2) -> str:
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
 
 
+def fmt_pct(rate: Any, digits: int = 2) -> str:
+    """A rate (accuracy, agreement) as the chapters print it: 0.9903 -> "99.03%"; "—" when missing."""
+    if _is_missing(rate):
+        return MISSING
+    return f"{100 * float(rate):.{digits}f}%"
+
+
+RATE_COLUMNS = ("accuracy", "agreement", "train_agreement", "teacher_accuracy", "val_accuracy")
+"""Record metrics that are rates: a table of raw records shows them in % (`RATE_FORMATS`), as the chapters do."""
+RATE_FORMATS = {c: fmt_pct for c in RATE_COLUMNS}
+
+
 def fmt_interval(estimate: float, low: float, high: float, digits: int = 3, unit: str = "") -> str:
     """"estimate [low, high]" for an effect and its 95% interval; a non-finite bound prints as "—"."""
     if _is_missing(estimate):
