@@ -23,6 +23,19 @@ def check_int(value: object, name: str, minimum: int | None = None) -> int:
     return int(value)
 
 
+#: Seeds go to torch.manual_seed / torch.Generator.manual_seed (which take at most 2**64 - 1) and are offset by
+#: small numbers on the way (a split's test subset uses split_seed + 1), so they are kept to 0..2**63-1.
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(value: object, name: str) -> int:
+    """A seed torch accepts: an integer in 0..2**63-1 (2**64 used to pass here and fail inside torch)."""
+    check_int(value, name)
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in 0..2**63-1, got {value!r}")
+    return int(value)
+
+
 def check_number(value: object, name: str) -> float:
     """A finite real number (not a bool, not a string such as 'abc')."""
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(float(value)):
@@ -95,7 +108,7 @@ class DataConfig:
             check_int(self.fold, "fold", 0)
             if self.fold >= self.k_folds:
                 raise ValueError(f"fold must be in 0..{self.k_folds - 1} (k_folds={self.k_folds}), got {self.fold}")
-        check_int(self.split_seed, "split_seed")
+        check_seed(self.split_seed, "split_seed")
         if not isinstance(self.options, dict):
             raise ValueError(f"options must be a dict of loader keyword arguments, got {self.options!r}")
 
@@ -126,7 +139,7 @@ class RunConfig:
         object.__setattr__(self, "alpha", float(self.alpha))
         object.__setattr__(self, "label_smoothing", check_smoothing(self.label_smoothing))
         check_direction(self.kd_direction)
-        check_int(self.seed, "seed")
+        check_seed(self.seed, "seed")
         if self.alpha > 0 and self.teacher is None:
             raise ValueError(f"alpha={self.alpha} puts weight on a KD term, but the run names no teacher")
 

@@ -174,12 +174,14 @@ def kd_loss(
 
 
 def label_smoothing_ce(
-    logits: torch.Tensor, targets: torch.Tensor, smoothing: float, reduction: str = "mean"
+    logits: torch.Tensor, targets: torch.Tensor, smoothing: float, reduction: str = "mean",
+    check_finite: bool = True,
 ) -> torch.Tensor:
     """Cross-entropy against label-smoothed targets: ``(1 - eps) * NLL + eps * mean_k(-log p_k)``.
 
     Identical to ``F.cross_entropy(..., label_smoothing=eps)``; written out so the formula is visible and the
-    smoothing value is validated (eps in [0, 1)).
+    smoothing value is validated (eps in [0, 1)). NaN or +inf logits raise a ValueError naming the position,
+    as in `kd_loss` (`check_finite=False` skips that check and its read-back, as the training loops do).
     """
     eps = check_smoothing(smoothing)
     _check_reduction(reduction)
@@ -189,6 +191,8 @@ def label_smoothing_ce(
             f"targets must have shape ({logits.shape[0]},) to match logits {tuple(logits.shape)}, "
             f"got {tuple(targets.shape)}"
         )
+    if check_finite:
+        check_logits_finite(logits, "logits")
     log_p = F.log_softmax(_at_least_fp32(logits), dim=1)
     nll = -log_p.gather(1, targets.long().unsqueeze(1)).squeeze(1)
     per_sample = (1.0 - eps) * nll + eps * (-log_p.mean(dim=1)) if eps > 0 else nll
@@ -210,20 +214,21 @@ def kd_objective(
     ``alpha`` is the weight on the **KD term** (alpha=0: plain supervised CE, alpha=1: pure distillation).
     CE is label-smoothed when ``label_smoothing > 0``. ``teacher_logits`` may be None only when alpha == 0.
     Terms with zero weight are not computed at all (no teacher needed, no wasted work, no 0 * nan).
-    check_finite: as in `kd_loss` (the training loops pass False and check the loss of every step instead).
+    check_finite: NaN/+inf logits raise, in the CE term too (alpha=0 used to return NaN); the training loops
+    pass False and check the loss of every step instead.
     """
     tau = check_tau(tau)
     alpha = check_alpha(alpha)
     eps = check_smoothing(label_smoothing)
     check_direction(direction)
-    if teacher_logits is None and alpha != 0.0:
-        raise ValueError(f"teacher_logits is None but alpha={alpha!r}; a teacher is required unless alpha == 0")
     total: torch.Tensor | None = None
     if alpha != 0.0:
+        if teacher_logits is None:
+            raise ValueError(f"teacher_logits is None but alpha={alpha!r}; a teacher is required unless alpha == 0")
         total = alpha * kd_loss(student_logits, teacher_logits, tau, direction=direction, reduction="mean",
                                 check_finite=check_finite)
     if alpha != 1.0:
-        ce = label_smoothing_ce(student_logits, targets, eps, reduction="mean")
+        ce = label_smoothing_ce(student_logits, targets, eps, reduction="mean", check_finite=check_finite)
         ce_term = (1.0 - alpha) * ce
         total = ce_term if total is None else total + ce_term
     assert total is not None

@@ -36,7 +36,8 @@ def per_sample_kd_terms(student_logits: torch.Tensor, targets: torch.Tensor, tea
     logits' finiteness is not read back here)."""
     kd = kd_loss(student_logits, teacher_logits, check_tau(tau), direction=direction, reduction="none",
                  check_finite=False)
-    ce = label_smoothing_ce(student_logits, targets, check_smoothing(label_smoothing), reduction="none")
+    ce = label_smoothing_ce(student_logits, targets, check_smoothing(label_smoothing), reduction="none",
+                            check_finite=False)
     return kd, ce
 
 

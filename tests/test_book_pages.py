@@ -5,13 +5,14 @@ CI builds the book (scripts/book.sh) before the tests, so _build/html exists the
 skipped with the reason. The notebook checks below need no build.
 """
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "_build" / "html"
+HTML = Path(os.environ.get("KDUTILS_BOOK_HTML") or ROOT / "_build" / "html")  # another build: set the variable
 NAN_CELL = re.compile(r"<t[dh][^>]*>\s*(?:NaN|nan|<NA>)\s*</t[dh]>")
 # Notebooks whose cells this test holds to "results, not machinery" (the reader's-book pages).
 # The checkout and the home folder of whoever built the book: a reader's copy must not show them.
@@ -81,3 +82,34 @@ def test_reader_notebooks_hide_code_and_carry_no_markers(name):
         for out in c.get("outputs", []):
             text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
             assert text.strip() not in ("True", "[True, True, True]"), f"{name}: a cell that only prints True"
+
+
+@pytest.mark.skipif(not HTML.is_dir(), reason="the book is not built (_build/html missing): run scripts/book.sh first")
+def test_a_downloaded_notebook_shows_the_page_not_the_smoke_profile():
+    """The .ipynb behind each page's download button is the notebook as executed for the page (see
+    _ext/executed_downloads.py), not the committed copy: the scorecard's says the book's profile."""
+    nb = json.loads((HTML / "_sources" / "notebooks" / "scorecard.ipynb").read_text())
+    text = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "At the `cpu` profile" in text, "the downloaded scorecard does not show the page's outputs"
+
+
+def test_executed_downloads_replace_only_notebooks_that_were_executed(tmp_path):
+    import sys
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import executed_downloads as ed
+    import nbformat
+
+    (tmp_path / "nb").mkdir()
+    for name in ("a", "b"):
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")]), tmp_path / "nb" / f"{name}.ipynb")
+
+    def executed(path):
+        if path.stem != "a":
+            return None
+        nb = nbformat.read(path, as_version=4)
+        nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
+        return nb
+
+    assert ed.replace_sources(tmp_path, executed) == ["nb/a.ipynb"]
+    assert nbformat.read(tmp_path / "nb" / "a.ipynb", as_version=4).cells[0].outputs[0]["data"]["text/plain"] == "2"
+    assert nbformat.read(tmp_path / "nb" / "b.ipynb", as_version=4).cells[0].outputs == []

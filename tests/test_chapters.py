@@ -60,8 +60,8 @@ def test_toc_lists_every_chapter_page_in_the_book_order():
     firsts = [min(toc.index(p) for p in c.pages) for c in chapters]
     assert firsts == sorted(firsts)
     # every toc entry of a paper (book/<x>.md or notebooks/<x>_*.ipynb) belongs to a chapter
-    shared = {"book/intro", "book/methods", "book/rerun", "book/references", "notebooks/scorecard",
-              "notebooks/benchmarks"}
+    shared = {"book/intro", "book/methods", "book/rerun", "book/references", "book/glossary", "notebooks/scorecard",
+              "notebooks/findings", "notebooks/benchmarks"}
     orphans = [f for f in toc if f not in shared and f not in pages]
     assert not orphans, f"_toc.yml pages that no chapter lists: {orphans}"
 
@@ -92,3 +92,13 @@ def test_chapters_import_no_other_chapter():
                 if mod and mod.startswith("kdutils.chapters.") and mod.split(".")[2] != folder.name:
                     offenders.append(f"{path.relative_to(REPO_ROOT)}: {mod}")
     assert not offenders, offenders
+
+
+def test_points_of_a_chapter_without_point_notebooks_say_so():
+    tgeo = load("tgeo")
+    assert tgeo.point_configs is None
+    with pytest.raises(ValueError, match="chapter 'tgeo' has no point notebook configs"):
+        tgeo.points(profile="smoke")
+    hinton = load("hinton")
+    assert [c.role for c in hinton.points(profile="smoke", tau=4.0)] == [
+        c.role for c in hinton.point_configs(profile="smoke", tau=4.0)]

@@ -33,7 +33,10 @@ def test_mean_std_table_counts_failed_runs():
 
 def test_interval_and_small_values():
     assert present.fmt_interval(-17, -25, -9, unit="errors") == "-17 errors [-25, -9]"
-    assert present.fmt_value(7.03e-05) == "7.03e-05"  # not rounded to 0.0001
+    assert present.fmt_value(7.03e-05) == "7.03×10⁻⁵"  # not rounded to 0.0001, and no "e-05"
+    assert present.fmt_value(6.18e-09) == "6.18×10⁻⁹" and present.fmt_value(2.5e7) == "2.5×10⁷"
+    assert present.fmt_value(0.1) == "0.1" and present.fmt_value(5e-4) == "0.0005"  # no "0.1000", "5.00e-04"
+    assert present.fmt_value(4.567e-4) == "4.57×10⁻⁴"  # 0.0005 would round it off by 9%
     assert present.fmt_value(0.123456) == "0.1235"
     assert present.fmt_value(None) == present.MISSING
 
@@ -60,7 +63,7 @@ def test_no_nan_in_rendered_html_and_status_visible():
     # the diverged run shows its status in its empty metric cell, and in the status column
     assert t.frame.loc[2, "test accuracy"] == "diverged"
     assert t.frame.loc[2, "status"] == "diverged"
-    assert t.frame.loc[2, "test accuracy (paper)"] == "0.9800"
+    assert t.frame.loc[2, "test accuracy (paper)"] == "0.980"  # the column's shared trailing zero dropped
     assert t.frame.loc[1, "test accuracy (paper)"] == present.MISSING
     assert t.frame.loc[0, "device"] == "CPU (1 thread)"
     assert "<th>" in html and "index" not in html.lower()  # no pandas index column
@@ -71,6 +74,7 @@ def test_toggle_only_above_max_rows():
     df = pd.DataFrame({"x": range(20), "status": ["ok"] * 20})
     short = present.results_table(df.head(5), max_rows=10).to_html()
     assert "<details" not in short
+    assert "<details" not in present.results_table(df.head(13), max_rows=10).to_html()  # 3 over: shown whole
     long = present.results_table(df, max_rows=10).to_html()
     assert "<details" in long and "Show all 20 rows" in long
     # nothing is cut: every value appears in the toggled full table
@@ -132,3 +136,60 @@ def test_fmt_series_mean_std_fixed_decimals_sample_std():
     assert present.fmt_series_mean_std(pd.Series([1.0, 2.0, 4.0]), 2) == "2.33 ± 1.53"
     assert present.fmt_series_mean_std([3.0, "n/a", None], 1) == "3.0"  # one number left: no std
     assert present.fmt_series_mean_std(pd.Series([], dtype=float)) == present.MISSING
+
+
+def test_one_unit_for_accuracy_differences():
+    assert present.unify_units("+2.1 pp [1.0, 3.2]; -0.5pp; 2 percentage points") == \
+        "+2.1 pts [1.0, 3.2]; -0.5 pts; 2 pts"
+    assert present.unify_units("student − plain: +0.6 points [0.1, 1.1]") == "student − plain: +0.6 pts [0.1, 1.1]"
+    assert present.unify_units("1000 points per shape, 16 points") == "1000 points per shape, 16 points"
+    assert present.markdown("-2.2 pp per group").data == "-2.2 pts per group"
+
+
+def test_mean_std_keeps_its_decimals_so_a_column_reads_evenly():
+    assert present.fmt_mean_std(0.98, 0.001) == "0.9800 ± 0.0010"
+    assert present.fmt_mean_std(6e-9, 1e-9) == "6×10⁻⁹ ± 1×10⁻⁹"
+
+
+def test_a_column_keeps_equal_decimals_without_the_zeros_they_all_share():
+    df = pd.DataFrame({"lr": [0.1, 0.05, 0.3], "acc": [0.9825, 0.98, 0.97], "one": [0.1, np.nan, np.nan]})
+    f = present.results_table(df, status=None, device=None).frame
+    assert list(f["lr"]) == ["0.10", "0.05", "0.30"]
+    assert list(f["acc"]) == ["0.9825", "0.9800", "0.9700"]
+    assert list(f["one"]) == ["0.1", present.MISSING, present.MISSING]
+
+
+def test_a_table_much_wider_than_long_is_shown_on_its_side():
+    cols = {f"metric_{i}": [0.5 + i / 100, 0.25] for i in range(12)}
+    df = pd.DataFrame({"role": ["teacher", "student"], **cols, "status": ["ok", "diverged"]})
+    t = present.results_table(df, device=None)
+    html = t.to_html()
+    assert "<th>teacher</th>" in html and "<th>student</th>" in html and "<td" in html
+    side = t.transposed().frame
+    assert list(side.columns) == ["", "teacher", "student"] and side.iloc[0].tolist() == ["metric 0", "0.50", "0.25"]
+    assert side.iloc[-1].tolist() == ["status", "ok", "diverged"]
+    narrow = present.results_table(df[["role", "metric_0", "status"]], device=None).to_html()
+    assert "<th>teacher</th>" not in narrow  # a narrow table stays as it is
+    twice = pd.DataFrame({"role": ["a_b", "a_b", "c"], **{k: v + [0.0] for k, v in cols.items()}})
+    heads = list(present.results_table(twice, status=None, device=None).transposed().frame.columns)
+    assert heads == ["", "a b (1)", "a b (2)", "c"]  # readable, and only the repeated name numbered
+
+
+def test_raw_column_names_read_as_words():
+    df = pd.DataFrame({"train_agreement": [0.5], "im_l1": [0.1]})
+    assert list(present.results_table(df, status=None, device=None).frame.columns) == ["train agreement", "im l1"]
+    assert list(present.results_table(df, {"im_l1": "IM (L1)"}, status=None, device=None).frame.columns) == ["IM (L1)"]
+
+
+def test_prose_from_records_reads_as_prose():
+    t = "IM gap closed at tau=16; eta_similar (LS) -5.7%; threshold -0.349358; slope 0.007236; +2 pp"
+    assert present.readable_text(t) == ("IM gap closed at τ = 16; η(similar) (LS) -5.7%; threshold -0.349; "
+                                        "slope 0.00724; +2 pts")
+    kept = r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.12345"
+    assert present.readable_text(kept) == r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.123"
+
+
+def test_rates_in_percent_like_the_chapters():
+    df = pd.DataFrame({"role": ["teacher"], "accuracy": [0.99031], "nll": [0.0364], "agreement": [float("nan")]})
+    f = present.results_table(df, status=None, device=None, formats=present.RATE_FORMATS).frame
+    assert f.iloc[0].tolist() == ["teacher", "99.03%", "0.0364", present.MISSING]

@@ -54,7 +54,9 @@ def test_code_in_commit_reads_new_and_old_records():
     bad = provenance.not_in_commit([new_clean, new_dirty, old_clean, old_dirty])
     assert bad == [new_dirty, old_dirty]
     text = provenance.code_status_sentence([new_clean, new_dirty, old_clean, old_dirty])
-    assert text.startswith("2 of 4 records: code not provably in a commit (1 made from a dirty tree")
+    assert text == ("2 of 4 records: code not provably in a commit (1 made from a dirty tree before the source hash "
+                    "was recorded, 1 with source that differed from the commit)")
+    assert "1 with no commit recorded" in provenance.code_status_sentence([unknown])
     assert provenance.code_status_sentence([old_clean]) == "all 1 records: code in the commit named"
 
 

@@ -163,6 +163,19 @@ def test_room_and_premise_gates():
     assert gates.teacher_better(stats.t_interval([1.0, 1.1, 1.2]), 0.5).passed
 
 
+def test_count_and_same_setting_gates():
+    assert gates.at_least("teachers", {"LS 0": 3, "LS 0.1": 4}, 3).passed
+    g = gates.at_least("teachers", {"LS 0": 1, "LS 0.1": 3}, 3)
+    assert not g.passed and "LS 0: 1" in g.reason and "LS 0.1" not in g.reason
+    assert not gates.at_least("teachers", {}, 1).passed
+    assert gates.same_setting("one rate", {"a": [0.1, 0.1], "b": [0.1]}).passed
+    g = gates.same_setting("one rate", {"a": [0.1], "b": [0.03]})
+    assert not g.passed and "a 0.1; b 0.03" in g.reason
+    part = rules.find(Claim("x", "greater", key="x"), stats.t_interval([1.0, 1.1, 1.2]))
+    assert part.label == REPRODUCED and rules.gated(part, [g]).label == NOT_TESTABLE
+    assert rules.gated(part, [gates.same_setting("one rate", {"a": [0.1]})]) == part
+
+
 # ------------------------------------------------------------------------------------------------- power
 def test_detectable_effect_is_exact_and_larger_than_the_normal_approximation():
     d = power.detectable_effect(1.0, 10)
@@ -215,7 +228,7 @@ def test_stability_on_seed_halves():
 
     s = rules.stability(SEEDS, label_on)
     assert s.first_keys == (0, 2, 4) and s.second_keys == (1, 3, 5)
-    assert s.status == "holds" and "holds on seed halves" in s.describe()
+    assert s.status == "holds" and "holds on halves of the seeds" in s.describe()
     # a half whose seeds all go the other way contradicts the label
     kd_bad = {**kd, 1: alone[1] - 3.0, 3: alone[3] - 3.1, 5: alone[5] - 2.9}  # the odd seeds go the other way
     s2 = rules.stability(SEEDS, lambda k: rules.compare(BETTER, rules.subset(kd_bad, k), rules.subset(alone, k)).label,

@@ -76,7 +76,7 @@ def test_every_planned_chapter_is_listed_with_its_claims():
         rows = card[card.chapter == key]
         assert len(rows) >= 3 and set(rows["label"]) == {"not yet run"}
     assert len(card[card.chapter == "ls_kd"]) == 5  # one verdict per claim (recorded or not yet run)
-    assert len(card[card.chapter == "does_kd_work"]) == 6  # one verdict per claim (recorded or not yet run)
+    assert len(card[card.chapter == "does_kd_work"]) == 8  # one verdict per claim (recorded or not yet run)
 
 
 def test_table_links_each_paper_to_its_page_and_has_no_nan():
@@ -85,7 +85,31 @@ def test_table_links_each_paper_to_its_page_and_has_no_nan():
     assert 'href="hinton_report.html"' in html and 'href="tgeo_report.html"' in html
     assert 'href="ls_kd_report.html"' in html
     assert not re.search(r">\s*(NaN|nan|None)\s*<", html)
-    assert scorecard.summary_sentence(card).startswith(f"{len(card)} claims from {card['paper'].nunique()} papers")
+    scored = card[card.scored]
+    assert scorecard.summary_sentence(card).startswith(f"{len(scored)} claims from {scored['paper'].nunique()} papers")
+
+
+def test_parts_gates_stability_and_unscored_checks_are_shown():
+    from kdutils.verdicts import gates, rules, stats
+
+    claim = rules.Claim("A and B", parts=(rules.Claim("a", "greater", key="a"), rules.Claim("b", "greater", key="b")))
+    parts = [rules.find(claim.parts[0], stats.t_interval([1.0, 1.1, 1.2])),
+             rules.find(claim.parts[1], stats.t_interval([-1.0, -1.1, -1.2]))]
+    ok = gates.premise("room", stats.t_interval([2.0, 2.1, 2.2]), 1.0)
+    j = rules.judge(claim, parts, [ok])
+    stab = rules.Stability(j.label, j.label, "inconclusive at this scale", (0, 2), (1,))
+    own = rules.Claim("own check", scored=False)
+    verdicts = [rules.to_verdict(j, "e", "s", stability_=stab, code="3 of 3 records: code not provably in a commit"),
+                rules.to_verdict(rules.judge(own, parts[0]), "e", "s")]
+    card = scorecard.scorecard("cpu", chapters=(_chapter(lambda profile: verdicts),), check=False)
+    row = card.iloc[0]
+    assert row.label == "mixed" and row.parts == "✅ a · ❌ b" and row.gates == "✔ room" and row.stability == "weaker"
+    assert "room: passes" in row.details and "smallest detectable effect" in row.details
+    assert scorecard.counts(card) == {"mixed": 1}  # the chapter's own check is listed, not counted
+    assert scorecard.summary_sentence(card).endswith("(plus 1 of the chapters' own checks, not counted).")
+    html = scorecard.scorecard_table(card).to_html()
+    assert "✅ a · ❌ b" in html and "own check (the chapter" in html
+    assert scorecard.uncommitted_sentence(card).startswith("1 of 2 verdicts rest on records whose code is not")
 
 
 def test_records_summary_counts_runs_and_devices(tmp_path):
@@ -107,4 +131,27 @@ def test_a_claim_without_verdict_says_why_in_the_effect_column():
     t = scorecard.scorecard_table(card)
     assert t.frame.iloc[0]["effect (95% interval)"].startswith("a run is not recorded")
     assert t.frame.iloc[0]["verdict (evidence)"] == "⏳ not yet run"
-    assert 'href="x_report.html">⏳ not yet run</a>' in t.to_html()
+    assert 'href="x_report.html#claim-c">⏳ not yet run</a>' in t.to_html()
+
+
+def test_every_row_names_its_paper_and_links_the_verdict_to_its_claim():
+    card = scorecard.scorecard("cpu", chapters=(_chapter(_not_recorded, ["First claim here.", "Second claim, other words."]),))
+    html = scorecard.scorecard_table(card).to_html()
+    assert html.count(">Someone et al. (2020)</a>") == 2  # no row with an empty link
+    assert 'class="kd-table kd-scorecard"' in html and html.count('kd-repeat') == 1  # the repeat is marked
+    assert 'href="x_report.html#claim-first-claim-here">' in html
+    assert 'href="x_report.html#claim-second-claim-other-words">' in html
+    assert 'data-label="claim"' in html and 'kd-claim' in html and 'kd-verdict' in html
+    assert 'kd-empty" data-label="parts">—<' in html  # an empty field a phone's card leaves out
+
+
+def test_claim_anchors_are_unique_on_each_chapter_page():
+    from kdutils.report import present
+    for ch in all_chapters():
+        anchors = [present.claim_anchor(c) for c in ch.claims]
+        assert len(set(anchors)) == len(anchors), f"{ch.name}: two claims share an anchor: {anchors}"
+    assert present.claim_anchor("At tau = 1, a student is at least as good") == "claim-at-tau-1-a-student-is-at"  # 8 words, "=" among them
+    assert present.claim_anchor("At τ = 1, a student is") == present.claim_anchor("At tau = 1, a student is")
+    with pytest.raises(ValueError, match="needs words"):
+        present.claim_anchor("  ")
+

@@ -19,7 +19,7 @@ import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -120,7 +120,7 @@ _IDX_INFO = {
 }
 _IDX_SIZES = {"train": 60000, "test": 10000}
 
-_CIFAR_INFO = {
+_CIFAR_INFO: dict[str, dict[str, Any]] = {
     # name: (folder, archive, url, train files, test files, meta file, label key, label-names key, classes)
     "cifar10": dict(
         folder="cifar-10-batches-py", archive="cifar-10-python.tar.gz",

@@ -69,8 +69,8 @@ class RandomShift:
             raise ValueError(f"max_shift must be a non-negative integer, got {max_shift!r}")
         if mode not in ("zeros", "circular"):
             raise ValueError(f"unknown shift mode {mode!r}; choose 'zeros' or 'circular'")
-        self.max_shift = int(max_shift)
-        self.mode = mode
+        self.max_shift: int = int(max_shift)
+        self.mode: str = mode
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu",
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -106,7 +106,7 @@ class RandomHFlip:
     def __init__(self, p: float = 0.5) -> None:
         if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
             raise ValueError(f"flip probability p must be in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p: float = float(p)
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu",
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -136,8 +136,8 @@ class RandomTranslate:
             raise ValueError(f"max_translation must be a finite number >= 0, got {max_translation!r}")
         if coord_dims not in (2, 3):
             raise ValueError(f"coord_dims must be 2 (x, y) or 3 (x, y, z), got {coord_dims!r}")
-        self.max_translation = float(max_translation)
-        self.coord_dims = int(coord_dims)
+        self.max_translation: float = float(max_translation)
+        self.coord_dims: int = int(coord_dims)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         from kdutils.data.symmetry import translate_points
@@ -275,18 +275,20 @@ class DeviceLoader:
             raise ValueError(f"augment needs image data (N, C, H, W) and a callable, got x shape {tuple(x.shape)}"
                              f" and augment {augment!r}")
 
-        self.device = torch.device(device)
-        self.x = x.to(self.device)
-        self.y = y.to(self.device, torch.long)
-        self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.augment = augment
-        self.seed = int(seed)
-        self.epoch = 0
+        self.device: torch.device = torch.device(device)
+        self.x: torch.Tensor = x.to(self.device)
+        self.y: torch.Tensor = y.to(self.device, torch.long)
+        self.batch_size: int = int(batch_size)
+        self.shuffle: bool = bool(shuffle)
+        self.drop_last: bool = bool(drop_last)
+        self.augment: Augment | None = augment
+        self.seed: int = int(seed)
+        self.epoch: int = 0
         n_channels = x.shape[1] if x.ndim == 4 else x.shape[-1]
-        self.mean = None if mean is None else _stat_tensor(mean, n_channels, x.ndim, self.device, "mean")
-        self.std = None if std is None else _stat_tensor(std, n_channels, x.ndim, self.device, "std")
+        self.mean: torch.Tensor | None = None if mean is None else _stat_tensor(mean, n_channels, x.ndim, self.device,
+                                                                                "mean")
+        self.std: torch.Tensor | None = None if std is None else _stat_tensor(std, n_channels, x.ndim, self.device,
+                                                                              "std")
 
     @classmethod
     def from_dataset(cls, dataset, batch_size: int, *, normalize: bool = True, **kwargs) -> "DeviceLoader":

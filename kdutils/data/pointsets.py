@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -58,8 +57,9 @@ def _cached(name: str, key: dict, build: Callable[[], ArrayDataset], use_cache: 
             d = load_tensors(path)
             return ArrayDataset(d["x"], d["y"], list(d["classes"]), d["name"])
         except (DamagedFileError, KeyError, TypeError) as err:
-            warnings.warn(f"{path}: damaged point-set cache ({err}); rebuilding it from the source files",
-                          RuntimeWarning, stacklevel=2)
+            from kdutils.store.recovery import rebuilt  # warned, and noted in the records being produced
+
+            rebuilt(path, f"damaged point-set cache ({err})", "rebuilding it from the source files")
     ds = build()
     from kdutils.store.io import atomic_torch_save
 

@@ -1,4 +1,4 @@
-"""LeNet-5 as used by Stanton et al. for their near-saturated MNIST case (>99% teacher-student agreement).
+"""LeNet-5 as used by Stanton et al. for their near-saturated MNIST case (the poster gives no agreement number).
 
 Why this exact layout: the paper's MNIST fidelity figure refers to the authors' LeNet-5 (gnosis), so the check
 should use the same network: conv5x5(6, pad 2) -> ReLU -> avgpool2 -> conv5x5(16) -> ReLU -> avgpool2 ->

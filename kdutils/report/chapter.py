@@ -33,6 +33,13 @@ class Chapter:
     plan: Callable[..., Any] | None = None  # what runs at a profile, with the chosen learning rates
     point_configs: Callable[..., list[Any]] | None = None  # the runs of one point notebook (sweeps use it)
 
+    def points(self, **params: Any) -> list[Any]:
+        """The runs of one point notebook at `params` (what a sweep trains together and checks for records);
+        ValueError for a chapter without point notebooks."""
+        if self.point_configs is None:
+            raise ValueError(f"chapter {self.name!r} has no point notebook configs (its CHAPTER.point_configs is None)")
+        return self.point_configs(**params)
+
 
 def names() -> list[str]:
     """The chapters' names, found as the packages under `kdutils.chapters` (nothing is imported but that)."""

@@ -3,12 +3,12 @@
 Why a module: raw pandas dumps cut long tables with "...", show NaN for a diverged run while its status is
 off-screen, print four-line device strings and hide key columns behind a scroll. These helpers fix that once:
 
-- `fmt_mean_std`, `fmt_interval`, `fmt_value`: one number format for the whole book;
+- `fmt_mean_std`, `fmt_interval`, `fmt_value`, `unify_units`, `short_device`: one number format for the whole
+  book (they live in `numbers` and are used from here);
 - `mean_std_table`: aggregate seeds/folds into "mean ± std" cells with the count of runs per row;
 - `results_table`: chosen columns with readable names, no index, no NaN cells (a missing value shows "—", or
   the run's status when the run did not finish), the paper's value beside ours, long tables collapsed behind
   an HTML ``<details>`` toggle instead of being cut;
-- `short_device`: "cpu: x86_64, 1 threads" -> "CPU (1 thread)";
 - `page_figure`, `shared_legend`, `errorbar_lines`, `Figures`: figures sized for the page, one shared
   legend, error bars from seeds/folds, numbered captions.
 """
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import html
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-MISSING = "—"
-"""What a cell shows when there is no value (never "NaN")."""
+from kdutils.report.numbers import (MISSING, RATE_FORMATS, _fixed, _is_missing, _trim_common_zeros,  # noqa: F401
+                                    claim_anchor, fmt_interval, fmt_mean_std, fmt_pct, fmt_sci, fmt_series_mean_std,
+                                    fmt_value, readable, readable_text, short_device, shorten_devices, unify_units)
 
 OK_STATUSES = frozenset({"ok", "", "nan", "none"})
 """Run statuses that mean "finished normally"; any other status is shown in the cells it left empty."""
@@ -33,103 +33,14 @@ PAGE_WIDTH_IN = 7.5
 """Figure width in inches: at the book's 100 dpi it fills the ~750 px content column of a 1280 px window, so
 10-pt text stays about 10 px tall on screen."""
 
+FOLD_SLACK = 3
+"""A table at most this many rows over its `max_rows` is shown whole (a toggle for so few rows repeats it)."""
+
+TRANSPOSE_COLUMNS = 10
+"""A table with more columns than this (and at most half as many rows) is shown transposed (`Table.to_html`)."""
+
 MAX_COLUMNS = 3
 """Most panels per figure row; more makes each panel too narrow to read at page size."""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Numbers
-
-
-def _is_missing(x: Any) -> bool:
-    if x is None:
-        return True
-    try:
-        return bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
-def fmt_value(x: Any, digits: int = 4) -> str:
-    """One number as the book prints it: `digits` significant-looking decimals, scientific notation for tiny
-    values (an IM of 7e-05 must not print as 0.0001), "—" when missing."""
-    if _is_missing(x):
-        return MISSING
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if math.isinf(x):
-            return "∞" if x > 0 else "-∞"
-        if x == 0:
-            return "0"
-        if x.is_integer() and abs(x) < 1e6:
-            return str(int(x))
-        if abs(x) < 10 ** -(digits - 1) or abs(x) >= 1e6:
-            return f"{x:.{max(digits - 2, 1)}e}"
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def fmt_mean_std(mean: float, std: float | None = None, digits: int = 4, n: int | None = None) -> str:
-    """"mean ± std" (std over seeds/folds); just the mean when std is missing (one run); "—" when no mean.
-    `n` appends the number of runs, e.g. "0.9812 ± 0.0010 (n=3)"."""
-    if _is_missing(mean):
-        return MISSING
-    out = fmt_value(mean, digits)
-    if not _is_missing(std):
-        out += f" ± {fmt_value(std, digits)}"
-    if n is not None:
-        out += f" (n={int(n)})"
-    return out
-
-
-def fmt_series_mean_std(values: Any, digits: int = 2) -> str:
-    """"mean ± std" of a column of runs with the same fixed decimals on both sides (a table column reads
-    evenly that way); just the value for one run, "—" for none. Non-numbers are skipped."""
-    values = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
-    if values.empty:
-        return MISSING
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
-def fmt_interval(estimate: float, low: float, high: float, digits: int = 3, unit: str = "") -> str:
-    """"estimate [low, high]" for an effect and its 95% interval; a non-finite bound prints as "—"."""
-    if _is_missing(estimate):
-        return MISSING
-    u = f" {unit}" if unit else ""
-    return f"{fmt_value(estimate, digits)}{u} [{fmt_value(low, digits)}, {fmt_value(high, digits)}]"
-
-
-def short_device(device: Any) -> str:
-    """A device string short enough for a table cell: "cpu: x86_64, 1 threads" -> "CPU (1 thread)",
-    "cuda: NVIDIA H100 80GB HBM3" -> "H100"."""
-    if _is_missing(device):
-        return MISSING
-    s = str(device).strip()
-    m = re.match(r"cpu\b.*?(\d+)\s*threads?", s, re.I)
-    if m:
-        n = int(m.group(1))
-        return f"CPU ({n} thread{'s' if n != 1 else ''})"
-    if s.lower().startswith("cpu"):
-        return "CPU"
-    m = re.search(r"\b([A-Z]\d{2,4}[A-Za-z]*|RTX\s?\w+|T4|V100|P100|K80)\b", s)
-    if m and ("cuda" in s.lower() or "nvidia" in s.lower()):
-        return m.group(1)
-    return s if len(s) <= 16 else s[:15] + "…"
-
-
-_DEVICE_IN_TEXT = re.compile(r"(cpu|cuda|mps): [^;,()]*?(?:, \d+ threads?)?(?=$|[;.)]|, (?!\d+ thread))")
-
-
-def shorten_devices(text: str) -> str:
-    """Every device string inside free text (a verdict's scale, a caption) shortened with `short_device`:
-    "profile `cpu` on cpu: x86_64, 1 threads" -> "profile `cpu` on CPU (1 thread)"."""
-    return _DEVICE_IN_TEXT.sub(lambda m: short_device(m.group(0)), str(text))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -193,6 +104,9 @@ class Table:
     links: dict[tuple[int, str], str] = field(default_factory=dict)
     wrap_columns: set[str] = field(default_factory=set)
     wide_columns: set[str] = field(default_factory=set)
+    css_class: str = ""  # an extra class on <table> (e.g. "kd-scorecard"); cells then carry data-label
+    column_classes: dict[str, str] = field(default_factory=dict)  # header -> extra class of its cells
+    cell_classes: dict[tuple[int, str], str] = field(default_factory=dict)  # (row, header) -> extra class
 
     def _rows_html(self, rows: Iterable[int]) -> str:
         out = []
@@ -210,7 +124,12 @@ class Table:
                     cls.append("kd-wrap-text")
                 if c in self.wide_columns:
                     cls.append("kd-wide")
+                cls += [x for x in (self.column_classes.get(c), self.cell_classes.get((i, c))) if x]
+                if self.css_class and str(self.frame.iat[i, self.frame.columns.get_loc(c)]) == MISSING:
+                    cls.append("kd-empty")  # a card leaves out its empty fields
                 attr = f' class="{" ".join(cls)}"' if cls else ""
+                if self.css_class:  # a table that restyles itself (the scorecard's cards) names each cell's column
+                    attr += f' data-label="{html.escape(str(c), quote=True)}"'
                 text = html.escape(str(self.frame.iat[i, self.frame.columns.get_loc(c)]))
                 if (i, c) in self.links:
                     text = f'<a href="{html.escape(self.links[(i, c)], quote=True)}">{text}</a>'
@@ -223,14 +142,36 @@ class Table:
         head = "".join(f"<th{text_attr if c in self.text_columns else ''}>{html.escape(str(c))}</th>"
                        for c in self.frame.columns)
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-        return (f'<div class="kd-wrap"><table class="kd-table">{cap}<thead><tr>{head}</tr></thead>'
+        cls = f"kd-table {self.css_class}".strip()
+        return (f'<div class="kd-wrap"><table class="{cls}">{cap}<thead><tr>{head}</tr></thead>'
                 f"<tbody>{self._rows_html(rows)}</tbody></table></div>")
+
+    def transposed(self) -> "Table":
+        """The table turned on its side: one column per row (headed by the row's first cell), one row per
+        column. The failed cells stay marked; links and column styles are dropped."""
+        f = self.frame
+        heads = [readable(v) for v in f.iloc[:, 0]]
+        seen: dict[str, int] = {}
+        total = {h: heads.count(h) for h in heads}
+        for i, h in enumerate(heads):  # a repeated name (two seeds of one arm) is numbered: "distilled (2)"
+            if total[h] > 1:
+                seen[h] = seen.get(h, 0) + 1
+                heads[i] = f"{h} ({seen[h]})"
+        body = pd.DataFrame({"": [str(c) for c in f.columns[1:]],
+                             **{h: [str(v) for v in f.iloc[i, 1:]] for i, h in enumerate(heads)}})
+        bad = {(list(f.columns[1:]).index(c), heads[i]) for i, c in self.bad_cells if c in list(f.columns[1:])}
+        return Table(body, caption=self.caption, max_rows=max(self.max_rows, len(body)), bad_cells=bad,
+                     text_columns={""})
 
     def to_html(self) -> str:
         """The table as HTML; with more than `max_rows` rows, the first `max_rows` show and the whole table
-        sits behind a <details> toggle (nothing is cut)."""
+        sits behind a <details> toggle (nothing is cut). A table much wider than long (more than
+        `TRANSPOSE_COLUMNS` columns, at most half as many rows: a point notebook's runs with every metric) is
+        shown on its side, one column per run, so it fits the page instead of scrolling."""
         n = len(self.frame)
-        if n <= self.max_rows:
+        if len(self.frame.columns) > TRANSPOSE_COLUMNS and 0 < 2 * n <= len(self.frame.columns):
+            return self.transposed().to_html()
+        if n <= self.max_rows + FOLD_SLACK:  # a toggle to show one or two more rows would only repeat the table
             return _TABLE_CSS + self._table_html(range(n), self.caption)
         return (_TABLE_CSS + self._table_html(range(self.max_rows), self.caption)
                 + f'<details class="kd-more"><summary>Show all {n} rows</summary>'
@@ -259,23 +200,26 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
                   formats: Mapping[str, Callable[[Any], str]] | None = None, digits: int = 4,
                   max_rows: int = 15, caption: str = "", device: str | None = "device",
                   links: Mapping[str, str] | None = None, wrap: Iterable[str] = (),
-                  wide: Iterable[str] = ()) -> Table:
+                  wide: Iterable[str] = (), css_class: str = "",
+                  column_classes: Mapping[str, str] | None = None) -> Table:
     """A results table a reader can read.
 
     df: one row per run or per aggregated arm. columns: which columns to show, in order, as {column: readable
-    name} (or a list of names kept as they are); None shows all. status: the column holding the run status;
+    name} (or a list, shown with `readable` names); None shows all. status: the column holding the run status;
     it is always shown (right after the chosen columns) when the table has it, and a non-ok run's empty
     cells show its status instead of "—". paper: {our column: column holding the paper's value}; the paper's
     value is shown right after ours as "<name> (paper)". formats: per-column formatter overriding the default
     number format. device: a column shortened with `short_device`. links: {column: column holding a URL}:
     the cell links there (the URL column itself is not shown unless chosen). wrap: columns of long text
     (claims, evidence) that wrap instead of widening the table; wide: the wrapped columns given the most room
-    (e.g. the claim), so they do not shrink to a word per line.
+    (e.g. the claim), so they do not shrink to a word per line. css_class: an extra class on the table (its
+    cells then carry data-label="<header>" for CSS that stacks them); column_classes: {column: class} for
+    its cells.
     """
     if columns is None:
-        columns = {c: str(c) for c in df.columns}
+        columns = {c: readable(c) for c in df.columns}
     elif not isinstance(columns, Mapping):
-        columns = {c: str(c) for c in columns}
+        columns = {c: readable(c) for c in columns}
     paper = dict(paper or {})
     formats = dict(formats or {})
     links = dict(links or {})
@@ -311,7 +255,7 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
             elif src in formats and not _is_missing(v):
                 s = formats[src](v)
             else:
-                s = fmt_value(v, digits)
+                s = _fixed(v, digits)
             if s == MISSING and failed and not is_paper:
                 s = st
                 bad.add((i, header))
@@ -322,6 +266,9 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
             cells[header].append(s)
             if src in links and not _is_missing(data.at[i, links[src]]) and not is_paper:
                 link_cells[(i, header)] = str(data.at[i, links[src]])
+    for src, header, _ in order:
+        if src not in formats and src != device:
+            cells[header] = _trim_common_zeros(cells[header])
     frame = pd.DataFrame(cells, columns=[h for _, h, _ in order])
     for src, header, _ in order:
         if not pd.api.types.is_numeric_dtype(df[src]) or src in (status, device):
@@ -329,7 +276,9 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
     return Table(frame, caption=caption, max_rows=max_rows, bad_cells=bad,
                  paper_columns={h for _, h, p in order if p}, text_columns=text_cols, links=link_cells,
                  wrap_columns={h for src, h, _ in order if src in set(wrap) | set(wide)},
-                 wide_columns={h for src, h, _ in order if src in set(wide)})
+                 wide_columns={h for src, h, _ in order if src in set(wide)}, css_class=css_class,
+                 column_classes={h: dict(column_classes or {})[src] for src, h, _ in order
+                                 if src in dict(column_classes or {})})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -433,7 +382,7 @@ def markdown(text: str):
     """Markdown output (prose with numbers computed from the records), for a `remove-input` cell."""
     from IPython.display import Markdown
 
-    return Markdown(text)
+    return Markdown(readable_text(text))
 
 
 def curves_figure(df: pd.DataFrame, x: str = "epoch", ys: Sequence[str] = ("loss",), hue: str | None = None, *,

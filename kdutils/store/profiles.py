@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 PROFILES = ("smoke", "cpu", "full", "paper")
 
@@ -22,6 +24,33 @@ def check_profile(profile: str) -> str:
     return profile
 
 
+def env_profile() -> str | None:
+    """$KDUTILS_PROFILE if set (checked: a bad value is named with the variable), else None."""
+    value = os.environ.get("KDUTILS_PROFILE")
+    if not value:
+        return None
+    if value not in PROFILES:
+        raise ValueError(f"KDUTILS_PROFILE={value!r} is not a profile; set it to one of: {', '.join(PROFILES)} "
+                         "(or unset it)")
+    return value
+
+
 def resolve_profile(profile: str) -> str:
-    """The profile a notebook should use: $KDUTILS_PROFILE if set, else its parameter."""
-    return check_profile(os.environ.get("KDUTILS_PROFILE") or profile)
+    """The profile a notebook should use: $KDUTILS_PROFILE if set, else its parameter. (`kdutils sweep` and
+    `kdutils run` set the variable to their --profile while they run, so an explicit --profile wins.)"""
+    return env_profile() or check_profile(profile)
+
+
+@contextmanager
+def pinned_profile(profile: str) -> Iterator[str]:
+    """$KDUTILS_PROFILE set to `profile` for the block, then restored: what a sweep's notebook kernels (and its
+    `point_configs`) read, so the sweep's own profile wins over a variable set for something else."""
+    saved = os.environ.get("KDUTILS_PROFILE")
+    os.environ["KDUTILS_PROFILE"] = check_profile(profile)
+    try:
+        yield profile
+    finally:
+        if saved is None:
+            os.environ.pop("KDUTILS_PROFILE", None)
+        else:
+            os.environ["KDUTILS_PROFILE"] = saved

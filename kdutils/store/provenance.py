@@ -137,7 +137,7 @@ def not_in_commit(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any
 
 
 def code_status_sentence(records: Iterable[Mapping[str, Any]]) -> str:
-    """E.g. "139 of 140 records: code not provably in a commit (made from a dirty tree before the source hash
+    """E.g. "139 of 140 records: code not provably in a commit (139 made from a dirty tree before the source hash
     was recorded)", or "all 84 records: code in the commit named"."""
     recs = list(records)
     if not recs:
@@ -145,9 +145,14 @@ def code_status_sentence(records: Iterable[Mapping[str, Any]]) -> str:
     bad = not_in_commit(recs)
     if not bad:
         return f"all {len(recs)} records: code in the commit named"
-    old = sum(1 for r in bad if (r.get("provenance") or {}).get("kdutils_dirty") is None)
-    return (f"{len(bad)} of {len(recs)} records: code not provably in a commit ({old} made from a dirty tree "
-            f"before the source hash was recorded, {len(bad) - old} with source that differed from the commit)")
+    prov = [r.get("provenance") or {} for r in bad]
+    differed = sum(1 for p in prov if p.get("kdutils_dirty") is True)
+    no_commit = sum(1 for p in prov if p.get("kdutils_dirty") is None and p.get("commit") in (None, "unknown"))
+    dirty = len(bad) - differed - no_commit
+    why = [f"{n} {text}" for n, text in ((dirty, "made from a dirty tree before the source hash was recorded"),
+                                         (differed, "with source that differed from the commit"),
+                                         (no_commit, "with no commit recorded")) if n]
+    return f"{len(bad)} of {len(recs)} records: code not provably in a commit ({', '.join(why)})"
 
 
 def device_description(device: torch.device | str) -> str:

@@ -7,7 +7,7 @@ the executed notebook plus the run records (and checkpoints) it produced. The dr
 results store (`ResultStore.put`, atomic) and only then puts down the point's done marker, exactly like the
 local executor (`sweep.mark_done`). When the notebook names its chapter, the runs are first trained
 as tasks too: each missing teacher once, then each group of students `group_runner.partition` would train
-together, so the notebooks only load records (as in the local sweep). The module's `point_configs` itself is
+together, so the notebooks only load records (as in the local sweep). The chapter's `point_configs` itself is
 called on the driver: whatever it trains to build the configs (e.g. an lr selection) is trained there.
 
 No shared filesystem: a task gets a snapshot of the driver's records (one copy in Ray's object store, shared by
@@ -37,16 +37,17 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from kdutils.config import RunConfig, run_config_from_dict
 from kdutils.progress import tqdm
 from kdutils.report.chapter import load as load_chapter
+from kdutils.store import locks
 from kdutils.store.io import atomic_write_bytes
-from kdutils.store.profiles import check_profile
+from kdutils.store.profiles import check_profile, pinned_profile
 from kdutils.store.provenance import checkout_commit, git_commit, source_sha256, source_state
 from kdutils.store.store import ResultStore
-from kdutils.sweeps.sweep import SweepReport, mark_done, mark_failed, plan_sweep, point_name
+from kdutils.sweeps.sweep import SweepPlan, SweepReport, mark_done, mark_failed, plan_sweep, point_name
 
 DEFAULT_MAX_RETRIES = 2
 #: Profiles whose points each need a GPU (the papers' recipes); the others run on one CPU.
@@ -113,7 +114,7 @@ def snapshot(store: ResultStore) -> dict[str, str]:
 
 @contextmanager
 def worker_store(records: dict[str, str], checkpoints: list[tuple[dict[str, Any], bytes]],
-                 stamp: CodeStamp) -> Iterator[ResultStore]:
+                 stamp: CodeStamp, profile: str | None = None) -> Iterator[ResultStore]:
     """A private results store on the worker, seeded with the driver's records, for the length of one task.
 
     Shipped checkpoints go into the worker's cache (kept: the next task on this node reuses them). Environment
@@ -129,6 +130,8 @@ def worker_store(records: dict[str, str], checkpoints: list[tuple[dict[str, Any]
         if not target.exists() or target.stat().st_size != len(blob):
             atomic_write_bytes(target, blob)
     env = {"KDUTILS_RESULTS": str(store.root)}
+    if profile is not None:  # the sweep's profile wins over a KDUTILS_PROFILE the worker was started with
+        env["KDUTILS_PROFILE"] = profile
     if checkout_commit()["commit"] == "unknown" and code_fingerprint() == stamp.fingerprint:
         env |= {"KDUTILS_GIT_COMMIT": stamp.commit, "KDUTILS_GIT_DIRTY": "1" if stamp.dirty else "0"}
         if stamp.source_dirty is not None:
@@ -146,7 +149,7 @@ def worker_store(records: dict[str, str], checkpoints: list[tuple[dict[str, Any]
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _made_here(store: ResultStore, records: dict[str, str], extra: list[RunConfig] = ()) -> TaskResult:
+def _made_here(store: ResultStore, records: dict[str, str], extra: Sequence[RunConfig] = ()) -> TaskResult:
     """Records the task wrote or rewrote (with their checkpoints), plus the checkpoints of `extra`."""
     made = []
     for path in sorted(store.root.glob("*/*.json")):
@@ -170,7 +173,7 @@ def execute_point(notebook_name: str, notebook_text: str, params: dict[str, Any]
     """Ray task: one grid point's notebook, executed with papermill in a scratch folder on the worker."""
     import papermill as pm
 
-    with worker_store(records, checkpoints, stamp) as store:
+    with worker_store(records, checkpoints, stamp, params.get("profile")) as store:
         work = store.root.parent / "work"
         work.mkdir()
         source, output = work / notebook_name, work / f"executed-{notebook_name}"
@@ -210,12 +213,35 @@ def train_runs(cfg_dicts: list[dict[str, Any]], teachers: bool, records: dict[st
 # ---------------------------------------------------------------------------------------------- driver side
 
 
+#: What --address takes, said in every address error.
+ADDRESS_FORMS = ("'auto' (the cluster this machine joined), 'ray://HOST:10001' (a cluster's client port), "
+                 "'HOST:PORT' (its GCS address), or no --address to start Ray on this machine")
+
+
+def check_address(address: str | None) -> str | None:
+    """An address Ray can be asked to connect to, else ValueError naming it (before anything is contacted)."""
+    if address is None or address in ("auto", "local"):
+        return address
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in "/ "):
+        raise ValueError(f"--address {address!r} is not an address Ray takes; use {ADDRESS_FORMS}")
+    return address
+
+
 def connect(address: str | None = None):
     """Ray, connected: the running session if any, else `address` ("auto", "ray://host:10001", or None to
-    start a Ray instance on this machine)."""
+    start a Ray instance on this machine). A cluster that cannot be reached is one ConnectionError line naming
+    the address."""
     ray = import_ray()
     if not ray.is_initialized():
-        ray.init(address=address)
+        check_address(address)
+        try:
+            ray.init(address=address)
+        except Exception as err:  # ConnectionError, grpc errors, RuntimeError("...could not find any running Ray")
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise ConnectionError(f"cannot reach a Ray cluster at address {address!r} ({type(err).__name__}: "
+                                  f"{first}); check that its head is running, or use {ADDRESS_FORMS}") from err
     return ray
 
 
@@ -256,9 +282,22 @@ def train_on_cluster(ray, cfgs: list[RunConfig], store: ResultStore, options: di
                      progress: bool = True) -> tuple[int, list[str]]:
     """Train the runs of `cfgs` that have no record as Ray tasks: each missing teacher once, then every group of
     students trained together. Returns (runs recorded, failures)."""
+    missing = list({c.key(): c for c in cfgs if store.get(c) is None}.values())
+    teachers = {c.teacher.key(): c.teacher for c in missing if c.teacher is not None}
+    if not missing:
+        return 0, []
+    store.check_writable()
+    # One writer per run, as for local runs: the runs this driver dispatches are locked until their records are
+    # in; one another process trains meanwhile is waited for and then loaded, not dispatched.
+    with locks.hold([store.lock_path(c) for c in [*missing, *teachers.values()]]):
+        return _train_locked(ray, [c for c in missing if store.get(c) is None], store, options, stamp, progress)
+
+
+def _train_locked(ray, missing: list[RunConfig], store: ResultStore, options: dict[str, Any], stamp: CodeStamp,
+                  progress: bool) -> tuple[int, list[str]]:
+    """`train_on_cluster` once it holds the locks of `missing` and of their teachers."""
     from kdutils.training.group_runner import partition
 
-    missing = list({c.key(): c for c in cfgs if store.get(c) is None}.values())
     teachers = {c.teacher.key(): c.teacher for c in missing if c.teacher is not None}
     need = [t for t in teachers.values() if store.get(t) is None or not store.checkpoint_path(t).exists()]
     task = ray.remote(train_runs).options(**options)
@@ -291,14 +330,25 @@ def train_on_cluster(ray, cfgs: list[RunConfig], store: ResultStore, options: di
 def run_sweep_ray(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str = "smoke",
                   out_dir: str | Path = "runs", address: str | None = None, progress: bool = True,
                   group: bool = True, max_retries: int = DEFAULT_MAX_RETRIES,
-                  resources: dict[str, float] | None = None) -> SweepReport:
+                  resources: dict[str, float] | None = None, yes: bool = False,
+                  announce: Callable[[str], None] | None = None) -> SweepReport:
     """`sweep.run_sweep` on a Ray cluster: same outputs, markers, skipping and failure listing.
 
     resources: what each task asks for (default `point_resources(profile)`); max_retries: Ray's re-executions of
     a task whose worker died (0 makes a killed worker's point fail at once)."""
     if not isinstance(max_retries, int) or isinstance(max_retries, bool) or max_retries < 0:
         raise ValueError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-    plan = plan_sweep(notebook, grid, profile, out_dir)
+    check_address(address)
+    with pinned_profile(check_profile(profile)):  # point_configs on the driver read it; workers get it per task
+        plan = plan_sweep(notebook, grid, profile, out_dir, yes)
+        if announce is not None:
+            announce(plan.describe())
+        return _run_plan_ray(plan, profile, address, progress, group, max_retries, resources)
+
+
+def _run_plan_ray(plan: SweepPlan, profile: str, address: str | None, progress: bool, group: bool,
+                  max_retries: int, resources: dict[str, float] | None) -> SweepReport:
+    """`run_sweep_ray` once the plan is made."""
     notebook, folder, markers, points, pending = plan.notebook, plan.folder, plan.markers, plan.points, plan.pending
     experiment, fixed = plan.experiment, plan.fixed
     report = SweepReport()
@@ -312,10 +362,10 @@ def run_sweep_ray(notebook: str | Path, grid: dict[str, list[Any]], *, profile: 
     if experiment and group:
         problems: list[str] = []
         try:
-            module = load_chapter(experiment)
+            chapter = load_chapter(experiment)
             for params in pending:  # a point whose configs cannot be built is left out; its notebook will say why
                 try:
-                    point_cfgs[point_name(params)] = module.point_configs(**{**fixed, **params})
+                    point_cfgs[point_name(params)] = chapter.points(**{**fixed, **params})
                 except Exception as err:
                     problems.append(f"left out (invalid): {params}: {type(err).__name__}: {err}")
             report.grouped, failures = train_on_cluster(ray, [c for cs in point_cfgs.values() for c in cs], store,

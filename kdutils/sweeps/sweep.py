@@ -18,6 +18,14 @@ Before anything runs, every grid name is checked against the names the notebook'
 (a misspelled `taw` would otherwise run the default tau), and numbers against the type of their default
 (`seed = 0` takes integers only).
 
+Before anything trains the sweep says how many points it has, how many are left and, from the times its
+earlier points took (kept in their markers), about how long the rest will take; a grid of more than
+`MAX_UNCONFIRMED_POINTS` points runs only when confirmed (`yes=True`, `--yes`): a typo such as
+`-p tau $(seq 100)` must not start a day of training. The results and cache folders are checked writable
+first, and the sweep's profile is pinned in $KDUTILS_PROFILE for its notebooks (an explicit profile wins over
+a variable set for something else). Two sweeps or `kdutils run`s of the same runs never train one twice: each
+run is trained under its lock (`kdutils.store.locks`).
+
 Done markers follow the results store: a marker records the results root ($KDUTILS_RESULTS) it was written
 for and counts only for that root, and, when the notebook names its chapter, only while every run
 of its point has a finished record there. So a sweep into another or an emptied store runs everything again
@@ -28,6 +36,9 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import math
+import statistics
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +48,37 @@ from kdutils.progress import tqdm
 
 from kdutils.config import config_hash
 from kdutils.store.io import atomic_write_json
-from kdutils.store.profiles import check_profile
+from kdutils.store.profiles import check_profile, pinned_profile
+from kdutils.store.store import ResultStore
 
 Executor = Callable[[Path, Path, dict[str, Any], Path], None]
+
+#: A grid with more points than this runs only when confirmed (`yes=True`; `--yes` on the command line).
+MAX_UNCONFIRMED_POINTS = 200
+
+
+def check_grid_size(grid: dict[str, list[Any]], yes: bool) -> int:
+    """The number of points of `grid`; ValueError if it is above MAX_UNCONFIRMED_POINTS and not confirmed."""
+    n = math.prod(len(values) for values in grid.values())
+    if n > MAX_UNCONFIRMED_POINTS and not yes:
+        axes = " x ".join(f"{name}: {len(values)} values" for name, values in grid.items())
+        raise ValueError(f"the grid has {n} points ({axes}), more than {MAX_UNCONFIRMED_POINTS}: check it, then "
+                         "add --yes (yes=True) to run it")
+    return n
+
+
+def read_notebook(notebook: str | Path) -> dict[str, Any]:
+    """A notebook's JSON, or ValueError naming the file when it is a folder or not a notebook."""
+    path = Path(notebook)
+    if path.is_dir():
+        raise ValueError(f"notebook {str(path)!r} is a folder, not a .ipynb file")
+    try:
+        content = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"notebook {str(path)!r} is not a notebook (not JSON: {err})") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"notebook {str(path)!r} is not a notebook (a JSON {type(content).__name__})")
+    return content
 
 
 def expand_grid(params: dict[str, list[Any]]) -> list[dict[str, Any]]:
@@ -60,7 +99,7 @@ def parse_value(text: str) -> Any:
 
 def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
     """Names the notebook's `parameters` cell assigns -> their literal defaults (None when not a literal)."""
-    cells = json.loads(Path(notebook).read_text()).get("cells", [])
+    cells = read_notebook(notebook).get("cells", [])
     cell = next((c for c in cells if "parameters" in (c.get("metadata", {}).get("tags") or [])), None)
     if cell is None:
         raise ValueError(f"{notebook}: no cell tagged 'parameters', so a sweep cannot set any value there")
@@ -133,10 +172,12 @@ def sweep_folders(notebook: Path, out_dir: str | Path) -> tuple[Path, Path]:
     return folder, folder / ".done"
 
 
-def mark_done(report: SweepReport, marker: Path, params: dict[str, Any], notebook: Path, output: Path) -> None:
-    """A point's last step under every executor: the marker goes down only once its outputs are written."""
+def mark_done(report: SweepReport, marker: Path, params: dict[str, Any], notebook: Path, output: Path,
+              wall_s: float | None = None) -> None:
+    """A point's last step under every executor: the marker goes down only once its outputs are written.
+    wall_s: how long the point took, for later sweeps' time estimates."""
     atomic_write_json(marker, {"params": params, "notebook": str(notebook), "output": str(output),
-                               "results": _results_root()})
+                               "results": _results_root(), "wall_s": wall_s})
     (marker.parent.parent / f"{point_name(params)}.error.txt").unlink(missing_ok=True)  # an old failure's trace
     report.done.append(params)
 
@@ -160,10 +201,9 @@ def point_done(marker: Path, params: dict[str, Any], experiment: str | None = No
     if not experiment:
         return True
     from kdutils.report.chapter import load as load_chapter
-    from kdutils.store.store import ResultStore
 
     try:
-        cfgs = load_chapter(experiment).point_configs(**{**(fixed or {}), **params})
+        cfgs = load_chapter(experiment).points(**{**(fixed or {}), **params})
     except Exception:  # noqa: BLE001 - a point that cannot be built is not done; its notebook will say why
         return False
     store = ResultStore()
@@ -186,7 +226,7 @@ def mark_failed(report: SweepReport, folder: Path, params: dict[str, Any], err: 
 def notebook_experiment(notebook: Path) -> tuple[str | None, dict[str, Any]]:
     """The chapter (`kdutils.chapters.<name>`) a notebook declares in its metadata (`"kdutils": {"experiment": ..., "params":
     {...}}`), if any, and the parameters it pins."""
-    meta = json.loads(Path(notebook).read_text()).get("metadata", {}).get("kdutils") or {}
+    meta = read_notebook(notebook).get("metadata", {}).get("kdutils") or {}
     return meta.get("experiment"), dict(meta.get("params") or {})
 
 
@@ -199,14 +239,13 @@ def pre_run_grouped(experiment: str, points: list[dict[str, Any]], progress: boo
     does not keep the valid ones from training together (without it, the error propagates)."""
     from kdutils.report.chapter import load as load_chapter
     from kdutils.training.group_runner import run_grouped
-    from kdutils.store.store import ResultStore
 
     fixed = fixed or {}
-    module = load_chapter(experiment)
-    cfgs = []
+    chapter = load_chapter(experiment)
+    cfgs: list[Any] = []
     for params in points:
         try:
-            cfgs += module.point_configs(**{**fixed, **params})
+            cfgs += chapter.points(**{**fixed, **params})
         except Exception as err:
             if errors is None:
                 raise
@@ -229,14 +268,47 @@ class SweepPlan:
     experiment: str | None
     fixed: dict[str, Any]
 
+    def describe(self) -> str:
+        """One line said before anything runs: points, how many are left, and a time estimate from the wall
+        times earlier points of this notebook took (kept in their markers), when there are any."""
+        n, todo = len(self.points), len(self.pending)
+        head = f"sweep {self.notebook.stem}: {n} point{'s' if n != 1 else ''}, {todo} to run, {n - todo} already done"
+        if not todo:
+            return head
+        times = []
+        for marker in self.markers.glob("*.json"):
+            try:
+                wall = json.loads(marker.read_text()).get("wall_s")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(wall, (int, float)) and wall >= 0:
+                times.append(float(wall))
+        if not times:
+            return f"{head}; time per point not known yet (no timed point of this notebook in {self.markers.parent})"
+        per = statistics.median(times)
+        return (f"{head}; about {_duration(per)} per point (median of {len(times)} earlier point(s)), so about "
+                f"{_duration(per * todo)} in all")
 
-def plan_sweep(notebook: str | Path, grid: dict[str, list[Any]], profile: str, out_dir: str | Path) -> SweepPlan:
-    """Check the notebook, profile and grid names before anything runs, and find the points still to do."""
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def plan_sweep(notebook: str | Path, grid: dict[str, list[Any]], profile: str, out_dir: str | Path,
+               yes: bool = False) -> SweepPlan:
+    """Check the grid's size, the notebook, profile and grid names and the folders it will write before
+    anything runs, and find the points still to do."""
+    check_grid_size(grid, yes)
     notebook = Path(notebook).resolve()
     if not notebook.exists():
         raise FileNotFoundError(f"notebook {str(notebook)!r} does not exist")
     check_profile(profile)
     check_grid(notebook, {**grid, "profile": [profile]})
+    ResultStore().check_writable()
     folder, markers = sweep_folders(notebook, out_dir)
     markers.mkdir(parents=True, exist_ok=True)
     points = [{**p, "profile": profile} for p in expand_grid(grid)]
@@ -246,15 +318,27 @@ def plan_sweep(notebook: str | Path, grid: dict[str, list[Any]], profile: str, o
 
 
 def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str = "smoke",
-              out_dir: str | Path = "runs", executor: Executor = papermill_executor,
-              progress: bool = True, group: bool = True) -> SweepReport:
+              out_dir: str | Path = "runs", executor: Executor | None = None,
+              progress: bool = True, group: bool = True, yes: bool = False,
+              announce: Callable[[str], None] | None = None) -> SweepReport:
     """Execute `notebook` once per grid point (plus `profile`), skipping points already completed.
 
-    group: first train the pending points' runs together (when the notebook names its chapter)."""
-    plan = plan_sweep(notebook, grid, profile, out_dir)
+    group: first train the pending points' runs together (when the notebook names its chapter); yes: run a
+    grid of more than MAX_UNCONFIRMED_POINTS points; announce: called with `SweepPlan.describe()` before
+    anything runs (the command line prints it); executor: default `papermill_executor`."""
+    with pinned_profile(check_profile(profile)):
+        plan = plan_sweep(notebook, grid, profile, out_dir, yes)
+        if announce is not None:
+            announce(plan.describe())
+        return _run_plan(plan, executor or papermill_executor, progress, group)
+
+
+def _run_plan(plan: SweepPlan, executor: Executor, progress: bool, group: bool) -> SweepReport:
+    """`run_sweep` once the plan is made: the grouped pre-run, then each pending point's notebook."""
     notebook, folder, markers, points, pending = plan.notebook, plan.folder, plan.markers, plan.points, plan.pending
     experiment, fixed = plan.experiment, plan.fixed
     report = SweepReport()
+    started = time.perf_counter()
     if experiment and pending and group:
         bad_points: list[str] = []
         try:
@@ -264,6 +348,7 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
             (folder / "grouped.error.txt").write_text(traceback.format_exc())
         if bad_points:
             report.group_error = "; ".join(filter(None, [report.group_error, "left out (invalid): " + "; ".join(bad_points)]))
+    shared_s = (time.perf_counter() - started) / max(len(pending), 1)  # the grouped pre-run, per point
     bar = tqdm(points, desc=f"sweep {notebook.stem}", disable=not progress)
     for params in bar:
         name = point_name(params)
@@ -273,12 +358,13 @@ def run_sweep(notebook: str | Path, grid: dict[str, list[Any]], *, profile: str 
             continue
         bar.set_postfix_str(name[:40])
         output = folder / f"{name}.ipynb"
+        started = time.perf_counter()
         try:
             executor(notebook, output, params, notebook.parent)
         except Exception as err:  # keep going: one failed point must not lose the rest of the grid
             mark_failed(report, folder, params, err, traceback.format_exc())
             continue
-        mark_done(report, marker, params, notebook, output)
+        mark_done(report, marker, params, notebook, output, wall_s=round(shared_s + time.perf_counter() - started, 3))
     return report
 
 

@@ -98,9 +98,10 @@ def load_selection(arm: str, cfgs: Sequence[RunConfig], store: ResultStore | Non
     """The arm's selection from recorded runs, or None while any candidate is still missing."""
     store = store or ResultStore()
     records = [store.get(c) for c in cfgs]
-    if any(r is None for r in records):
+    found = [r for r in records if r is not None]
+    if len(found) < len(records):
         return None
-    return choose(arm, (validation_view(r) for r in records))
+    return choose(arm, (validation_view(r) for r in found))
 
 
 def run_selection(selections: dict[str, Sequence[RunConfig]], store: ResultStore | None = None,

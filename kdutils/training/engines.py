@@ -46,7 +46,9 @@ class _VmapEngine:
         from torch.func import stack_module_state
 
         self.models, self.device, self.compiled = list(models), device, compiled
-        self.objective = get_objective(objective, "stacked").stacked
+        stacked = get_objective(objective, "stacked").stacked
+        assert stacked is not None  # get_objective checked that the objective has this form
+        self.objective = stacked
         if compiled:
             self.name = "vmap+compile"
             self._meta_base = _meta_base(self.models[0])
@@ -162,6 +164,7 @@ def _vmapped_objective(base: nn.Module, params: dict, buffers: dict, x: torch.Te
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
         logits = fwd(params, buffers, x)
     objective = objective or get_objective(DEFAULT, "stacked").stacked
+    assert objective is not None
     return objective(logits, y, t_logits, specs), logits
 
 
@@ -208,7 +211,8 @@ class _LoopEngine:
 
     def step(self, x: torch.Tensor, shared_x: bool, y: torch.Tensor, t_logits: torch.Tensor | None,
              use_amp: bool, guard: Guard | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        losses, logits = [], []
+        losses: list[torch.Tensor] = []
+        logits: list[torch.Tensor] = []
         for k, (model, spec) in enumerate(zip(self.models, self.specs)):
             xk = x if shared_x else x[k]
             yk = y if y.ndim == 1 else y[k]

@@ -18,6 +18,8 @@ Teachers that a student needs are trained first (alone, via `runner.load_model`)
 `runner.run`. Records carry `"trained_together": K`; their `wall_time_s` is the group's training time
 divided by K plus the student's own evaluation time (the cost of that run when shared). In load-only mode
 (`KDUTILS_LOAD_ONLY=1`) a config without a record raises `runner.MissingRunError` before anything trains.
+A group is trained holding every member's run lock (`kdutils.store.locks`); members another process recorded while
+this one waited are loaded, not trained again.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ import torch
 
 from kdutils.config import RunConfig
 from kdutils.data.device_loader import DeviceLoader, parse_augment
+from kdutils.store import locks
+from kdutils.store.recovery import collecting
 from kdutils.store.store import ResultStore
 from kdutils.training import runner
 from kdutils.training.engines import capture_rng_state
@@ -90,6 +94,8 @@ def run_grouped(cfgs: list[RunConfig], store: ResultStore | None = None, *, devi
     pending = [c for c in unique.values() if store.get(c) is None]
     if pending and runner.load_only():
         raise runner.missing_run_error(pending[0], store)
+    if pending:
+        store.check_writable()  # before any training
 
     teachers: dict[str, torch.nn.Module] = {}
     notes: dict[str, list[str]] = {}  # teacher key -> damaged files rebuilt while loading it
@@ -100,18 +106,23 @@ def run_grouped(cfgs: list[RunConfig], store: ResultStore | None = None, *, devi
     pending = [c for c in pending if store.get(c) is None]  # teachers in the list were just recorded
 
     for group in partition(pending, max_group):
-        if len(group) == 1:
-            teacher_key = group[0].teacher.key() if group[0].teacher is not None else None
-            runner.run(group[0], store, device=device, progress=progress, notes=list(notes.get(teacher_key, [])))
-        else:
-            _train_group(group, store, teachers, device, progress, mode, notes)
+        with locks.hold([store.lock_path(c) for c in group]):  # another writer may have trained some meanwhile
+            group = [c for c in group if store.get(c) is None]
+            if len(group) == 1:
+                teacher_key = group[0].teacher.key() if group[0].teacher is not None else None
+                runner.run(group[0], store, device=device, progress=progress,
+                           notes=list(notes.get(teacher_key, [])))
+            elif group:
+                _train_group(group, store, teachers, device, progress, mode, notes)
     return [store.get(cfg) for cfg in cfgs]
 
 
 def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str, torch.nn.Module],
                  device: torch.device, progress: bool, mode: str, notes: dict[str, list[str]] | None = None) -> None:
     first = group[0]
-    splits = runner.prepare_data(first.data)
+    data_notes: list[str] = []  # a data cache rebuilt here is noted in every record of the group
+    with collecting(data_notes):
+        splits = runner.prepare_data(first.data)
     teacher_cfg = next((c.teacher for c in group if c.teacher is not None), None)
     teacher = teachers.get(teacher_cfg.key()) if teacher_cfg is not None else None
     found = list((notes or {}).get(teacher_cfg.key(), [])) if teacher_cfg is not None else []
@@ -144,7 +155,7 @@ def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str,
     for cfg, model, result in zip(group, models, results):
         own_teacher = teacher if cfg.teacher is not None else None
         runner.record_run(cfg, model, own_teacher, splits, result, store, device, time.perf_counter(),
-                          train_share_s=shared_time, notes=list(found) if own_teacher is not None else None,
+                          train_share_s=shared_time, notes=data_notes + (found if own_teacher is not None else []),
                           trained_together=len(group))
 
 

@@ -114,9 +114,9 @@ def fit_students(
     k_students = len(models)
     if k_students == 0:
         raise ValueError("fit_students needs at least one model")
-    specs = [as_spec(s) for s in specs]
-    if len(specs) != k_students:
-        raise ValueError(f"got {len(specs)} specs for {k_students} models; give one spec per student")
+    student_specs = [as_spec(s) for s in specs]
+    if len(student_specs) != k_students:
+        raise ValueError(f"got {len(student_specs)} specs for {k_students} models; give one spec per student")
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     if rng_states is not None and len(rng_states) != k_students:
@@ -133,9 +133,9 @@ def fit_students(
     if any(len(d) != steps for d in distinct):
         raise ValueError(f"students trained together need loaders with the same number of batches, got "
                          f"{[len(d) for d in distinct]}")
-    need_teacher = any(s.alpha > 0 for s in specs)
+    need_teacher = any(s.alpha > 0 for s in student_specs)
     if need_teacher and teacher is None and teacher_logits is None:
-        raise ValueError(f"alphas {[s.alpha for s in specs]} need a teacher or cached teacher_logits")
+        raise ValueError(f"alphas {[s.alpha for s in student_specs]} need a teacher or cached teacher_logits")
     _check_same_architecture(models)
     if teacher is not None:
         freeze(teacher.to(device))
@@ -150,9 +150,9 @@ def fit_students(
 
     def make_engine(name: str):
         if name.startswith("vmap"):
-            return _VmapEngine(models, cfg, specs, steps, device, compiled=name == "vmap+compile",
+            return _VmapEngine(models, cfg, student_specs, steps, device, compiled=name == "vmap+compile",
                                objective=objective)
-        return _LoopEngine(models, cfg, specs, steps, device, rng_states, objective=objective)
+        return _LoopEngine(models, cfg, student_specs, steps, device, rng_states, objective=objective)
 
     engine = make_engine(plan.pop(0))
     use_amp = device.type == "cuda"

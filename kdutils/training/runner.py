@@ -9,18 +9,22 @@ Load-only mode: with `KDUTILS_LOAD_ONLY=1` (the book build sets it) a missing ru
 
 Failures are results: a run that diverged is recorded "diverged" (by the training loop), one whose test
 accuracy is at chance level "chance" (`chance_status`, here, because it needs the evaluation). A damaged
-checkpoint or teacher-logit cache is reported with its path and rebuilt, and the record says so
-(`"recovered"`).
+checkpoint, teacher-logit or data (point-set) cache is reported with its path and rebuilt, and the record
+says so (`"recovered"`, via `kdutils.store.recovery`).
+
+One writer per run: training a run holds its lock (`kdutils.store.locks`), so a second process asking for the same
+run waits and then loads the record instead of training it again; the results and cache folders are checked
+writable before anything trains.
 """
 from __future__ import annotations
 
 import os
 import random
 import time
-import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -33,8 +37,10 @@ from kdutils.data.splits import kfold_indices, train_val_split
 from kdutils.data.symmetry import TRANSFORMATIONS
 from kdutils.metrics import classification_metrics, flip_rate, invariance_metric, predict_logits
 from kdutils.models import build_model
+from kdutils.store import locks
 from kdutils.store.io import DamagedFileError, atomic_torch_save, load_tensors
 from kdutils.store.provenance import provenance
+from kdutils.store.recovery import collecting, rebuilt
 from kdutils.store.store import ResultStore
 from kdutils.training.train import FitResult, fit, freeze
 
@@ -97,11 +103,24 @@ INVARIANCE_TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator], torch
 
 
 def default_device() -> torch.device:
-    """$KDUTILS_DEVICE, else CUDA when available, else CPU."""
+    """$KDUTILS_DEVICE, else CUDA when available, else CPU. A value torch does not know, or a device this
+    machine does not have, is a ValueError naming the variable (not torch's traceback mid-run)."""
     env = os.environ.get("KDUTILS_DEVICE")
-    if env:
-        return torch.device(env)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not env:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    allowed = "cpu, cuda, cuda:N or mps (or unset it: CUDA when available, else CPU)"
+    try:
+        device = torch.device(env)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"KDUTILS_DEVICE={env!r} is not a torch device; use {allowed}") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(),
+                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if not available.get(device.type, False):
+        raise ValueError(f"KDUTILS_DEVICE={env!r}: this machine has no {device.type} device; use {allowed}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"KDUTILS_DEVICE={env!r}: this machine has {torch.cuda.device_count()} CUDA device(s); "
+                         f"use {allowed}")
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -198,10 +217,7 @@ def build_for(cfg: RunConfig, splits: Splits) -> nn.Module:
 
 def _damaged(path, err: Exception, action: str, notes: list[str] | None) -> None:
     """Report a damaged cache file (warning + a note for the record) before it is rebuilt."""
-    note = f"{err}; {action}"
-    warnings.warn(note, RuntimeWarning, stacklevel=3)
-    if notes is not None:
-        notes.append(note)
+    rebuilt(path, err, action, notes, stacklevel=4)
 
 
 def load_model(cfg: RunConfig, store: ResultStore | None = None, device: torch.device | None = None,
@@ -210,29 +226,50 @@ def load_model(cfg: RunConfig, store: ResultStore | None = None, device: torch.d
     or it is damaged (reported, and noted in `notes` and in the retrained run's record)."""
     store = store or ResultStore()
     device = device or default_device()
-    ckpt = store.checkpoint_path(cfg)
-    state = None
-    if ckpt.exists():
-        try:
-            state = load_tensors(ckpt)
-        except DamagedFileError as err:
-            if load_only():
-                raise missing_run_error(cfg, store, "usable checkpoint") from err
-            own: list[str] = []
-            _damaged(ckpt, err, f"retraining {cfg.experiment}/{cfg.role} ({cfg.key()}) to rebuild it", own)
-            if notes is not None:
-                notes.extend(own)
-            run(cfg, store, force=True, device=device, progress=progress, notes=own)
-            state = load_tensors(ckpt)
-    else:
+    state = _checkpoint_state(cfg, store)
+    if state is None:  # missing or damaged: rebuilt by one process, the others wait for it and load it
         if load_only():
-            raise missing_run_error(cfg, store, "checkpoint")
-        run(cfg, store, force=store.get(cfg) is not None, device=device, progress=progress)
-        state = load_tensors(ckpt)
+            try:
+                load_tensors(store.checkpoint_path(cfg))
+            except FileNotFoundError:
+                raise missing_run_error(cfg, store, "checkpoint") from None
+            except DamagedFileError as err:
+                raise missing_run_error(cfg, store, "usable checkpoint") from err
+        store.check_writable()
+        with locks.hold([store.lock_path(cfg)]):
+            state = _checkpoint_state(cfg, store)
+            if state is None:
+                state = _rebuild_checkpoint(cfg, store, device, progress, notes)
     splits = prepare_data(cfg.data)
     model = build_for(cfg, splits)
     model.load_state_dict(state)
     return model.to(device)
+
+
+def _checkpoint_state(cfg: RunConfig, store: ResultStore) -> dict[str, torch.Tensor] | None:
+    """The checkpoint's weights, or None if it is missing or damaged (checked again under the lock)."""
+    try:
+        return load_tensors(store.checkpoint_path(cfg))
+    except (FileNotFoundError, DamagedFileError):
+        return None
+
+
+def _rebuild_checkpoint(cfg: RunConfig, store: ResultStore, device: torch.device, progress: bool,
+                        notes: list[str] | None) -> dict[str, torch.Tensor]:
+    """Train `cfg` again to make its checkpoint (a damaged one is reported and noted first)."""
+    ckpt = store.checkpoint_path(cfg)
+    own: list[str] = []
+    if ckpt.exists():
+        try:
+            load_tensors(ckpt)
+        except DamagedFileError as err:
+            _damaged(ckpt, err, f"retraining {cfg.experiment}/{cfg.role} ({cfg.key()}) to rebuild it", own)
+            if notes is not None:
+                notes.extend(n for n in own if n not in notes)
+            run(cfg, store, force=True, device=device, progress=progress, notes=own)
+            return load_tensors(ckpt)
+    run(cfg, store, force=store.get(cfg) is not None, device=device, progress=progress)
+    return load_tensors(ckpt)
 
 
 _LOGIT_CACHE: dict[tuple[str, str, str], torch.Tensor] = {}
@@ -278,8 +315,29 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
         return record
     if load_only() and not force:
         raise missing_run_error(cfg, store)
-    notes = [] if notes is None else notes
-    device = device or default_device()
+    with sole_writer(cfg, store, force) as done:  # one writer per run; a second one waits, then loads
+        if done is not None:
+            return done
+        notes = [] if notes is None else notes
+        with collecting(notes):  # a data cache rebuilt on the way is noted in this record
+            return _train_and_record(cfg, store, device or default_device(), progress, notes)
+
+
+@contextmanager
+def sole_writer(cfg: Any, store: ResultStore, force: bool = False) -> Iterator[dict[str, Any] | None]:
+    """Be the only process producing `cfg`'s record for the block: check the results and cache folders
+    writable (before any training), then hold its run lock (`kdutils.store.locks`), waiting while another process
+    holds it. Yields the record that process wrote meanwhile, to be returned instead of training (None: train;
+    always None with `force`). Every function that trains and records a run takes it (`cfg` is anything with
+    `experiment` and `key()`)."""
+    store.check_writable()
+    with locks.hold([store.lock_path(cfg)]):
+        yield None if force else store.get(cfg)
+
+
+def _train_and_record(cfg: RunConfig, store: ResultStore, device: torch.device, progress: bool,
+                      notes: list[str]) -> dict[str, Any]:
+    """`run`'s work once it holds the run's lock: data, teacher, training, evaluation, record."""
     splits = prepare_data(cfg.data)
     teacher = None
     if cfg.teacher is not None:
@@ -291,7 +349,7 @@ def run(cfg: RunConfig, store: ResultStore | None = None, *, force: bool = False
     loader = DeviceLoader(splits.train.x, splits.train.y, cfg.train.batch_size, shuffle=True, augment=augment,
                           mean=splits.mean, std=splits.std, device=device, seed=cfg.seed)
     cached = None
-    if teacher is not None and cfg.alpha > 0 and augment is None:
+    if cfg.teacher is not None and teacher is not None and cfg.alpha > 0 and augment is None:
         cached = teacher_logits_for(cfg.teacher, teacher, cfg.data, "train", splits.train.x, splits, device, notes)
     every = eval_every(cfg.data)
     snap_every = snapshot_every()
@@ -382,7 +440,7 @@ def record_run(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, spli
         extra["bias_shift"] = bias_shift_record(cfg, model, splits, device)
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, store.checkpoint_path(cfg))
     if notes:
-        extra["recovered"] = list(notes)
+        extra["recovered"] = list(dict.fromkeys(notes))
     record = {
         "status": status,
         "message": message,
@@ -404,7 +462,7 @@ def evaluate(cfg: RunConfig, model: nn.Module, teacher: nn.Module | None, splits
     rebuilt and noted in `notes`); IM when the config names a transformation."""
     logits = predict_logits(model, splits.test.x, device=device, mean=splits.mean, std=splits.std)
     t_logits = None
-    if teacher is not None:
+    if cfg.teacher is not None and teacher is not None:
         t_logits = teacher_logits_for(cfg.teacher, teacher, cfg.data, "test", splits.test.x, splits, device, notes)
     metrics = classification_metrics(logits, splits.test.y, teacher_logits=t_logits)
     if cfg.invariance:

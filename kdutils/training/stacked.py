@@ -71,27 +71,27 @@ class SpecTensors:
 
     @classmethod
     def build(cls, specs: Sequence[StudentSpec | Mapping[str, Any]], device: torch.device | str) -> "SpecTensors":
-        specs = tuple(as_spec(s) for s in specs)
+        student_specs = tuple(as_spec(s) for s in specs)
         device = torch.device(device)
-        opts = dict(device=device, dtype=torch.float32)
+        opts: dict[str, Any] = dict(device=device, dtype=torch.float32)
 
         def mask(flags: list[bool], shape: tuple[int, ...]) -> torch.Tensor | None:
             return None if all(flags) or not any(flags) else torch.tensor(flags, device=device).reshape(shape)
 
-        k = len(specs)
-        eps = [sp.label_smoothing for sp in specs]
-        reverse = [sp.kd_direction == "reverse" for sp in specs]
+        k = len(student_specs)
+        eps = [sp.label_smoothing for sp in student_specs]
+        reverse = [sp.kd_direction == "reverse" for sp in student_specs]
         return cls(
-            specs=specs,
-            alpha=torch.tensor([sp.alpha for sp in specs], **opts),
-            one_minus_alpha=torch.tensor([1.0 - sp.alpha for sp in specs], **opts),
-            tau=torch.tensor([sp.tau for sp in specs], **opts)[:, None, None],
-            tau_sq=torch.tensor([sp.tau * sp.tau for sp in specs], **opts)[:, None],
+            specs=student_specs,
+            alpha=torch.tensor([sp.alpha for sp in student_specs], **opts),
+            one_minus_alpha=torch.tensor([1.0 - sp.alpha for sp in student_specs], **opts),
+            tau=torch.tensor([sp.tau for sp in student_specs], **opts)[:, None, None],
+            tau_sq=torch.tensor([sp.tau * sp.tau for sp in student_specs], **opts)[:, None],
             eps=torch.tensor(eps, **opts)[:, None] if any(e > 0 for e in eps) else None,
             smooth_mask=mask([e > 0 for e in eps], (k, 1)),
             reverse=torch.tensor(reverse, device=device)[:, None] if any(reverse) else None,
-            kd_mask=mask([sp.alpha > 0 for sp in specs], (k,)),
-            ce_mask=mask([sp.alpha < 1 for sp in specs], (k,)),
+            kd_mask=mask([sp.alpha > 0 for sp in student_specs], (k,)),
+            ce_mask=mask([sp.alpha < 1 for sp in student_specs], (k,)),
         )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -128,6 +128,31 @@ def converged(history: Sequence[Mapping[str, Any]] | None, min_train_accuracy: f
                             f"<= {max_slope:g}", measured)
 
 
+def same_setting(name: str, values: Mapping[str, Iterable[Any]], what: str = "learning rate") -> Gate:
+    """A control: every arm of a comparison ran with one and the same `what` (e.g. learning rate). Arms trained
+    at different rates differ in more than the factor under test, so the comparison cannot isolate it."""
+    seen = {arm: sorted({float(v) for v in vs}) for arm, vs in values.items()}
+    distinct = sorted({v for vs in seen.values() for v in vs})
+    measured = {f"{what} ({arm})": (vs[0] if len(vs) == 1 else math.nan) for arm, vs in seen.items()}
+    if len(distinct) == 1:
+        return Gate(name, True, f"every arm at {what} {distinct[0]:g}", measured)
+    listed = "; ".join(f"{arm} {', '.join(f'{v:g}' for v in vs)}" for arm, vs in seen.items())
+    return Gate(name, False, f"the arms ran at different {what}s ({listed})", measured)
+
+
+def at_least(name: str, counts: Mapping[str, int], minimum: int, what: str = "runs") -> Gate:
+    """A design condition counted from the records: every condition has at least `minimum` `what` (e.g. 3
+    teachers per label-smoothing value, so that an interval over teachers carries teacher-to-teacher variance)."""
+    if minimum < 1:
+        raise ValueError(f"minimum must be >= 1, got {minimum!r}")
+    measured = {f"{what} ({k})": int(v) for k, v in counts.items()}
+    short = [k for k, v in counts.items() if v < minimum]
+    if counts and not short:
+        return Gate(name, True, f"at least {minimum} {what} per condition", measured)
+    listed = ", ".join(f"{k}: {counts[k]}" for k in short) or "no condition recorded"
+    return Gate(name, False, f"fewer than {minimum} {what} per condition ({listed})", measured)
+
+
 def all_passed(gates: Sequence[Gate]) -> bool:
     return all(g.passed for g in gates)
 
@@ -137,4 +162,4 @@ def failed(gates: Sequence[Gate]) -> list[Gate]:
 
 
 __all__ = ["Gate", "all_passed", "converged", "failed", "has_room", "last_epochs_slope", "premise",
-           "teacher_better"]
+           "same_setting", "teacher_better", "at_least"]

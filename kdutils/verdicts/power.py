@@ -89,6 +89,7 @@ class Power:
     detectable: float
     min_effect: float | None
     needed: int | None  # seeds that would bring `detectable` to `min_effect` (None: unknown or > MAX_SEEDS)
+    unit: str = ""  # the comparison's unit, used when `describe` is given none
 
     @property
     def enough(self) -> bool | None:
@@ -97,10 +98,11 @@ class Power:
             return None
         return self.detectable <= self.min_effect
 
-    def describe(self, unit: str = "", scale: float = 1.0, digits: int = 2) -> str:
+    def describe(self, unit: str | None = None, scale: float = 1.0, digits: int = 2) -> str:
         """E.g. "smallest detectable effect 0.61 pts at n=5 (paired SD 0.49; alpha 0.05, power 0.8, noncentral
         t), above the minimum effect 0.50 pts: 8 seeds would reach it"."""
-        u = f" {unit}" if unit else ""
+        unit = self.unit if unit is None else unit
+        u = unit if unit == "%" else f" {unit}" if unit else ""
         if not math.isfinite(self.detectable):
             return f"no detectable effect can be computed at n={self.n}"
         text = (f"smallest detectable effect {self.detectable * scale:.{digits}f}{u} at n={self.n} (paired SD "
@@ -114,11 +116,11 @@ class Power:
         return f"{text}, above the minimum effect {m}: {more}"
 
 
-def power_of(sd: float, n: int, min_effect: float | None = None) -> Power:
+def power_of(sd: float, n: int, min_effect: float | None = None, unit: str = "") -> Power:
     """The `Power` of a comparison of n paired runs with observed paired SD `sd`."""
     det = detectable_effect(sd, n)
     needed = seeds_needed(sd, min_effect) if min_effect and min_effect > 0 else None
-    return Power(n, sd, det, min_effect, needed)
+    return Power(n, sd, det, min_effect, needed, unit)
 
 
 __all__ = ["ALPHA", "MAX_SEEDS", "POWER", "Power", "detectable_effect", "detection_probability", "power_of",

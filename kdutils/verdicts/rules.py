@@ -31,8 +31,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from kdutils.verdicts.gates import Gate
 from kdutils.verdicts.power import Power, power_of
 from kdutils.verdicts.stats import Interval, paired_difference
-from kdutils.verdicts.verdict import (INCONCLUSIVE, MIXED, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, PARTLY, REPRODUCED,
-                      Decision, Verdict)
+from kdutils.verdicts.verdict import (INCONCLUSIVE, MIXED, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, PARTLY,
+                                      REPRODUCED, Decision, Verdict)
 
 CLAIM_DIRECTIONS = ("greater", "less", "not_above", "not_below")
 SUPPORTING = (REPRODUCED, PARTLY, MIXED)
@@ -96,7 +96,7 @@ def decide(interval: Interval, direction: str = "greater", min_effect: float = 0
     if not interval.estimable:
         return Decision(INCONCLUSIVE, f"too few paired runs for an interval (n={interval.n})")
     ref = 0.0 if threshold is None else float(threshold)
-    u = f" {unit}" if unit else ""
+    u = unit if unit == "%" else f" {unit}" if unit else ""
     if probe.direction in ("less", "not_below"):  # mirror onto "greater" / "not_above"
         iv, ref, mirrored = _flip(interval), -ref, True
     else:
@@ -144,7 +144,8 @@ def find(claim: Claim, interval: Interval, sd: float | None = None, effect: str 
     """Judge one claim (or part) on its interval, with the power of the comparison at its n."""
     d = decide(interval, claim.direction, claim.min_effect, claim.threshold, claim.unit)
     sd = interval.sd if sd is None else sd
-    pw = power_of(sd, interval.n, claim.min_effect or None) if interval.n >= 2 and math.isfinite(sd) else None
+    pw = (power_of(sd, interval.n, claim.min_effect or None, claim.unit) if interval.n >= 2 and math.isfinite(sd)
+          else None)
     return Finding(claim.key or "claim", d.label, d.reason, interval, pw, core, effect)
 
 
@@ -152,6 +153,15 @@ def compare(claim: Claim, a: Mapping, b: Mapping, effect_fmt: Callable[[Interval
     """Judge claim "A vs B" on the paired difference A - B over the keys (seeds/folds) both have."""
     iv = paired_difference(a, b)
     return find(claim, iv, effect=effect_fmt(iv) if effect_fmt else "")
+
+
+def gated(finding: Finding, part_gates: Sequence[Gate]) -> Finding:
+    """A part that needs its own gates (e.g. its arms at one learning rate): "not testable", with the failing
+    gates' account, when one fails; otherwise the finding unchanged."""
+    bad = [g for g in part_gates if not g.passed]
+    if not bad:
+        return finding
+    return replace(finding, label=NOT_TESTABLE, reason="; ".join(g.describe() for g in bad))
 
 
 def _as_findings(parts: Mapping[str, str | Decision | Finding] | Sequence[Finding]) -> list[Finding]:
@@ -168,8 +178,9 @@ def _as_findings(parts: Mapping[str, str | Decision | Finding] | Sequence[Findin
     return list(parts)
 
 
-def _names(fs: Iterable[Finding]) -> str:
-    return ", ".join(f.key for f in fs)
+def _names(fs: Iterable[Finding], labelled: bool = False) -> str:
+    """The parts' keys; with `labelled`, a part that is only partly reproduced or mixed says so."""
+    return ", ".join(f.key + (f" ({f.label})" if labelled and f.label in (PARTLY, MIXED) else "") for f in fs)
 
 
 def combine(parts: Mapping[str, str | Decision | Finding] | Sequence[Finding], core: Iterable[str] = ()) -> Decision:
@@ -196,14 +207,14 @@ def combine(parts: Mapping[str, str | Decision | Finding] | Sequence[Finding], c
     if core_against:
         return Decision(NOT_REPRODUCED, f"core part contradicted: {_names(core_against)}{note}")
     if any(f.label == MIXED for f in judged) or (against and support):
-        return Decision(MIXED, f"contradicted: {_names(against)}; reproduced: {_names(support)}{note}")
+        return Decision(MIXED, f"contradicted: {_names(against, True)}; reproduced: {_names(support, True)}{note}")
     if against:
         return Decision(NOT_REPRODUCED, f"contradicted: {_names(against)}, no part reproduced{note}")
     if all(f.label == REPRODUCED for f in judged) and not any(f.label == NOT_YET_RUN for f in skipped):
         return Decision(REPRODUCED, f"every testable part reproduced ({_names(judged)}){note}")
     if support:
         rest = [f for f in fs if f not in support]
-        return Decision(PARTLY, f"reproduced: {_names(support)}; not shown: {_names(rest)}"
+        return Decision(PARTLY, f"reproduced: {_names(support, True)}; not shown: {_names(rest)}"
                         + (f" ({', '.join(sorted({f.label for f in rest}))})" if rest else ""))
     return Decision(INCONCLUSIVE, f"no part is conclusive ({_names(judged)}){note}")
 
@@ -246,7 +257,8 @@ def halves(keys: Iterable) -> tuple[tuple, tuple]:
 @dataclass(frozen=True)
 class Stability:
     """The label recomputed on each half of the seeds: "holds" when both halves give the full label,
-    "weaker" when a half is only inconclusive (fewer seeds, wider interval) but none contradicts it,
+    "weaker" when a half is only inconclusive or not testable (fewer seeds: wider intervals, gates that cannot
+    pass) but none contradicts it,
     "changes" otherwise (a half contradicts the full label, or says something stronger)."""
 
     full: str
@@ -260,13 +272,13 @@ class Stability:
         halves_ = (self.first, self.second)
         if all(h == self.full for h in halves_):
             return "holds"
-        if all(h in (self.full, INCONCLUSIVE, NOT_YET_RUN) for h in halves_):
+        if all(h in (self.full, INCONCLUSIVE, NOT_TESTABLE, NOT_YET_RUN) for h in halves_):
             return "weaker"
         return "changes"
 
     def describe(self) -> str:
         keys = lambda ks: ", ".join(map(str, ks))  # noqa: E731
-        return (f"{self.status} on seed halves ({keys(self.first_keys)}: {self.first}; "
+        return (f"{self.status} on halves of the seeds ({keys(self.first_keys)}: {self.first}; "
                 f"{keys(self.second_keys)}: {self.second})")
 
 
@@ -286,11 +298,11 @@ def subset(scores: Mapping, keys: Iterable) -> dict:
 
 
 def to_verdict(j: Judgement, evidence: str, scale: str, effect: str = "",
-               stability_: Stability | None = None) -> Verdict:
+               stability_: Stability | None = None, code: str = "") -> Verdict:
     """The chapter-facing `Verdict` of a judgement: its label, the gates and parts it rests on, the stability."""
     return Verdict(j.claim.text, j.label, evidence, scale, effect, parts=j.parts, gates=j.gates,
-                   stability=stability_, reason=j.reason)
+                   stability=stability_, reason=j.reason, scored=j.claim.scored, code=code)
 
 
 __all__ = ["CLAIM_DIRECTIONS", "Claim", "Finding", "Judgement", "Stability", "combine", "compare", "decide",
-           "find", "halves", "judge", "stability", "subset", "to_verdict"]
+           "find", "gated", "halves", "judge", "stability", "subset", "to_verdict"]

@@ -37,9 +37,8 @@ INCONCLUSIVE = "inconclusive at this scale"
 NOT_TESTABLE = "not testable at this scale"
 NOT_YET_RUN = "not yet run"
 LABELS = (REPRODUCED, PARTLY, MIXED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE, NOT_YET_RUN)
-#: One symbol per label, the only table of them (the scorecard, the chapters and the intro's legend use it).
-BADGES = {REPRODUCED: "✅", PARTLY: "🟡", MIXED: "🔀", NOT_REPRODUCED: "❌", INCONCLUSIVE: "❔", NOT_TESTABLE: "⛔",
-          NOT_YET_RUN: "⏳"}
+BADGES = {REPRODUCED: "✅", PARTLY: "🟡", MIXED: "🔀", NOT_REPRODUCED: "❌", INCONCLUSIVE: "❔",
+          NOT_TESTABLE: "⛔", NOT_YET_RUN: "⏳"}
 """One symbol per verdict label: the chapters' verdicts, the scorecard and the intro's legend all use these."""
 #: Record statuses that mean the run failed (`runner.final_status` writes them); they are scored, not dropped.
 FAILED_STATUSES = ("diverged", "chance")
@@ -61,6 +60,8 @@ class Verdict:
     gates: tuple[Any, ...] = ()
     stability: Any = None
     reason: str = ""
+    scored: bool = True  # False for a chapter's own check that is not one of the paper's claims
+    code: str = ""  # whether the records it rests on were made from committed code (`provenance.code_status_sentence`)
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -80,7 +81,9 @@ class Verdict:
                 + (f"; {p.power.describe()}" if getattr(p, "power", None) else "") for p in self.parts) + "\n\n"
         why = f" ({self.reason})" if self.reason else ""
         stab = f"**Stability.** {self.stability.describe()}\n\n" if self.stability is not None else ""
-        return (f"**Claim.** {self.claim}\n\n{gates}**Verdict: {self.badge} {self.label}**{why} at scale: "
+        stab += f"**Code.** {self.code}.\n\n" if self.code else ""
+        own = "" if self.scored else " *(the chapter's own check, not one of the paper's claims)*"
+        return (f"**Claim.** {self.claim}{own}\n\n{gates}**Verdict: {self.badge} {self.label}**{why} at scale: "
                 f"{self.scale}.\n\n{effect}{parts}{stab}**Evidence.** {self.evidence}")
 
     def _repr_markdown_(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from kdutils.chapters.does_kd_work.claims import POLICY_NAMES, line_frame
+from kdutils.chapters.does_kd_work.tables import POLICY_NAMES, line_frame
 from kdutils.report import present
 
 
@@ -44,16 +44,25 @@ def size_figure(df: pd.DataFrame):
     return fig
 
 
-def init_figure(df: pd.DataFrame):
-    """Left: test agreement against r (r=0: the teacher itself). Right: distillation loss along the line from
-    each student (t=0) to the teacher (t=1), mean over seeds, one curve per r."""
+def init_figure(df: pd.DataFrame, base: pd.DataFrame | None = None):
+    """Left: test agreement against r after training, and (where recorded, recipe v2 on) before training, with
+    the r = 0 ceiling (the teacher with BatchNorm recomputed) as a recorded point. Right: distillation loss along
+    the line from each student (t=0) to the teacher (t=1), mean over seeds, one curve per r."""
     if df.empty or df[df.claim == 6].empty:
         return None
     d = df[df.claim == 6].assign(agreement_pct=lambda x: x["agreement"] * 100)
     fig, axes = present.page_figure(2, panel_height=2.8)
-    present.errorbar_lines(axes[0], d, "r", "agreement_pct", labels={"agreement_pct": "students (test)"},
+    present.errorbar_lines(axes[0], d, "r", "agreement_pct", labels={"agreement_pct": "after training"},
                            color="0.3")
-    axes[0].plot([0.0], [100.0], "k*", ms=9, label="r = 0 (the teacher)")
+    init = pd.DataFrame() if base is None or base.empty else base[base["kind"] == "init"]
+    if not init.empty:
+        start = init.assign(start_pct=lambda x: x["agreement"] * 100)
+        present.errorbar_lines(axes[0], start[start.r > 0], "r", "start_pct", labels={"start_pct": "at initialisation"},
+                               color="tab:blue")
+        ceiling = start[start.r == 0.0]
+        if not ceiling.empty:
+            axes[0].plot([0.0], [float(ceiling["start_pct"].iloc[0])], "k*", ms=9,
+                         label=f"r = 0 (teacher, BN recomputed): {float(ceiling['start_pct'].iloc[0]):.2f}%")
     axes[0].set_xlabel("r (0: teacher weights, 1: random init)")
     axes[0].set_ylabel("test agreement (%)")
     lines = line_frame(d)

@@ -1,185 +1,76 @@
-"""Stanton et al. (NeurIPS 2021), "Does knowledge distillation really work?": the chapter's recipes and arms.
+"""Stanton et al. (NeurIPS 2021), "Does knowledge distillation really work?": the chapter's arms and plan.
 
-The chapter's configurations, lr selection and run order; `kdutils.chapters.does_kd_work.run.run_spec` trains one
-distilled student; `claims`, `report` and `figures` turn the records into verdicts, tables and figures.
+The chapter's configurations, lr selection and run order at a recipe version (`recipes`);
+`kdutils.chapters.does_kd_work.run.run_spec` trains one distilled student or records one baseline; `schedule`
+runs everything in phases (two processes if wanted); `claims`, `report` and `figures` turn the records into
+verdicts, tables and figures.
 
-What the chapter runs (claim numbers as in issue 9 and book/does_kd_work.md):
+What the chapter runs (claim numbers as in book/does_kd_work.md):
 
-1. self-distillation fidelity: PreResNet teacher -> same-architecture student, pure KD, tau = 4;
+1. self-distillation fidelity: PreResNet teacher -> same-architecture student, pure KD, tau = 4, beside
+   independently trained plain models (their agreement with the teacher is a baseline record, v2 on);
 2. teacher ensembles of 1, 3, 5 members (the student fits the mean of their probabilities);
-3. distillation-data policies: none, crop/flip, MixUp at tau 1 and 4, Gaussian noise, OOD images;
+3. distillation-data policies: none, crop/flip, MixUp at tau 1 and 4, Gaussian noise, OOD images
+   (claim 8 reads the same runs: the best policy's agreement);
 4. data recycling: teachers trained on one half of the training set, students distilled on that half
    ("recycled") or on the other ("new");
 5. train agreement vs. distillation-set size (fractions of the training set), without and with augmentation;
-6. near-teacher initialisation theta = r theta_random + (1 - r) theta_teacher, BN recomputed, lr scaled by r.
+6. near-teacher initialisation theta = r theta_random + (1 - r) theta_teacher, BN recomputed, lr scaled by r,
+   beside the agreement at initialisation and the r = 0 ceiling (baseline records, v2 on);
+7. LeNet-5 on MNIST with extra unlabelled training images (alpha = 0 in the authors' notation).
 
 Conventions: kdutils' ``alpha`` weights the KD term, so pure distillation (the authors' alpha = 0) is
 ``alpha = 1``. The authors' student recipe (SGD + Nesterov, lr 5e-2, weight decay 1e-4, cosine, 300 epochs,
 batch 128) and teacher recipe (lr 0.1, batch 256, 200 epochs) are the ``full`` profile. Fashion-MNIST is the
 main data set (CIFAR-100 is not on these machines; ``dataset="cifar100"`` switches to it), MNIST with LeNet-5
-is the near-saturated case (the paper reports > 99% agreement). Teacher members are seeds 0..4 of the teacher
+is the near-saturated case (the poster gives no number for it). Teacher members are seeds 0..4 of the teacher
 config; an ensemble of size k uses members 0..k-1, and student seeds vary the student only (paired design).
 
 Deviations, to be listed in the chapter: 28x28 grey images instead of 32x32 colour; crop padding 2 on 28x28;
 OOD images are MNIST digits (Fashion-MNIST teacher) instead of SVHN; no GAN policy; the MixUp alpha (1.0) and
 the noise std (0.1 on [0, 1] pixels) are our choices (not found in the poster); BN statistics are recomputed
-with a cumulative average instead of momentum 0.1; the r = 0 point (the teacher itself) is not trained.
+with a cumulative average instead of momentum 0.1; the r = 0 point (the teacher itself) is evaluated, not trained.
 
 Learning rates (never the test set): the teacher's rate is chosen on held-out training images (val_size)
-from ``Recipe.teacher_lrs`` (member 0 at each rate; the chosen run *is* member 0). Students share a rate per
-family (`FAMILIES`): "augmented" (every random policy, chosen on the crop/flip student) and "none" (fixed
-images, chosen on the "none" student; claim 6 trains at r times it, the authors' scaling). Candidates train on
-seed 0 at full length, and the chosen candidate is also that arm's seed-0 final run. The plain model (the
-student trained alone) is the teacher recipe itself (same architecture), so its rate is the teacher's.
+from ``Recipe.teacher_lrs`` (member 0 at each rate; the chosen run *is* member 0). Students get one rate per
+policy from v2 on (v1: per family, `FAMILIES`: "augmented", chosen on the crop/flip student, and "none");
+claim 6 trains at r times the "none" rate, the authors' scaling. Candidates train on seed 0 at full length, and
+the chosen candidate is also that arm's seed-0 final run. The plain model (the student trained alone) is the
+teacher recipe itself (same architecture), so its rate is the teacher's.
 
-Run: ``python -m kdutils run does_kd_work --profile cpu`` (`run_all`, resumable, claims in `RUN_ORDER`).
+Run: ``python -m kdutils run does_kd_work --profile cpu`` (`schedule.run_all`, resumable, claims in `RUN_ORDER`; ``--set
+shard 1/2`` and ``2/2`` in two processes, ``--set dry_run true`` for the plan and its cost estimate).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from kdutils.chapters.does_kd_work.interpolation import check_ratio
 from kdutils.chapters.does_kd_work.policies import parse_policy
+from kdutils.chapters.does_kd_work.recipes import (ALPHA, BASE_POLICY, DATASETS, OOD_DATASET, PAPER_AGREEMENT,
+                                                   PAPER_ENSEMBLES, POLICIES, TAU, VERSIONS, Policy, Recipe, latest,
+                                                   recipe)
 from kdutils.config import DataConfig, RunConfig, TrainConfig, config_hash
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import VAL_METRICS, Selection, choose, load_selection
 
 EXPERIMENT = "does_kd_work"
-ALPHA = 1.0  # pure distillation (the authors' alpha = 0)
-TAU = 4.0
-DATASETS = ("fashion_mnist", "mnist", "cifar100")
-CLAIMS = (1, 2, 3, 4, 5, 6)
-
-#: The poster's numbers (Stanton et al. 2021): ensemble table (size: teacher acc, student acc, agreement, KL).
-PAPER_ENSEMBLES = {
-    "imagenet": {1: (74.8, 75.3, 85.5, 0.217), 3: (76.4, 75.5, 87.8, 0.157), 5: (76.7, 75.6, 88.4, 0.142)},
-    "imdb": {1: (79.361, 80.353, 86.488, 0.124), 3: (81.807, 81.129, 89.832, 0.064),
-             5: (82.216, 81.167, 90.793, 0.052)},
-}
-#: Headline fidelity figures quoted in the poster / notes (CIFAR-100 PreResNet-56, MNIST LeNet-5).
-PAPER_AGREEMENT = {"cifar100_best_policy_mixup_t4": 85.0, "mnist_lenet5_min": 99.0}
-
-#: Out-of-distribution images per main data set (None: not available here, the arm is skipped).
-OOD_DATASET = {"fashion_mnist": "mnist", "mnist": "fashion_mnist", "cifar100": None}
-
-
-@dataclass(frozen=True)
-class Policy:
-    """A distillation-data policy: an augmentation string (``{crop}`` is filled per data set), tau, OOD data."""
-
-    augment: str
-    tau: float = TAU
-    ood: bool = False
-
-    def augment_for(self, crop: int) -> str:
-        return self.augment.format(crop=crop)
-
-
-POLICIES: dict[str, Policy] = {
-    "none": Policy("none"),
-    "crop_flip": Policy("crop{crop}+flip"),
-    "mixup_t1": Policy("crop{crop}+flip+mixup1", tau=1.0),
-    "mixup_t4": Policy("crop{crop}+flip+mixup1", tau=4.0),
-    "noise": Policy("noise0.1"),
-    "ood": Policy("crop{crop}+flip", ood=True),
-}
-BASE_POLICY = "crop_flip"  # the authors' default augmentation; claims 1, 2 and 4 use it
-
-#: Narrow PreResNet-8 of the cpu profile: (stem, stage1, stage2, stage3) planes, half the authors' widths.
-CPU_WIDTHS = (8, 8, 16, 32)
-CPU_NOTES = ("sized on a measured throughput of about 1,900 training images/s for the narrow PreResNet-8 on one "
-             "thread (a teacher forward adds about 0.33 ms per image, 5 members 1.7 ms): 4,000 training images, "
-             "teachers 10 epochs, students 15 (the authors' 300:200 ratio), planned at about 50 minutes of one "
-             "thread for the whole chapter, lr selection included (the recorded total, with the discarded first "
-             "recipes and the slower shared cores, is larger)")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One profile's scale for one data set. ``widths=None`` keeps the architecture's default widths."""
-
-    dataset: str
-    teacher_model: str
-    student_model: str
-    widths: tuple[int, ...] | None
-    n_train: int | None
-    n_test: int | None
-    val_size: int
-    batch_size: int
-    teacher_epochs: int
-    teacher_lrs: tuple[float, ...]  # candidates; the teacher's lr is chosen on the validation split
-    teacher_batch_size: int
-    student_epochs: int
-    student_lrs: tuple[float, ...]  # candidates; each arm's lr is chosen on the validation split
-    weight_decay: float
-    seeds: tuple[int, ...]
-    ensemble_sizes: tuple[int, ...]
-    policies: tuple[str, ...]
-    rs: tuple[float, ...]
-    distill_fractions: tuple[float, ...]
-    n_ood: int
-    crop: int
-    notes: str = field(default="", compare=False)
-
-    @property
-    def n_members(self) -> int:
-        return max(self.ensemble_sizes)
-
-
-def _recipe(profile: str, dataset: str) -> Recipe:
-    """The scale of each profile (see CPU_NOTES for how the cpu profile was sized)."""
-    crop = 4 if dataset == "cifar100" else 2
-    policies = tuple(p for p in POLICIES if not (POLICIES[p].ood and OOD_DATASET[dataset] is None))
-    if dataset == "mnist":  # the near-saturated LeNet-5 check
-        base = dict(teacher_model="lenet5", student_model="lenet5", widths=None)
-    elif profile == "full":
-        base = dict(teacher_model="preresnet56", student_model="preresnet56", widths=None)
-    else:
-        base = dict(teacher_model="preresnet8", student_model="preresnet8", widths=CPU_WIDTHS)
-    if profile == "smoke":
-        return Recipe(dataset=dataset, **base, n_train=256, n_test=256, val_size=64, batch_size=64,
-                      teacher_epochs=1, teacher_lrs=(0.1,), teacher_batch_size=64, student_epochs=1,
-                      student_lrs=(0.05,), weight_decay=1e-4, seeds=(0, 1), ensemble_sizes=(1, 3),
-                      policies=policies, rs=(0.5, 1.0), distill_fractions=(0.5, 1.0), n_ood=64, crop=crop,
-                      notes="seconds, for the tests: 256 training images, one epoch")
-    if profile == "cpu" and dataset == "mnist":  # LeNet-5 stalls at chance under KD from 0.05 up: lower grid
-        return replace(_recipe(profile, "fashion_mnist"), dataset=dataset, **base,
-                       student_lrs=(0.005, 0.01, 0.025, 0.05))
-    if profile == "cpu":
-        return Recipe(dataset=dataset, **base, n_train=4000, n_test=2000, val_size=1000, batch_size=128,
-                      teacher_epochs=10, teacher_lrs=(0.05, 0.1, 0.2, 0.4), teacher_batch_size=128, student_epochs=15,
-                      student_lrs=(0.025, 0.05, 0.1), weight_decay=1e-4, seeds=(0, 1, 2),
-                      ensemble_sizes=(1, 3, 5), policies=policies, rs=(0.1, 0.25, 1.0),
-                      distill_fractions=(0.25, 1.0), n_ood=1000, crop=crop, notes=CPU_NOTES)
-    return Recipe(dataset=dataset, **base, n_train=None, n_test=None, val_size=5000, batch_size=128,
-                  teacher_epochs=200, teacher_lrs=(0.1,), teacher_batch_size=256, student_epochs=300,
-                  student_lrs=(0.05,), weight_decay=1e-4, seeds=(0, 1, 2), ensemble_sizes=(1, 3, 5),
-                  policies=policies, rs=(0.0625, 0.125, 0.25, 0.5, 0.75, 1.0),
-                  distill_fractions=(0.125, 0.25, 0.5, 1.0), n_ood=10000, crop=crop,
-                  notes="the authors' recipe (teachers 200 epochs at lr 0.1, students 300 epochs at 5e-2), meant "
-                        "for a GPU; no lr grid (the authors' rates)")
-
-
-def recipe(profile: str, dataset: str = "fashion_mnist") -> Recipe:
-    """The recipe of `profile` on `dataset` (one of DATASETS; "cifar100" needs the CIFAR-100 files)."""
-    check_profile(profile)
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r} for this chapter; choose one of: {', '.join(DATASETS)}")
-    return _recipe(profile, dataset)
+CLAIMS = (1, 2, 3, 4, 5, 6, 7)  # claims with runs of their own (claim 8 reads claim 3's runs)
 
 
 # ------------------------------------------------------------------------------------------------- teachers
 def teacher_config(profile: str, member: int = 0, dataset: str = "fashion_mnist",
-                   half: int | None = None, lr: float | None = None) -> RunConfig:
-    """Teacher ensemble member `member` (its seed), trained alone with crop/flip as the authors' teachers.
+                   half: int | None = None, lr: float | None = None, version: str | None = None) -> RunConfig:
+    """Teacher ensemble member `member` (its seed), trained alone with the base augmentation (crop/flip; crop
+    only on MNIST from v2).
 
     ``half`` (0 or 1) trains it on that half of the training split only (claim 4: the other half is "new"
     data); a 2-fold partition's ``fold`` is the held-out half, so training on half h means fold 1 - h.
     ``lr`` is the chosen rate (None: the first candidate of the recipe).
     """
-    r = recipe(profile, dataset)
+    r = recipe(profile, dataset, version)
     if half not in (None, 0, 1):
         raise ValueError(f"half must be None (the whole split), 0 or 1, got {half!r}")
     data = DataConfig(dataset=dataset, n_train=r.n_train, n_test=r.n_test, val_size=r.val_size)
@@ -190,39 +81,49 @@ def teacher_config(profile: str, member: int = 0, dataset: str = "fashion_mnist"
         model_kwargs={} if r.widths is None else {"widths": r.widths},
         train=TrainConfig(epochs=r.teacher_epochs, batch_size=r.teacher_batch_size, optimizer="sgd",
                           lr=float(r.teacher_lrs[0] if lr is None else lr), momentum=0.9, nesterov=True,
-                          weight_decay=r.weight_decay, schedule="cosine",
-                          augment=POLICIES[BASE_POLICY].augment_for(r.crop)),
+                          weight_decay=r.weight_decay, schedule="cosine", augment=r.augment(BASE_POLICY)),
     )
 
 
-def teacher_selection(profile: str, dataset: str = "fashion_mnist") -> list[RunConfig]:
+def teacher_selection(profile: str, dataset: str = "fashion_mnist", version: str | None = None) -> list[RunConfig]:
     """The teacher's lr candidates: member 0 at each rate of the grid (the chosen one *is* member 0)."""
-    return [teacher_config(profile, 0, dataset, lr=lr) for lr in recipe(profile, dataset).teacher_lrs]
+    return [teacher_config(profile, 0, dataset, lr=lr, version=version)
+            for lr in recipe(profile, dataset, version).teacher_lrs]
 
 
-def teacher_configs(profile: str, dataset: str = "fashion_mnist", lr: float | None = None) -> list[RunConfig]:
+def teacher_configs(profile: str, dataset: str = "fashion_mnist", lr: float | None = None,
+                    version: str | None = None) -> list[RunConfig]:
     """Every teacher the chapter needs: the ensemble members and the two half-data teachers (claim 4)."""
-    r = recipe(profile, dataset)
-    out = [teacher_config(profile, m, dataset, lr=lr) for m in range(r.n_members)]
-    return out + [teacher_config(profile, 0, dataset, half=h, lr=lr) for h in (0, 1)]
+    r = recipe(profile, dataset, version)
+    out = [teacher_config(profile, m, dataset, lr=lr, version=version) for m in range(r.n_members)]
+    return out + [teacher_config(profile, 0, dataset, half=h, lr=lr, version=version) for h in (0, 1)]
 
 
-def plain_configs(profile: str, dataset: str = "fashion_mnist", lr: float | None = None) -> list[RunConfig]:
+def plain_configs(profile: str, dataset: str = "fashion_mnist", lr: float | None = None,
+                  version: str | None = None) -> list[RunConfig]:
     """The plain models (same architecture trained alone on hard labels) the students are compared with.
 
     In self-distillation the student alone *is* a teacher-recipe run, so the plain arm reuses ensemble members
     1, 2, 3 (never member 0, the single teacher): one plain model per student seed, paired by position."""
-    r = recipe(profile, dataset)
-    return [teacher_config(profile, 1 + i, dataset, lr=lr) for i in range(len(r.seeds))]
+    r = recipe(profile, dataset, version)
+    return [teacher_config(profile, 1 + i, dataset, lr=lr, version=version) for i in range(len(r.seeds))]
 
 
 # ------------------------------------------------------------------------------------------------- students
+#: Fields added after the first records: they enter a spec's key only when set, so older keys stay valid.
+LATE_FIELDS = {"n_unlabelled": 0, "evaluate": "", "plain_member": None}
+EVALUATIONS = ("", "init", "plain")
+
+
 @dataclass(frozen=True)
 class DistillSpec:
-    """One distilled student: plain data whose hash names its record, like `RunConfig.key`.
+    """One distilled student (or one baseline evaluation): plain data whose hash names its record.
 
-    ``lr`` is the rate it trains at (chosen on validation data for its family, see `FAMILIES`); a student
-    started near the teacher (``r`` set) trains at ``r * lr``, as the authors scale it."""
+    ``lr`` is the rate it trains at (chosen on validation data for its family, see `family_of`); a student
+    started near the teacher (``r`` set) trains at ``r * lr``, as the authors scale it. ``n_unlabelled`` extra
+    training images the teacher never saw are appended, unlabelled (the poster's alpha = 0 arm). ``evaluate``
+    records a baseline instead of training: "init" the student at its initialisation (r = 0: the teacher with
+    BatchNorm recomputed, the ceiling), "plain" plain model ``plain_member`` against the teacher."""
 
     profile: str
     dataset: str
@@ -247,6 +148,9 @@ class DistillSpec:
     lr: float = 0.05
     experiment: str = EXPERIMENT
     role: str = "distilled"
+    n_unlabelled: int = 0
+    evaluate: str = ""
+    plain_member: int | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -260,9 +164,18 @@ class DistillSpec:
             raise ValueError(f"distill_fraction must be in (0, 1], got {self.distill_fraction!r}")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0):
             raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
+        if isinstance(self.n_unlabelled, bool) or not isinstance(self.n_unlabelled, int) or self.n_unlabelled < 0:
+            raise ValueError(f"n_unlabelled must be an integer >= 0, got {self.n_unlabelled!r}")
+        if self.evaluate not in EVALUATIONS:
+            raise ValueError(f"evaluate must be one of {EVALUATIONS}, got {self.evaluate!r}")
+        if self.evaluate == "plain" and (self.plain_member is None or self.plain_member < 1):
+            raise ValueError(f"a plain baseline needs plain_member >= 1 (member 0 is the teacher), "
+                             f"got {self.plain_member!r}")
+        if self.evaluate == "init" and self.r is None:
+            raise ValueError("an 'init' baseline needs r (0 = the teacher with BatchNorm recomputed)")
         if self.r is not None:
             object.__setattr__(self, "r", check_ratio(self.r))
-            if self.r == 0.0:
+            if self.r == 0.0 and self.evaluate != "init":
                 raise ValueError("r = 0 is the teacher itself (lr scaled to 0): evaluate it, do not train it")
             if len(self.teachers) != 1:
                 raise ValueError("a near-teacher init needs exactly one teacher")
@@ -271,124 +184,169 @@ class DistillSpec:
     def ensemble_size(self) -> int:
         return len(self.teachers)
 
-    @property
-    def family(self) -> str:
-        return family_of(self.policy)
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def key(self) -> str:
-        """The record's name: a hash of every field but ``claim`` (claims share arms) and ``lr_candidates`` (the
-        grid does not change the run: a candidate keeps its record when the grid is widened), computed once."""
+        """The record's name: a hash of every field but ``claim`` (claims share arms), ``lr_candidates`` (the
+        grid does not change the run: a candidate keeps its record when the grid is widened) and the
+        `LATE_FIELDS` left at their defaults (so the records written before they existed keep their names)."""
         cached = self.__dict__.get("_key")
         if cached is None:
-            cached = config_hash({k: v for k, v in self.to_dict().items() if k not in ("claim", "lr_candidates")})
+            d = {k: v for k, v in self.to_dict().items() if k not in ("claim", "lr_candidates")}
+            d = {k: v for k, v in d.items() if not (k in LATE_FIELDS and v == LATE_FIELDS[k])}
+            cached = config_hash(d)
             object.__setattr__(self, "_key", cached)
         return cached
 
 
-#: lr families: students whose distillation data is augmented at random (teacher forward every step) share the
-#: rate chosen on the crop/flip student; students on the fixed training images ("none": cached teacher logits,
-#: claims 3, 5 and the base rate of claim 6) share the rate chosen on the "none" student.
+#: v1's lr families: students whose distillation data is augmented at random (teacher forward every step)
+#: share the rate chosen on the crop/flip student; students on the fixed training images ("none") share the rate
+#: chosen on the "none" student. From v2 every policy is its own family (a rate chosen per policy).
 FAMILIES = ("augmented", "none")
 
 
-def family_of(policy: str) -> str:
+def family_of(policy: str, per_policy: bool = False) -> str:
+    if per_policy:
+        return policy
     return "none" if policy == "none" else "augmented"
+
+
+def families(r: Recipe) -> tuple[str, ...]:
+    """The lr families of a recipe: one per policy (v2) or the two of v1."""
+    return tuple(r.policies) if r.lr_per_policy else FAMILIES
 
 
 def _spec(profile: str, dataset: str, claim: int, seed: int, *, teacher_lr: float | None = None,
           lr: float | None = None, policy: str = BASE_POLICY, members: int = 1, half: int | None = None,
-          **changes: Any) -> DistillSpec:
-    r = recipe(profile, dataset)
+          version: str | None = None, **changes: Any) -> DistillSpec:
+    r = recipe(profile, dataset, version)
     pol = POLICIES[policy]
-    teachers = tuple(teacher_config(profile, m, dataset, half=half, lr=teacher_lr) for m in range(members))
+    teachers = tuple(teacher_config(profile, m, dataset, half=half, lr=teacher_lr, version=version)
+                     for m in range(members))
     ood = OOD_DATASET[dataset] if pol.ood else None
     changes.setdefault("epochs", r.student_epochs)
     return DistillSpec(profile=profile, dataset=dataset, claim=claim, student_model=r.student_model,
-                       teachers=teachers, policy=policy, augment=pol.augment_for(r.crop), tau=pol.tau,
+                       teachers=teachers, policy=policy, augment=r.augment(policy), tau=pol.tau,
                        ood_dataset=ood, n_ood=r.n_ood if ood else 0, batch_size=r.batch_size,
                        lr_candidates=r.student_lrs, weight_decay=r.weight_decay, widths=r.widths, seed=seed,
                        lr=float(r.student_lrs[0] if lr is None else lr), **changes)
 
 
 def selection_specs(family: str, profile: str, dataset: str = "fashion_mnist",
-                    teacher_lr: float | None = None) -> list[DistillSpec]:
-    """The lr candidates of one family: its reference student (crop/flip or "none", one teacher, seed 0) at
-    each rate. They train on the training split; `val_accuracy` (held-out images) chooses. The chosen
-    candidate is also that arm's seed-0 final run (same config)."""
-    policy = BASE_POLICY if family == "augmented" else "none"
-    claim = 1 if family == "augmented" else 3
-    r = recipe(profile, dataset)
-    return [_spec(profile, dataset, claim, r.seeds[0], teacher_lr=teacher_lr, lr=lr, policy=policy)
+                    teacher_lr: float | None = None, version: str | None = None) -> list[DistillSpec]:
+    """The lr candidates of one family: its reference student (the family's policy, or crop/flip for v1's
+    "augmented"; one teacher, seed 0) at each rate. They train on the training split; `val_accuracy` (held-out
+    images) chooses. The chosen candidate is also that arm's seed-0 final run (same config)."""
+    r = recipe(profile, dataset, version)
+    policy = {"augmented": BASE_POLICY}.get(family, family)
+    if policy not in POLICIES:
+        raise ValueError(f"unknown lr family {family!r}; this recipe has: {', '.join(families(r))}")
+    claim = 1 if policy == BASE_POLICY else 3
+    return [_spec(profile, dataset, claim, r.seeds[0], teacher_lr=teacher_lr, lr=lr, policy=policy, version=version)
             for lr in r.student_lrs]
 
 
 def claim_specs(claim: int, profile: str, dataset: str = "fashion_mnist", teacher_lr: float | None = None,
-                lrs: dict[str, float] | None = None) -> list[DistillSpec]:
-    """The distilled students of one claim (1-6) at the given teacher lr and family lrs (see the docstring)."""
-    r = recipe(profile, dataset)
+                lrs: dict[str, float] | None = None, version: str | None = None) -> list[DistillSpec]:
+    """The distilled students of one claim (1-7) at the given teacher lr and family lrs (see the docstring)."""
+    r = recipe(profile, dataset, version)
     lrs = lrs or {}
-    seeds = r.seeds
+    seeds, seeds35 = r.seeds, r.seeds_3_5
 
     def spec(s: int, policy: str = BASE_POLICY, **kw: Any) -> DistillSpec:
-        return _spec(profile, dataset, claim, s, teacher_lr=teacher_lr, lr=lrs.get(family_of(policy)),
-                     policy=policy, **kw)
+        return _spec(profile, dataset, claim, s, teacher_lr=teacher_lr,
+                     lr=lrs.get(family_of(policy, r.lr_per_policy)), policy=policy, version=version, **kw)
 
     if claim == 1:
         return [spec(s) for s in seeds]
     if claim == 2:
         return [spec(s, members=k) for k in r.ensemble_sizes for s in seeds]
     if claim == 3:
-        return [spec(s, policy=p) for p in r.policies for s in seeds]
+        return [spec(s, policy=p) for p in r.policies for s in seeds35]
     if claim == 4:
         return [spec(s, half=0, distill_data=d) for d in ("recycled", "new") for s in seeds]
     if claim == 5:  # the same number of gradient steps at every size: epochs scaled by 1 / fraction
         return [spec(s, policy=p, distill_fraction=f, epochs=max(1, round(r.student_epochs / f)))
-                for p in ("none", "mixup_t4") for f in r.distill_fractions for s in seeds]
+                for p in ("none", "mixup_t4") for f in r.distill_fractions for s in seeds35]
     if claim == 6:  # r = 1 is the random init: the "none" student of claim 3 (same config)
         return [spec(s, policy="none", r=None if rr == 1.0 else rr) for rr in r.rs if rr > 0 for s in seeds]
+    if claim == 7:  # alpha = 0 plus unlabelled images (0: claim 1's student); none where the recipe has no arm
+        if not r.unlabelled:
+            return []
+        return [spec(s, n_unlabelled=u) for u in (0, *r.unlabelled) for s in seeds]
     raise ValueError(f"unknown claim {claim!r}; choose one of: {', '.join(map(str, CLAIMS))}")
 
 
+def baseline_specs(profile: str, dataset: str = "fashion_mnist", teacher_lr: float | None = None,
+                   lrs: dict[str, float] | None = None, version: str | None = None) -> list[DistillSpec]:
+    """The baselines that give fidelity its meaning (v2 on): each plain model's agreement with the teacher
+    (claim 1, paired with student seed i as plain member i + 1), and claim 6's agreement at initialisation
+    (every r < 1 per seed, before training) with the r = 0 ceiling (the teacher, BatchNorm recomputed on the
+    distillation images as every near-teacher start is; once)."""
+    r = recipe(profile, dataset, version)
+    if r.version == "v1":
+        return []
+    lrs = lrs or {}
+    base = dict(teacher_lr=teacher_lr, version=version)
+    out = [_spec(profile, dataset, 1, s, policy=BASE_POLICY, evaluate="plain", plain_member=1 + i,
+                 lr=lrs.get(family_of(BASE_POLICY, r.lr_per_policy)), **base) for i, s in enumerate(r.seeds)]
+    if dataset == "mnist":
+        return out
+    none_lr = lrs.get(family_of("none", r.lr_per_policy))
+    out.append(_spec(profile, dataset, 6, r.seeds[0], policy="none", evaluate="init", r=0.0, lr=none_lr, **base))
+    out += [_spec(profile, dataset, 6, s, policy="none", evaluate="init", r=rr, lr=none_lr, **base)
+            for rr in r.rs if 0 < rr < 1 for s in r.seeds]
+    return out
+
+
+def baseline_families(r: Recipe, dataset: str) -> set[str]:
+    """The lr families the baselines are keyed by: crop/flip (plain models), and "none" (claim 6) but on MNIST."""
+    policies = (BASE_POLICY,) if dataset == "mnist" else (BASE_POLICY, "none")
+    return {family_of(p, r.lr_per_policy) for p in policies}
+
+
 def grid(profile: str, dataset: str = "fashion_mnist", teacher_lr: float | None = None,
-         lrs: dict[str, float] | None = None, claims: tuple[int, ...] = CLAIMS) -> list[DistillSpec]:
+         lrs: dict[str, float] | None = None, claims: tuple[int, ...] = CLAIMS,
+         version: str | None = None) -> list[DistillSpec]:
     """Every distilled student of the chapter, each once (claims share arms: the first claim keeps it)."""
     seen: dict[str, DistillSpec] = {}
     for claim in claims:
-        for spec in claim_specs(claim, profile, dataset, teacher_lr, lrs):
+        for spec in claim_specs(claim, profile, dataset, teacher_lr, lrs, version):
             seen.setdefault(spec.key(), spec)
     return list(seen.values())
 
 
-def sample_passes(profile: str, dataset: str = "fashion_mnist") -> int:
-    """Training images processed by the whole chapter (teachers with their lr grid, distilled students, the
-    students' lr grids), to size the cpu profile: divide by a measured images/s to get seconds. Teacher
-    forwards on augmented batches (every policy but "none") add roughly a third of a student step per member."""
-    r = recipe(profile, dataset)
-    n = r.n_train or ({"cifar100": 50000}.get(dataset, 60000) - r.val_size)
-    total = (len(r.teacher_lrs) - 1 + len(teacher_configs(profile, dataset))) * r.teacher_epochs * n
-    specs = grid(profile, dataset) + [s for f in FAMILIES for s in selection_specs(f, profile, dataset)[1:]]
-    for spec in specs:
-        size = n * spec.distill_fraction + spec.n_ood
-        total += int(size) * spec.epochs * (1 if spec.policy == "none" else 1 + spec.ensemble_size // 3)
-    return total
-
-
-# ------------------------------------------------------------------------------------------------- plan and run
+# ------------------------------------------------------------------------------------------------- plan
 #: The order claims run in when the budget may not fit them all (the chapter's priorities).
-RUN_ORDER = (1, 2, 6, 3, 5, 4)
+RUN_ORDER = (1, 2, 6, 3, 5, 4, 7)
+
+
+def active_version(profile: str, store: ResultStore | None = None) -> str:
+    """The recipe version the book shows: the newest whose Fashion-MNIST teacher selection is wholly recorded,
+    else the oldest (so the page keeps showing the recorded recipe until a newer one has its teachers)."""
+    store = store or ResultStore()
+    versions = VERSIONS[check_profile(profile)]
+    for v in reversed(versions):
+        if all(store.get(c) is not None for c in teacher_selection(profile, "fashion_mnist", v)):
+            return v
+    return versions[0]
 
 
 @dataclass
 class Plan:
-    """What the recorded selections determine for one profile and data set (nothing trained unless asked)."""
+    """What the recorded selections determine for one profile, data set and recipe version (nothing trained
+    unless asked)."""
 
     profile: str
     dataset: str
     teacher: Selection | None
     families: dict[str, Selection | None]
+    version: str = "v1"
+
+    @property
+    def recipe(self) -> Recipe:
+        return recipe(self.profile, self.dataset, self.version)
 
     @property
     def teacher_lr(self) -> float | None:
@@ -398,15 +356,26 @@ class Plan:
     def lrs(self) -> dict[str, float]:
         return {f: sel.lr for f, sel in self.families.items() if sel is not None}
 
+    def needed(self, claim: int) -> set[str]:
+        """The lr families the students of `claim` train in."""
+        r = self.recipe
+        return {family_of(s.policy, r.lr_per_policy)
+                for s in claim_specs(claim, self.profile, self.dataset, version=self.version)}
+
     def ready(self, claim: int) -> bool:
         """Are the rates of every arm of `claim` known?"""
-        if self.teacher is None:
-            return False
-        needed = {"augmented", "none"} if claim in (3, 5) else ({"none"} if claim == 6 else {"augmented"})
-        return needed <= set(self.lrs)
+        return self.teacher is not None and self.needed(claim) <= set(self.lrs)
 
     def specs(self, claim: int) -> list[DistillSpec]:
-        return claim_specs(claim, self.profile, self.dataset, self.teacher_lr, self.lrs) if self.ready(claim) else []
+        if not self.ready(claim):
+            return []
+        return claim_specs(claim, self.profile, self.dataset, self.teacher_lr, self.lrs, self.version)
+
+    def baselines(self) -> list[DistillSpec]:
+        """The baseline evaluations, once the rates they are keyed by are known."""
+        if self.teacher is None or not baseline_families(self.recipe, self.dataset) <= set(self.lrs):
+            return []
+        return baseline_specs(self.profile, self.dataset, self.teacher_lr, self.lrs, self.version)
 
     def selection_rows(self) -> list[dict[str, Any]]:
         sels = [("teacher", self.teacher)] + [(f"student ({f})", s) for f, s in self.families.items()]
@@ -422,56 +391,43 @@ def _spec_view(spec: DistillSpec, record: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def select_families(profile: str, dataset: str, store: ResultStore, teacher_lr: float,
+                    fams: tuple[str, ...], version: str) -> dict[str, Selection | None]:
+    """Each family's chosen rate from its recorded candidates (None where one is missing)."""
+    out: dict[str, Selection | None] = {}
+    for fam in fams:
+        specs = selection_specs(fam, profile, dataset, teacher_lr, version)
+        records = [store.get(sp) for sp in specs]
+        out[fam] = (choose(f"student ({fam})", [_spec_view(sp, rec) for sp, rec in zip(specs, records)])
+                    if all(rec is not None for rec in records) else None)
+    return out
+
+
 def plan(profile: str, dataset: str = "fashion_mnist", store: ResultStore | None = None, *, train: bool = False,
-         families: tuple[str, ...] = FAMILIES, progress: bool = True) -> Plan:
-    """Resolve the chapter's rates from the recorded selections; with `train`, run the missing candidates."""
+         families_: tuple[str, ...] | None = None, progress: bool = True, version: str | None = None) -> Plan:
+    """Resolve the chapter's rates from the recorded selections (at `version`, default the `active_version`);
+    with `train`, run the missing candidates in this process."""
     from kdutils.chapters.does_kd_work.run import run_spec
     from kdutils.training.runner import run
 
     store = store or ResultStore()
-    t_cfgs = teacher_selection(profile, dataset)
+    version = active_version(profile, store) if version is None else version
+    r = recipe(profile, dataset, version)
+    fams_all = families(r)
+    t_cfgs = teacher_selection(profile, dataset, version)
     if train:
         for cfg in t_cfgs:
             run(cfg, store, progress=progress)
     teacher = load_selection("teacher", t_cfgs, store)
-    fams: dict[str, Selection | None] = {f: None for f in FAMILIES}
+    fams: dict[str, Selection | None] = {f: None for f in fams_all}
     if teacher is not None:
-        for fam in families:
-            specs = selection_specs(fam, profile, dataset, teacher.lr)
-            if train:
-                for spec in specs:
+        wanted = fams_all if families_ is None else tuple(f for f in families_ if f in fams_all)
+        if train:
+            for fam in wanted:
+                for spec in selection_specs(fam, profile, dataset, teacher.lr, version):
                     run_spec(spec, store, progress=progress)
-            records = [store.get(sp) for sp in specs]
-            if all(rec is not None for rec in records):
-                fams[fam] = choose(f"student ({fam})", [_spec_view(sp, rec) for sp, rec in zip(specs, records)])
-    return Plan(profile, dataset, teacher, fams)
-
-
-def run_all(profile: str = "cpu", dataset: str = "fashion_mnist", claim: int | None = None, mnist: bool = True,
-            store: ResultStore | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Select the rates, train the teachers and every claim's students (claims in RUN_ORDER; `claim` runs one),
-    then the MNIST/LeNet-5 near-saturated check of claim 1. Resumable: finished records are skipped."""
-    from kdutils.chapters.does_kd_work.run import run_spec
-    from kdutils.training.runner import run
-
-    check_profile(profile)
-    store = store or ResultStore()
-    claims = RUN_ORDER if claim is None else (int(claim),)
-    p = plan(profile, dataset, store, train=True, progress=progress)
-    records = []
-    r = recipe(profile, dataset)
-    for cfg in teacher_configs(profile, dataset, p.teacher_lr)[: r.n_members]:
-        records.append(run(cfg, store, progress=progress))
-    for c in claims:
-        for spec in p.specs(c):
-            records.append(run_spec(spec, store, progress=progress))
-    if mnist and dataset != "mnist" and claim in (None, 1):
-        m = plan(profile, "mnist", store, train=True, families=("augmented",), progress=progress)
-        for cfg in plain_configs(profile, "mnist", m.teacher_lr):
-            records.append(run(cfg, store, progress=progress))
-        for spec in m.specs(1):
-            records.append(run_spec(spec, store, progress=progress))
-    return records
+        fams.update(select_families(profile, dataset, store, teacher.lr, wanted, version))
+    return Plan(profile, dataset, teacher, fams, version)
 
 
 def point(profile: str = "cpu", claim: int = 1, seed: int = 0, dataset: str = "fashion_mnist",
@@ -485,7 +441,8 @@ def point(profile: str = "cpu", claim: int = 1, seed: int = 0, dataset: str = "f
     return [run_spec(spec, store, progress=progress) for spec in p.specs(int(claim)) if spec.seed == int(seed)]
 
 
-__all__ = ["ALPHA", "BASE_POLICY", "CLAIMS", "Plan", "point", "RUN_ORDER", "plan", "run_all", "DATASETS", "DistillSpec",
-           "EXPERIMENT", "FAMILIES", "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES", "POLICIES", "Policy",
-           "Recipe", "TAU", "claim_specs", "family_of", "grid", "plain_configs", "recipe", "sample_passes",
-           "selection_specs", "teacher_config", "teacher_configs", "teacher_selection"]
+__all__ = ["ALPHA", "BASE_POLICY", "CLAIMS", "DATASETS", "DistillSpec", "EXPERIMENT", "FAMILIES", "LATE_FIELDS",
+           "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES", "POLICIES", "Plan", "Policy", "RUN_ORDER", "Recipe",
+           "TAU", "active_version", "baseline_families", "baseline_specs", "claim_specs", "families", "family_of",
+           "grid", "latest", "plain_configs", "plan", "point", "recipe", "selection_specs", "teacher_config",
+           "teacher_configs", "teacher_selection"]

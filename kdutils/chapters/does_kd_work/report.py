@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from kdutils.chapters.does_kd_work import plan as dkw
-from kdutils.chapters.does_kd_work.claims import DATASET_NAMES, POLICY_NAMES, _ms, student_table, teacher_table
+from kdutils.chapters.does_kd_work.tables import (DATASET_NAMES, POLICY_NAMES, _ms, baseline_table, student_table,
+                                                  teacher_table, version_of)
 from kdutils.report import present
 from kdutils.store.store import ResultStore
 from kdutils.verdicts.verdict import NOT_YET_RUN, Verdict
@@ -19,7 +20,7 @@ METRICS = {"teacher_accuracy": "teacher acc (%)", "accuracy": "test acc (%)", "a
            "kl": "test KL(t‖s)", "train_agreement": "train agreement (%)", "train_kl": "train KL(t‖s)",
            "train_distill_loss": "train τ²KL at τ", "nll": "NLL", "ece": "ECE"}
 GROUPS = {"policy": "policy", "distill_data": "distillation data", "n_distill": "distillation images", "r": "r",
-          "k": "teachers"}
+          "k": "teachers", "n_unlabelled": "unlabelled images"}
 
 
 def claim_table(df: pd.DataFrame, claim: int, by: tuple[str, ...], metrics: tuple[str, ...] = (
@@ -38,7 +39,7 @@ def claim_table(df: pd.DataFrame, claim: int, by: tuple[str, ...], metrics: tupl
                 v = POLICY_NAMES.get(v, v)
             elif col == "r":
                 v = "1 (random init)" if v == 1.0 else f"{v:g}"
-            elif col == "n_distill":
+            elif col in ("n_distill", "n_unlabelled"):
                 v = f"{int(v):,}"
             row[GROUPS.get(col, col)] = v
         for m in metrics:
@@ -71,32 +72,69 @@ def ensemble_table(profile: str, store: ResultStore | None = None, df: pd.DataFr
 
 
 def paper_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The paper's headline numbers beside ours (from the records)."""
+    """The poster's numbers beside ours (from the records); "no number" where the poster states a claim only."""
+    store = store or ResultStore()
     df = student_table(profile, store=store) if df is None else df
+    mn = student_table(profile, "mnist", store)
+    base = baseline_table(profile, store=store)
 
-    def mean(claim: int, metric: str, **where: Any) -> str:
-        if df.empty:
-            return NOT_YET_RUN
-        d = df[df.claim == claim]
+    def mean(frame: pd.DataFrame, claim: int | None, metric: str, **where: Any) -> str:
+        d = frame if claim is None or frame.empty else frame[frame.claim == claim]
         for k, v in where.items():
-            d = d[d[k] == v]
+            d = d if d.empty else d[d[k] == v]
         if d.empty:
             return NOT_YET_RUN
         return _ms(pd.to_numeric(d[metric], errors="coerce") * 100, 1) + "%"
 
-    mn = student_table(profile, "mnist", store)
-    mnist = NOT_YET_RUN if mn.empty else _ms(pd.to_numeric(mn[mn.claim == 1]["agreement"]) * 100, 1) + "%"
     ens = dkw.PAPER_ENSEMBLES["imagenet"]
+    most = max(dkw.recipe(profile, "mnist", version_of(profile, store)).unlabelled or (0,))
     rows = [
-        ("Self-distillation test agreement (1 teacher)", f"{ens[1][2]}% (ImageNet ResNet-50)", mean(1, "agreement")),
-        ("Agreement, 5-member ensemble teacher", f"{ens[5][2]}% (ImageNet)", mean(2, "agreement", k=5)),
+        ("Student's test agreement, 1 teacher", f"{ens[1][2]}% (ImageNet)", mean(df, 1, "agreement")),
+        ("Plain models' agreement with the teacher (baseline)", "no number",
+         mean(base, None, "agreement", kind="plain")),
+        ("Agreement, 5-member ensemble teacher", f"{ens[5][2]}% (ImageNet)", mean(df, 2, "agreement", k=5)),
         ("Student accuracy, 1 → 5 members", f"{ens[1][1]}% → {ens[5][1]}% (ImageNet)",
-         f"{mean(2, 'accuracy', k=1)} → {mean(2, 'accuracy', k=5)}"),
+         f"{mean(df, 2, 'accuracy', k=1)} → {mean(df, 2, 'accuracy', k=5)}"),
         ("Best policy's agreement (MixUp τ=4)", f"about {dkw.PAPER_AGREEMENT['cifar100_best_policy_mixup_t4']:g}% "
-         "(CIFAR-100)", mean(3, "agreement", policy="mixup_t4")),
-        ("LeNet-5 on MNIST, agreement", f"> {dkw.PAPER_AGREEMENT['mnist_lenet5_min']:g}%", mnist),
+         "(CIFAR-100)", mean(df, 3, "agreement", policy="mixup_t4")),
+        ("LeNet-5 on MNIST, agreement", "no number", mean(mn, 1, "agreement")),
+        ("LeNet-5 on MNIST, α=0 with " + (f"{most:,} " if most else "") + "unlabelled images, agreement",
+         "matches the teacher (no number)",
+         mean(mn, 7, "agreement", n_unlabelled=most) if most else NOT_YET_RUN),
     ]
     return pd.DataFrame(rows, columns=["quantity", "paper", "ours"])
+
+
+def teacher_view(profile: str, store: ResultStore | None = None) -> present.Table | None:
+    """The teachers' convergence: every teacher-recipe run of the active recipe with its final training
+    accuracy and the slope of its last 5 epochs (the gate's numbers), and its test accuracy."""
+    from kdutils.verdicts.gates import last_epochs_slope
+
+    store = store or ResultStore()
+    rows = []
+    for ds in ("fashion_mnist", "mnist"):
+        p = dkw.plan(profile, ds, store)
+        if p.teacher is None:
+            continue
+        for cfg in dkw.teacher_configs(profile, ds, p.teacher_lr, p.version):
+            rec = store.get(cfg)
+            if rec is None:
+                continue
+            hist = rec.get("history") or []
+            final = hist[-1].get("train_acc") if hist else None
+            slope = last_epochs_slope(hist)
+            rows.append({"data": DATASET_NAMES[ds], "member": cfg.seed,
+                         "half": "—" if cfg.data.fold is None else str(1 - cfg.data.fold), "epochs": cfg.train.epochs,
+                         "lr": cfg.train.lr, "final train acc (%)": "—" if final is None else f"{100 * final:.1f}",
+                         "last-5-epoch slope (pts/epoch)": f"{100 * slope:+.2f}",
+                         "test acc (%)": f"{100 * rec['metrics'].get('accuracy', float('nan')):.1f}",
+                         "status": rec["status"]})
+    if not rows:
+        return None
+    return present.results_table(pd.DataFrame(rows), device=None, max_rows=30,
+                                 caption="Teachers (recipe " + version_of(profile, store) + "): the convergence gate "
+                                         "asks for a final training accuracy of at least 90% and a slope of at most "
+                                         "+0.2 pts per epoch over the last 5 epochs")
 
 
 def selection_frame(profile: str, dataset: str = "fashion_mnist", store: ResultStore | None = None) -> pd.DataFrame:
@@ -157,7 +195,8 @@ def plain_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
     t = teacher_table(profile, store=store)
     if t.empty:
         return None
-    r = dkw.recipe(profile)
+    store = store or ResultStore()
+    r = dkw.recipe(profile, version=version_of(profile, store))
     full = t[t["half"].isna()]
     rows = []
 
@@ -176,6 +215,9 @@ def plain_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
     plain = full[full.member.between(1, len(r.seeds))]
     if not plain.empty:
         add(f"plain (members 1–{len(r.seeds)})", plain, r.teacher_epochs)
+    base = baseline_table(profile, store=store)
+    if not base.empty and not base[base["kind"] == "plain"].empty:
+        add(f"plain (members 1–{len(r.seeds)}) vs the teacher", base[base["kind"] == "plain"], r.teacher_epochs)
     if not df.empty and not df[df.claim == 1].empty:
         add("students", df[df.claim == 1], r.student_epochs)
     out = pd.DataFrame(rows).replace({"nan": "—"})
@@ -183,28 +225,37 @@ def plain_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
 
 
 def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
-    """The recipe of `profile` in prose, with the recorded wall time."""
-    r = dkw.recipe(profile)
-    m = dkw.recipe(profile, "mnist")
-    p = dkw.plan(profile, store=store or ResultStore())
+    """The recipe the page's numbers come from (the active version), in prose, with the recorded wall time."""
+    store = store or ResultStore()
+    version = version_of(profile, store)
+    r = dkw.recipe(profile, version=version)
+    m = dkw.recipe(profile, "mnist", version)
+    p = dkw.plan(profile, store=store)
     t_lr = "not yet selected" if p.teacher is None else f"{p.teacher.lr:g}"
     lrs = ", ".join(f"{f}: {lr:g}" for f, lr in p.lrs.items()) or "not yet selected"
     widths = "the authors' widths" if r.widths is None else f"widths {'-'.join(map(str, r.widths))}"
     wall = wall_time_s(profile, store)
+    per = "one rate per policy" if r.lr_per_policy else "one rate per family"
+    newer = "" if version == dkw.latest(profile) else (
+        f" A newer recipe ({dkw.latest(profile)}) is defined; its runs are not recorded yet, so this page shows "
+        f"recipe {version}.")
+    unl = (f" Claim 7: LeNet-5 students given {', '.join(f'{u:,}' for u in m.unlabelled)} extra unlabelled MNIST "
+           "training images the teacher never saw (pure distillation)." if m.unlabelled else "")
     return (
-        f"**Scale (`{profile}`).** {DATASET_NAMES[r.dataset]}: {r.n_train or 'all':,} training images (a fixed "
-        f"random subset), {r.val_size:,} held-out training images for lr selection, {r.n_test or 'all':,} test "
-        f"images. Teacher and student: {r.teacher_model} ({widths}), the same architecture (self-distillation). "
-        f"Teachers: {r.teacher_epochs} epochs, SGD with Nesterov momentum 0.9, weight decay {r.weight_decay:g}, "
-        f"cosine schedule, batch {r.teacher_batch_size}, crop/flip; lr from {list(r.teacher_lrs)} (chosen: "
-        f"{t_lr}). Students: pure distillation (α=0 in the paper's notation, the KD term only) at τ=4 (τ=1 for "
-        f"MixUp τ=1), {r.student_epochs} epochs (the authors' 300:200 student-to-teacher ratio), same optimiser; "
-        f"lr from {list(r.student_lrs)}, one rate per family (chosen: {lrs}). Seeds {list(r.seeds)} for every "
-        f"student arm; the student's initial weights come from seed 100 + s, never from a teacher's seed. "
-        f"Ensembles of {', '.join(map(str, r.ensemble_sizes))} members (seeds 0..{r.n_members - 1} of the "
-        f"teacher recipe). Near-saturated check: {m.teacher_model} on {DATASET_NAMES['mnist']} at the same sizes."
-        f"\n\n**Budget.** {r.notes[:1].upper() + r.notes[1:]}. Recorded wall time of all runs of this profile: {wall / 60:.0f} minutes "
-        f"(one thread)."
+        f"**Recipe {version} (`{profile}`).**{newer} {DATASET_NAMES[r.dataset]}: "
+        f"{r.n_train or 'all':,} training images (a fixed random subset), {r.val_size:,} held-out training images "
+        f"for lr selection, {r.n_test or 'all':,} test images. Teacher and student: {r.teacher_model} ({widths}), "
+        f"the same architecture (self-distillation). Teachers: {r.teacher_epochs} epochs, SGD with Nesterov "
+        f"momentum 0.9, weight decay {r.weight_decay:g}, cosine schedule, batch {r.teacher_batch_size}, crop/flip; "
+        f"lr from {list(r.teacher_lrs)} (chosen: {t_lr}). Students: pure distillation (α=0 in the paper's "
+        f"notation, the KD term only) at τ=4 (τ=1 for MixUp τ=1), {r.student_epochs} epochs, same optimiser; lr "
+        f"from {list(r.student_lrs)}, {per} (chosen: {lrs}). Seeds {list(r.seeds)} for claims 1, 2, 4 and 6, "
+        f"{list(r.seeds_3_5)} for claims 3 and 5; the student's initial weights come from seed 100 + s, never from "
+        f"a teacher's seed. Ensembles of {', '.join(map(str, r.ensemble_sizes))} members (seeds "
+        f"0..{r.n_members - 1} of the teacher recipe). Near-saturated check: {m.teacher_model} on "
+        f"{DATASET_NAMES['mnist']}, {m.teacher_epochs} teacher epochs, augmentation {m.augment(dkw.BASE_POLICY)}."
+        f"{unl}\n\n**Budget.** {r.notes[:1].upper() + r.notes[1:]}. Recorded wall time of all runs of this profile: "
+        f"{wall / 60:.0f} minutes (one thread)."
     )
 
 
@@ -216,19 +267,21 @@ def verdict_summary(verdicts: list[Verdict]) -> present.Table:
 
 
 def plan_keys(profile: str, store: ResultStore | None = None) -> set[str]:
-    """Keys of every run the current plan of `profile` uses (selections, teachers, students; both data sets)."""
+    """Keys of every run the active recipe's plan uses (selections, teachers, students, baselines; both data
+    sets)."""
     store = store or ResultStore()
     keys: set[str] = set()
     for ds in ("fashion_mnist", "mnist"):
         p = dkw.plan(profile, ds, store)
-        keys |= {c.key() for c in dkw.teacher_selection(profile, ds)}
+        keys |= {c.key() for c in dkw.teacher_selection(profile, ds, p.version)}
         if p.teacher is None:
             continue
-        keys |= {c.key() for c in dkw.teacher_configs(profile, ds, p.teacher_lr)}
-        for fam in dkw.FAMILIES:
-            keys |= {s.key() for s in dkw.selection_specs(fam, profile, ds, p.teacher_lr)}
+        keys |= {c.key() for c in dkw.teacher_configs(profile, ds, p.teacher_lr, p.version)}
+        for fam in dkw.families(p.recipe):
+            keys |= {s.key() for s in dkw.selection_specs(fam, profile, ds, p.teacher_lr, p.version)}
         for claim in dkw.CLAIMS:
             keys |= {s.key() for s in p.specs(claim)}
+        keys |= {s.key() for s in p.baselines()}
     return keys
 
 
@@ -257,5 +310,5 @@ def discarded_runs(profile: str, store: ResultStore | None = None) -> pd.DataFra
                                        "val_accuracy"])
 
 
-__all__ = ["selection_notes", "discarded_runs", "plan_keys", "plain_table", "protocol_markdown", "verdict_summary",
+__all__ = ["teacher_view", "selection_notes", "discarded_runs", "plan_keys", "plain_table", "protocol_markdown", "verdict_summary",
            "claim_table", "ensemble_table", "paper_table", "selection_frame", "selection_view", "wall_time_s"]

@@ -16,13 +16,18 @@ numbers on held-out training images (what lr selection reads). Claim-6 students 
 distillation loss at points of the straight line from the student (t = 0) to the teacher (t = 1), BatchNorm
 statistics recomputed at every point.
 
+Baselines (``spec.evaluate``, nothing trained): "plain" records a plain model's test agreement with the teacher;
+"init" records the student at its near-teacher initialisation, BatchNorm recomputed (r = 0: the teacher itself so
+re-estimated, the ceiling of claim 6). ``spec.n_unlabelled`` appends training images the teacher never saw,
+unlabelled (`unused_images`), for the alpha = 0 arm.
+
 Resume: a finished record is returned as it is. Load-only mode (``KDUTILS_LOAD_ONLY=1``, the book build)
 raises `kdutils.training.runner.MissingRunError` for a missing one instead of training.
 """
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -31,19 +36,25 @@ from kdutils.chapters.does_kd_work.ensemble import EnsembleTeacher
 from kdutils.chapters.does_kd_work.evaluate import fidelity_metrics, fidelity_on_loader
 from kdutils.chapters.does_kd_work.interpolation import distillation_loss_fn, init_lr, interpolate_init, loss_along_line
 from kdutils.chapters.does_kd_work.policies import ood_distillation_set, parse_policy
-from kdutils.config import TrainConfig
+from kdutils.config import DataConfig, TrainConfig
 from kdutils.data import datasets as data_mod
 from kdutils.data.device_loader import DeviceLoader
+from kdutils.data.splits import train_val_split
 from kdutils.losses import kd_loss
 from kdutils.metrics import classification_metrics, predict_logits
 from kdutils.models import build_model
 from kdutils.store.provenance import provenance
+from kdutils.store.recovery import collecting
 from kdutils.store.store import ResultStore
 from kdutils.training.runner import (MissingRunError, Splits, load_split, seeded_subset, default_device, final_status,
-                                     load_model, load_only, prepare_data, seed_everything)
+                                     load_model, load_only, prepare_data, seed_everything, sole_writer)
 from kdutils.training.train import fit, freeze
 
-__all__ = ["LINE_POINTS", "ECE_BINS", "distillation_set", "missing_spec_error", "run_spec", "teacher_for"]
+if TYPE_CHECKING:  # a type only: the plan imports this module's run_spec when it runs
+    from kdutils.chapters.does_kd_work.plan import DistillSpec
+
+__all__ = ["LINE_POINTS", "ECE_BINS", "distillation_set", "evaluate_baseline", "missing_spec_error", "run_spec",
+           "teacher_for", "unused_images"]
 
 #: Points of the straight line student -> teacher where the distillation loss is recorded (claim 6).
 LINE_POINTS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -56,7 +67,7 @@ SUBSET_SEED = 0
 STUDENT_SEED_OFFSET = 100
 
 
-def missing_spec_error(spec: Any, store: ResultStore) -> MissingRunError:
+def missing_spec_error(spec: DistillSpec, store: ResultStore) -> MissingRunError:
     return MissingRunError(
         f"no record for experiment {spec.experiment!r}, distilled student of claim {spec.claim} (policy "
         f"{spec.policy!r}, {spec.ensemble_size} teacher(s), seed {spec.seed}), key {spec.key()} (profile "
@@ -68,7 +79,7 @@ def missing_spec_error(spec: Any, store: ResultStore) -> MissingRunError:
 _TEACHERS: dict[tuple[str, ...], nn.Module] = {}
 
 
-def teacher_for(spec: Any, store: ResultStore, device: torch.device, progress: bool = True) -> nn.Module:
+def teacher_for(spec: DistillSpec, store: ResultStore, device: torch.device, progress: bool = True) -> nn.Module:
     """The spec's teacher, frozen: one trained run (`runner.load_model`, trained now if missing) or the
     `EnsembleTeacher` of its members (the student fits the mean of their probabilities)."""
     key = tuple(t.key() for t in spec.teachers)
@@ -78,7 +89,7 @@ def teacher_for(spec: Any, store: ResultStore, device: torch.device, progress: b
     return _TEACHERS[key]
 
 
-def distillation_set(spec: Any, splits: Splits) -> tuple[data_mod.ArrayDataset, data_mod.ArrayDataset | None]:
+def distillation_set(spec: DistillSpec, splits: Splits) -> tuple[data_mod.ArrayDataset, data_mod.ArrayDataset | None]:
     """(distillation images, validation images) of a spec.
 
     recycled: the teachers' own training split; new: as many images of the held-out half as the teachers
@@ -100,10 +111,29 @@ def distillation_set(spec: Any, splits: Splits) -> tuple[data_mod.ArrayDataset, 
     if spec.ood_dataset is not None and spec.n_ood > 0:
         ood = load_split(spec.ood_dataset, "train", ())
         train = ood_distillation_set(train, ood, spec.n_ood, seed=SUBSET_SEED)
+    if spec.n_unlabelled:
+        train = ood_distillation_set(train, unused_images(spec.teachers[0].data), spec.n_unlabelled, seed=SUBSET_SEED)
     return train, val
 
 
-def run_spec(spec: Any, store: ResultStore | None = None, *, device: torch.device | None = None,
+def unused_images(data: DataConfig) -> data_mod.ArrayDataset:
+    """The training-split images a teacher of `data` never saw and that are not its validation images: the
+    pool of the poster's "unlabelled examples" (alpha = 0 arm). Rebuilt from the same seeded splits as
+    `runner.prepare_data` (validation hold-out, then the seeded subset)."""
+    if data.fold is not None:
+        raise ValueError("unlabelled images are drawn for whole-split teachers only (fold must be None)")
+    full = load_split(data.dataset, "train", tuple(sorted(data.options.items())))
+    pool = torch.arange(len(full))
+    if data.val_size:
+        pool, _val = train_val_split(len(full), data.val_size, data.split_seed)
+    if data.n_train is None or data.n_train >= len(pool):
+        return full.subset(pool[:0])  # the teacher saw every image
+    keep = torch.ones(len(pool), dtype=torch.bool)
+    keep[seeded_subset(len(pool), data.n_train, data.split_seed)] = False
+    return full.subset(pool[keep])
+
+
+def run_spec(spec: DistillSpec, store: ResultStore | None = None, *, device: torch.device | None = None,
              progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Train and evaluate one distilled student unless its record exists; return the record."""
     store = store or ResultStore()
@@ -111,11 +141,27 @@ def run_spec(spec: Any, store: ResultStore | None = None, *, device: torch.devic
         return record
     if load_only() and not force:
         raise missing_spec_error(spec, store)
-    device = device or default_device()
+    with sole_writer(spec, store, force) as done:  # another process may have trained it while this one waited
+        if done is not None:
+            return done
+        notes: list[str] = []
+        with collecting(notes):  # a teacher checkpoint or data cache rebuilt on the way is noted in the record
+            return _train_spec(spec, store, device or default_device(), progress, notes)
+
+
+def _train_spec(spec: DistillSpec, store: ResultStore, device: torch.device, progress: bool,
+                notes: list[str]) -> dict[str, Any]:
+    """`run_spec`'s work, holding the spec's run lock."""
     started = time.perf_counter()
     splits = prepare_data(spec.teachers[0].data)
     teacher = teacher_for(spec, store, device, progress)
     distill, val = distillation_set(spec, splits)
+    if spec.evaluate:
+        metrics = evaluate_baseline(spec, teacher, splits, distill, store, device, progress)
+        return store.put(spec, {"status": "ok", "message": "", "metrics": metrics, "n_distill": len(distill),
+                                "n_test": len(splits.test), "wall_time_s": round(time.perf_counter() - started, 3),
+                                "provenance": provenance(device),
+                                **({"recovered": list(dict.fromkeys(notes))} if notes else {})})
     augment = parse_policy(spec.augment)
     mean, std = splits.mean, splits.std
 
@@ -145,10 +191,41 @@ def run_spec(spec: Any, store: ResultStore | None = None, *, device: torch.devic
               "epochs_run": result.epochs_run, "lr_used": lr, "n_distill": len(distill),
               "n_train": len(distill), "n_test": len(splits.test), "n_val": 0 if val is None else len(val),
               "wall_time_s": round(time.perf_counter() - started, 3), "provenance": provenance(device), **extra}
+    if notes:
+        record["recovered"] = list(dict.fromkeys(notes))
     return store.put(spec, record)
 
 
-def _evaluate(spec: Any, student: nn.Module, teacher: nn.Module, splits: Splits, distill, val, loader,
+def evaluate_baseline(spec: DistillSpec, teacher: nn.Module, splits: Splits, distill, store: ResultStore,
+                      device: torch.device, progress: bool = True) -> dict[str, float]:
+    """A baseline's numbers against the teacher, nothing trained: "plain", plain model `plain_member` (the
+    teacher recipe at another seed) on the test set; "init", the student of `spec.seed` at its near-teacher
+    initialisation (BatchNorm recomputed on the distillation images; r = 0 is the teacher so re-estimated,
+    the ceiling of every near-teacher start) on the test set and the distillation images."""
+    from dataclasses import replace
+
+    mean, std = splits.mean, splits.std
+    if spec.evaluate == "plain":
+        model = freeze(load_model(replace(spec.teachers[0], seed=spec.plain_member), store, device, progress))
+    else:
+        seed_everything(spec.seed + STUDENT_SEED_OFFSET)  # the same random init as the trained student's
+        kwargs = {} if spec.widths is None else {"widths": tuple(spec.widths)}
+        model = build_model(spec.student_model, splits.in_shape, splits.num_classes, **kwargs)
+        model = interpolate_init(model, teacher, float(spec.r), bn_x=distill.x, mean=mean, std=std).to(device)
+    s_test = predict_logits(model, splits.test.x, device=device, mean=mean, std=std)
+    t_test = predict_logits(teacher, splits.test.x, device=device, mean=mean, std=std)
+    metrics = classification_metrics(s_test, splits.test.y, teacher_logits=t_test, n_bins=ECE_BINS)
+    metrics["teacher_accuracy"] = classification_metrics(t_test, splits.test.y, n_bins=ECE_BINS)["accuracy"]
+    if spec.evaluate == "init":
+        s_train = predict_logits(model, distill.x, device=device, mean=mean, std=std)
+        t_train = predict_logits(teacher, distill.x, device=device, mean=mean, std=std)
+        fid = fidelity_metrics(s_train, t_train)
+        metrics.update({"train_agreement": fid["agreement"], "train_kl": fid["kl"],
+                        "train_distill_loss": float(kd_loss(s_train, t_train, spec.tau).item())})
+    return {k: (int(v) if k == "errors" else float(v)) for k, v in metrics.items()}
+
+
+def _evaluate(spec: DistillSpec, student: nn.Module, teacher: nn.Module, splits: Splits, distill, val, loader,
               cached: torch.Tensor | None, device: torch.device) -> tuple[dict[str, float], dict[str, Any]]:
     mean, std = splits.mean, splits.std
     s_test = predict_logits(student, splits.test.x, device=device, mean=mean, std=std)

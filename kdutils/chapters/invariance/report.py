@@ -206,22 +206,40 @@ def previous_recipe_markdown(profile: str, store: ResultStore | None = None) -> 
 
 
 def selection_markdown(profile: str, store: ResultStore | None = None) -> str:
-    """Where the selected rates fall in the grid, from the recorded selections: a rate at the grid's edge means
-    the best rate may lie beyond it."""
-    from kdutils.chapters.invariance.plan import LR_GRID
+    """Where the selected rates fall in their grids, from the recorded selections (`tables.edge_table`): a rate
+    at the grid's edge means the best rate may lie beyond it; and the rank-order check of recipe v2."""
+    from kdutils.chapters.invariance.tables import edge_table
 
     sel = selection_table(profile, store)
-    if sel.empty:
+    edges = edge_table(profile, store)
+    if sel.empty and edges.empty:
         return "No selection is recorded at this profile yet."
-    chosen = sel[sel.chosen == "✔"]
-    grid = LR_GRID[profile]
-    top, bottom = int((chosen.lr == max(grid)).sum()), int((chosen.lr == min(grid)).sum())
-    failed = int((sel.status != "ok").sum())
-    text = (f"{len(chosen)} arms were selected from {len(sel)} candidates ({failed} of them failed). "
-            f"{top} arms chose the largest rate of the grid ({max(grid):g}) and {bottom} the smallest "
-            f"({min(grid):g}).")
-    if top:
-        text += (" A rate at the top edge says the best rate may lie above the grid; the selection runs are also "
-                 "shorter than the final runs, and short runs favour larger rates, so these arms may train at "
-                 "a rate somewhat too high for their full length.")
-    return text
+    text = ""
+    if not sel.empty:
+        chosen = sel[sel.chosen == "✔"]
+        failed = int((sel.status != "ok").sum())
+        text = f"{len(chosen)} arms were selected from {len(sel)} candidates ({failed} of them failed). "
+    if edges.empty:
+        text += "**Edge check: passes** (no chosen rate sits at an edge of its grid)."
+    else:
+        listed = "; ".join(f"{r.pair} {r.arm} ({r.recipe}): {r.lr:g} at the {r.edge}" for r in edges.itertuples())
+        text += (f"**Edge check: {len(edges)} arm(s) chose a rate at an edge of their grid**, so the best rate may "
+                 f"lie beyond it: {listed}.")
+        if (edges.recipe == "v1").any():
+            text += (" v1's selection runs were also 0.3x the final length, and short runs favour larger rates; "
+                     "recipe v2 selects at half length, extends an edge choice by up to two rates, and checks the "
+                     "rank order at full length on one arm.")
+    return text + " " + rank_check_markdown(profile, store)
+
+
+def rank_check_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """Recipe v2's recorded check that selection-length runs rank the rates as full-length runs do."""
+    from kdutils.chapters.invariance.plan_v2 import rank_check
+
+    rc = rank_check(profile, store)
+    if rc is None:
+        return "Rank-order check (recipe v2): not yet run."
+    verdict = "agree" if rc["same_choice"] else "DISAGREE"
+    return (f"Rank-order check (recipe v2, arm {rc['arm'].removeprefix('select:')}): {rc['short_epochs']}-epoch and "
+            f"{rc['full_epochs']}-epoch runs over rates {', '.join(f'{x:g}' for x in rc['lrs'])} have Kendall's "
+            f"tau {rc['kendall_tau']:.2f} between their validation-accuracy rankings, and {verdict} on the best rate.")

@@ -21,7 +21,7 @@ from kdutils.verdicts.verdict import FAILED_STATUSES
 
 METRICS = ("accuracy", "nll", "ece", "agreement", "kl", "im_l1", "im_l2", "flip_rate", "im_roll_l1", "im_roll_l2",
            "flip_roll", "agreement_tprime", "kl_tprime", "agreement_teacher", "kl_teacher", "val_accuracy",
-           "val_nll")
+           "val_nll", "val_agreement", "val_agreement_teacher")
 METRIC_LABELS = {"accuracy": "accuracy", "nll": "NLL", "ece": "ECE", "im_l1": "IM (L1)", "im_l2": "IM (L2)",
                  "flip_rate": "flip rate", "agreement": "top-1 agreement", "kl": "KL(P_t||P_s), T=1"}
 
@@ -32,11 +32,41 @@ def _student_lookup(pair: str, profile: str, dataset: str) -> dict[tuple[str, st
             for name, net in rec.students.items()}
 
 
+def recipe_in_use(profile: str, pair: str, store: ResultStore | None = None) -> str:
+    """"v2" once recipe v2 has recorded every run of at least as many folds as v1 ran (the pair's runs go fold
+    by fold), else "v1": the page keeps showing v1's records until v2's can replace them."""
+    from kdutils.chapters.invariance.plan_v2 import final_configs
+    from kdutils.chapters.invariance.recipes import FOLDS
+
+    store = store or ResultStore()
+    cfgs = final_configs(profile, pair, store)
+    need = [c for c in cfgs or [] if c.data.fold in FOLDS[profile]]
+    return "v2" if need and all(store.get(c) is not None for c in need) else "v1"
+
+
+def recipe_sentence(profile: str, store: ResultStore | None = None) -> str:
+    """Which recipe each pair's numbers on the page come from."""
+    from kdutils.chapters.invariance.recipe_v2 import FOLDS_V2
+
+    used = {pair: recipe_in_use(profile, pair, store) for pair in PAIRS}
+    parts = [f"{PAIR_INFO[p].title}: recipe {v}" for p, v in used.items()]
+    tail = ("" if all(v == "v2" for v in used.values()) else
+            f" Recipe v2 (issue 24: longer-trained students on more transfer data, folds {list(FOLDS_V2[profile])}, "
+            "rates inside the grid) replaces v1 pair by pair as its records land "
+            "(`python -m kdutils.chapters.invariance.run_v2 --dry-run` prints its plan and cost).")
+    return "Numbers on this page come from: " + "; ".join(parts) + "." + tail
+
+
 def current_keys(profile: str, pair: str, dataset: str | None = None,
                  store: ResultStore | None = None) -> set[str] | None:
-    """Config keys of the runs the chapter shows for a pair now: the current recipe with the recorded rate
-    selection (None while the selection is not recorded). Older records stay on disk but out of the tables."""
+    """Config keys of the runs the chapter shows for a pair now: recipe v2's where its runs are recorded
+    (`recipe_in_use`), else v1's with the recorded rate selection (None while the selection is not recorded).
+    Older records stay on disk but out of the tables."""
     ds = resolve_dataset(pair, dataset)
+    if ds == check_pair(pair).default_dataset and recipe_in_use(profile, pair, store) == "v2":
+        from kdutils.chapters.invariance.plan_v2 import final_configs
+
+        return {c.key() for c in final_configs(profile, pair, store) or []}
     lrs = None
     if ds in tuned_datasets(pair):
         sel = select_lrs(profile, pair, dataset=ds, store=store, train=False)
@@ -121,7 +151,21 @@ def show_point_table(records: list[dict[str, Any]]):
     from kdutils.report.present import results_table as present
 
     t = point_table(records)
-    return present(t, {c: c for c in t.columns if c != "status"}, caption="The runs of this point.")
+    # Columns that say nothing per run leave the table (it must fit the page): one value for every run is said in
+    # the caption, a column with no value at all is dropped; the device is the page's (its scale line says it).
+    keep = ("role", "status", "device")
+    empty = [c for c in t.columns if c not in keep and t[c].isna().all()]
+    same = [c for c in t.columns if c not in keep + tuple(empty) and len(t) > 1 and t[c].notna().all()
+            and t[c].astype(str).nunique() == 1]
+    caption = "The runs of this point." + (" The same for every run: " + ", ".join(
+        f"{c.replace('_', ' ')} {t[c].iloc[0]}" for c in same) + "." if same else "")
+    t = t.drop(columns=same + empty).assign(**{c: t[c].astype(str).str.replace("_", " ") for c in ("role", "model")
+                                       if c in t and c not in same})
+    names = {"nll": "NLL", "ece": "ECE", "kl": "KL", "im_l1": "IM (L1)", "flip_rate": "flip rate",
+             "im_roll_l1": "IM roll (L1)", "agreement_tprime": "agreement (teacher′)",
+             "agreement_teacher": "agreement (teacher)", "train s": "train (s)"}
+    return present(t, {c: names.get(c, c.replace("_", " ")) for c in t.columns if c not in ("status", "device")},
+                   caption=caption, device=None)
 
 
 def summary(table: pd.DataFrame, metrics: Iterable[str] = ("accuracy", "nll", "ece", "agreement", "kl", "im_l1",
@@ -176,11 +220,17 @@ def show_results(table: pd.DataFrame, caption: str = ""):
 
 
 def selection_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
-    """Every arm's learning-rate selection: one row per candidate (validation metrics only, never test), the
-    chosen one marked. Pairs whose selection is not recorded are absent."""
+    """Every arm's learning-rate selection (of the recipe the page shows for the pair): one row per candidate
+    (validation metrics only, never test), the chosen one marked. Pairs whose selection is not recorded are
+    absent."""
+    from kdutils.chapters.invariance.plan_v2 import select_v2
+
     rows = []
     for pair in PAIRS:
-        sel = select_lrs(profile, pair, store=store, train=False)
+        if recipe_in_use(profile, pair, store) == "v2":  # v2's candidates, extensions included
+            sel = {arm: a.selection for arm, a in (select_v2(profile, pair, store) or {}).items()}
+        else:
+            sel = select_lrs(profile, pair, store=store, train=False)
         if sel is None:
             continue
         for arm, s in sel.items():
@@ -189,6 +239,30 @@ def selection_table(profile: str, store: ResultStore | None = None) -> pd.DataFr
                              "val accuracy": r.get("val_accuracy"), "val NLL": r.get("val_nll"),
                              "chosen": "✔" if r["chosen"] else ""})
     return pd.DataFrame(rows)
+
+
+def edge_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+    """Every selected arm whose chosen rate sits at an edge of the grid it was chosen from (the best rate may lie
+    beyond it): per pair, the recipe in use, the arm, its rate and the edge. v1's grid is fixed; v2's arms have
+    already been extended up to `recipe_v2.MAX_EXTENSIONS` times, so an edge there is what remained."""
+    from kdutils.chapters.invariance.plan import LR_GRID
+    from kdutils.chapters.invariance.plan_v2 import edge_of, select_v2
+
+    rows = []
+    for pair in PAIRS:
+        if recipe_in_use(profile, pair, store) == "v2":
+            for arm, s in (select_v2(profile, pair, store) or {}).items():
+                if s.edge:
+                    rows.append({"pair": pair, "recipe": "v2", "arm": arm, "lr": s.lr, "edge": s.edge,
+                                 "grid": ", ".join(f"{x:g}" for x in s.grid)})
+            continue
+        sel = select_lrs(profile, pair, store=store, train=False)
+        for arm, s in (sel or {}).items():
+            edge = edge_of(s.lr, LR_GRID[profile])
+            if edge:
+                rows.append({"pair": pair, "recipe": "v1", "arm": arm, "lr": s.lr, "edge": edge,
+                             "grid": ", ".join(f"{x:g}" for x in LR_GRID[profile])})
+    return pd.DataFrame(rows, columns=["pair", "recipe", "arm", "lr", "edge", "grid"])
 
 
 def figure_rows(profile: str) -> list[tuple[str, str]]:

@@ -66,15 +66,19 @@ def projection_figure(profile: str, store: ResultStore | None = None, p: ls_kd.P
     if not panels:
         return None
     fig, axes = present.page_figure(len(panels), ncols=3, panel_height=2.4)
-    colors = ("tab:red", "tab:green", "tab:blue")
+    # one colour per class in every panel (not per position in a panel's class list, which may differ)
+    shown = sorted({int(c) for _, proj in panels for c in proj["classes"]})
+    palette = ("tab:red", "tab:green", "tab:blue", "tab:orange", "tab:purple", "tab:brown", "tab:pink",
+               "tab:gray", "tab:olive", "tab:cyan")
+    color_of = {c: palette[i % len(palette)] for i, c in enumerate(shown)}
     for ax, (title, proj) in zip(axes, panels):
         pts = np.asarray(proj[f"{split}_points"])
         lab = np.asarray(proj[f"{split}_labels"])
         cents = np.asarray(proj[f"{split}_centroids"])
         for j, c in enumerate(proj["classes"]):
             sel = lab == c
-            ax.scatter(pts[sel, 0], pts[sel, 1], s=5, alpha=0.45, color=colors[j], label=CLASS_NAMES[c])
-            ax.scatter(cents[j, 0], cents[j, 1], s=160, marker="*", color=colors[j], edgecolors="black",
+            ax.scatter(pts[sel, 0], pts[sel, 1], s=5, alpha=0.45, color=color_of[int(c)], label=CLASS_NAMES[c])
+            ax.scatter(cents[j, 0], cents[j, 1], s=160, marker="*", color=color_of[int(c)], edgecolors="black",
                        linewidths=0.7, zorder=3)
         ax.set_xticks([])
         ax.set_yticks([])

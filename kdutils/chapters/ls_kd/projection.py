@@ -1,6 +1,10 @@
-"""Penultimate-layer projection of Müller, Kornblith & Hinton (2019), as used in Chandrasegaran et al. (2022).
+"""Penultimate-layer projections of three classes: the authors' variant (Chandrasegaran et al. 2022, Supplementary F)
+and, beside it, the plane of Müller, Kornblith & Hinton (2019) that it is derived from.
 
-Supplementary F's recipe, for three classes (two semantically similar, one not):
+The two differ. Müller et al. project onto the 2-D plane *through the three class templates* (the last layer's
+weight rows ``w_k``): an orthonormal basis of ``span(w_b - w_a, w_c - w_a)``, no PCA (``mueller_plane_basis``,
+``project_mueller``). The authors' variant (the chapter's figures, ``project_classes``) is Supplementary F's
+recipe, for three classes (two semantically similar, one not):
 
 1. take the three classes' last-layer templates with the bias appended, ``[w_k, b_k]`` (shape (3, D+1));
 2. an orthonormal basis ``Q`` (shape (D+1, 3)) of their span, from the QR decomposition of their transpose;
@@ -27,6 +31,8 @@ from kdutils.progress import tqdm
 
 __all__ = [
     "head_parameters",
+    "mueller_plane_basis",
+    "project_mueller",
     "penultimate_features",
     "projection_basis",
     "project",
@@ -118,6 +124,29 @@ def project(features: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
                          f"{tuple(basis.shape)}")
     x = features.detach().cpu().to(torch.float64)
     return torch.cat([x, torch.ones(x.shape[0], 1, dtype=torch.float64)], dim=1) @ basis.to(torch.float64)
+
+
+def mueller_plane_basis(weight: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+    """Müller et al.'s plane: an orthonormal basis (D, 2), float64, of the plane through the three templates
+    ``weight[k]`` (spanned by ``w_b - w_a`` and ``w_c - w_a``; Gram-Schmidt signs, as ``projection_basis``)."""
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be (classes, dims), got {tuple(weight.shape)}")
+    a, b, c = _check_classes(classes, weight.shape[0])
+    w = weight.detach().cpu().to(torch.float64)
+    q, r = torch.linalg.qr(torch.stack([w[b] - w[a], w[c] - w[a]], dim=1))  # (D, 2)
+    diag = torch.diagonal(r)
+    if diag.abs().min() <= 1e-10 * diag.abs().max().clamp_min(1e-300):
+        raise ValueError(f"the templates of classes {[a, b, c]} are collinear; they span no plane")
+    return q * torch.sign(diag)[None, :]
+
+
+def project_mueller(features: torch.Tensor, weight: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+    """(N, D) features to 2-D coordinates in Müller et al.'s template plane (origin at the first template)."""
+    basis = mueller_plane_basis(weight, classes)
+    if features.ndim != 2 or features.shape[1] != basis.shape[0]:
+        raise ValueError(f"features must be (N, {basis.shape[0]}), got {tuple(features.shape)}")
+    origin = weight.detach().cpu().to(torch.float64)[int(list(classes)[0])]
+    return (features.detach().cpu().to(torch.float64) - origin) @ basis
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from kdutils.chapters.ls_kd import plan as ls_kd, recipes
-from kdutils.chapters.ls_kd.claims import _claim1, _tau, gate, results_frame
+from kdutils.chapters.ls_kd.claims import _tau, claim1_effect, gate, results_frame
 from kdutils.chapters.ls_kd.tables import _scored, sensitivity_frame
 from kdutils.report import present
 from kdutils.store.store import ResultStore
@@ -89,7 +89,7 @@ def findings_markdown(profile: str, store: ResultStore | None = None, p: ls_kd.P
     sens = sensitivity_frame(profile, store, p)
     if not sens.empty:
         listing = "; ".join(f"{row['LS - plain (pts)']} at lr {row['lr']}" for _, row in sens.iterrows())
-        main = _claim1(df, model, int(df["n_test"].dropna().iloc[0]))[2]
+        main = claim1_effect(df, model)
         if (sens["LS better?"] != REPRODUCED).all() and (sens["_diff"].abs() < 1.0).all():
             text += (f"\n\n**Claim 1 depends on the selected rates.** At the selected rates, {main}; trained at a "
                      f"common rate, LS minus plain at tau = 1 is {listing}: at no common rate is the LS teacher's "

@@ -1,6 +1,9 @@
 """Hu, Wu et al. (ICLR 2024), TGeo-KD's sample-wise fusion ratio: `plan`, `claims`, `report`, and the method's
 parts: `geometry` (Delta_i), `fusion_net` (f_w), `objective`, `bilevel`, `training`, `baselines`, `motivation`,
-`arms` (one entry per arm), `runs` (the chapter's run function), `bench` (bilevel step cost).
+`arms` (one entry per arm), `runs` (the chapter's run function), `bench` (bilevel step cost). The second,
+cross-fitted recipe: `spec` (the arm spec in the record key), `crossfit` (out-of-fold teachers), `recipe_cf`
+(recipe, arms, power), `campaign` (stages, two processes, dry run), `claims_cf` (its verdicts), `report_cf`
+(its tables and the alpha-over-training figure).
 """
 from kdutils.chapters.tgeo import claims, plan
 from kdutils.report.chapter import Chapter

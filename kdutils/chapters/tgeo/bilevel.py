@@ -18,7 +18,10 @@ What we do instead, per training batch (the DARTS / Meta-Weight-Net one-step app
    of the buffers.
 
 eta defaults to the student's current learning rate. The virtual step is plain SGD (no momentum or weight
-decay), as in Meta-Weight-Net: it only has to say in which direction changing alpha moves the student.
+decay) by default, as in Meta-Weight-Net: it only has to say in which direction changing alpha moves the
+student. `virtual="optimizer"` makes it the real optimiser's update instead (SGD with the optimiser's momentum
+buffer, momentum and weight decay), so the lookahead f_w is trained on is the step the student then takes:
+with plain SGD the tau^2-scaled KD term acts like a larger step and may reward alpha -> 1 for that alone.
 """
 from __future__ import annotations
 
@@ -33,7 +36,9 @@ from torch.func import functional_call
 from kdutils.chapters.tgeo.geometry import geometry_features
 from kdutils.chapters.tgeo.objective import fuse, per_sample_terms
 
-__all__ = ["BilevelStats", "virtual_step", "unrolled_validation_loss", "hypergradient", "bilevel_step"]
+VIRTUAL_STEPS = ("sgd", "optimizer")
+
+__all__ = ["BilevelStats", "VIRTUAL_STEPS", "check_virtual", "optimizer_virtual_step", "virtual_step", "unrolled_validation_loss", "hypergradient", "bilevel_step"]
 
 
 @dataclass
@@ -62,6 +67,41 @@ def virtual_step(params: Mapping[str, torch.Tensor], loss: torch.Tensor, inner_l
         raise ValueError(f"inner_lr (the virtual step's learning rate) must be > 0, got {inner_lr!r}")
     grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
     return {k: p if g is None else p - inner_lr * g for (k, p), g in zip(params.items(), grads)}
+
+
+def check_virtual(virtual: str) -> str:
+    if virtual not in VIRTUAL_STEPS:
+        raise ValueError(f"unknown virtual step {virtual!r}; choose one of: {', '.join(VIRTUAL_STEPS)}")
+    return virtual
+
+
+def optimizer_virtual_step(params: Mapping[str, torch.Tensor], loss: torch.Tensor, opt: torch.optim.Optimizer
+                           ) -> dict[str, torch.Tensor]:
+    """theta' as `opt` (torch SGD, no dampening) would move theta: d = g + wd * theta, buf' = mu * buf + d
+    (buf' = d at the first step), theta' = theta - lr * (d + mu * buf' if nesterov else buf'); differentiable
+    w.r.t. whatever `loss` depends on (the buffer itself is a constant of the step)."""
+    if not isinstance(opt, torch.optim.SGD):
+        raise ValueError(f"virtual='optimizer' follows torch.optim.SGD, got {type(opt).__name__}")
+    group = opt.param_groups[0]
+    lr, mu, wd, nesterov = (float(group["lr"]), float(group["momentum"]), float(group["weight_decay"]),
+                            bool(group["nesterov"]))
+    if float(group.get("dampening", 0.0)) != 0.0:
+        raise ValueError("virtual='optimizer' does not model SGD dampening")
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=True, allow_unused=True)
+    out = {}
+    for (k, p), g in zip(params.items(), grads):
+        if g is None:
+            out[k] = p
+            continue
+        d = g + wd * p.detach() if wd else g
+        if mu:
+            buf = opt.state.get(p, {}).get("momentum_buffer")
+            step = d if buf is None else mu * buf.detach() + d
+            step = d + mu * step if nesterov else step
+        else:
+            step = d
+        out[k] = p - lr * step
+    return out
 
 
 def _val_ce(student: nn.Module, new_params: Mapping[str, torch.Tensor], val_x: torch.Tensor,
@@ -103,10 +143,11 @@ def bilevel_step(student: nn.Module, fusion_net: nn.Module, student_opt: torch.o
                  val_y: torch.Tensor | None = None, *, class_means: torch.Tensor | None, features: str,
                  inner_lr: float | None = None, tau: float, direction: str = "forward",
                  label_smoothing: float = 0.0, use_amp: bool = False,
-                 healthy: Callable[[torch.Tensor], bool] | None = None) -> BilevelStats:
+                 healthy: Callable[[torch.Tensor], bool] | None = None, virtual: str = "sgd") -> BilevelStats:
     """One alternating step: f_w's hypergradient step (skipped when fusion_opt or val_x is None), then the
     student's own step on the fused loss with the updated, detached alpha. Returns detached statistics.
 
+    `virtual` ("sgd" or "optimizer", see the module docstring) is the lookahead's update rule.
     `healthy(loss)`, if given, is asked after the student's backward pass and before its optimizer step (as
     `kdutils.training.train.fit` checks): when it returns False the student's update is skipped (its weights stay those
     from before this batch) and the result has `stepped=False`."""
@@ -123,7 +164,11 @@ def bilevel_step(student: nn.Module, fusion_net: nn.Module, student_opt: torch.o
     if fusion_opt is not None and val_x is not None:
         if val_y is None:
             raise ValueError("val_x is given but val_y is None; the outer loss needs validation labels")
-        new_params = virtual_step(_trainable(student), fuse(kd, ce, fusion_net(delta)), inner_lr)
+        fused = fuse(kd, ce, fusion_net(delta))
+        if check_virtual(virtual) == "optimizer":
+            new_params = optimizer_virtual_step(_trainable(student), fused, student_opt)
+        else:
+            new_params = virtual_step(_trainable(student), fused, inner_lr)
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=use_amp):
             outer = _val_ce(student, new_params, val_x, val_y)
         w = list(_trainable(fusion_net).values())

@@ -37,6 +37,7 @@ def per_sample_terms(student_logits: torch.Tensor, targets: torch.Tensor, teache
                      objective: str = DEFAULT) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_KD, L_GT) per sample, each of shape (B,): the per-sample form of the registered `objective`."""
     terms = get_objective(objective, "per_sample").per_sample
+    assert terms is not None  # get_objective checked that the objective has this form
     return terms(student_logits, targets, teacher_logits, tau, direction, label_smoothing)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -28,8 +28,13 @@ from kdutils.training.train import (FitResult, diverged_result, loss_is_healthy,
 __all__ = ["AlphaStats", "fit_samplewise", "fit_tgeo", "predict_alphas"]
 
 
+#: alpha_i above this counts as saturated (the KD term alone): the share per epoch is in every history.
+SATURATED = 0.99
+
+
 class AlphaStats:
-    """Running mean/std/min/max of the alphas of one epoch, kept on the device (no sync per step)."""
+    """Running mean/std/min/max of the alphas of one epoch and their share above SATURATED, kept on the device
+    (no sync per step)."""
 
     def __init__(self, device: torch.device) -> None:
         z = dict(device=device, dtype=torch.float64)
@@ -38,6 +43,7 @@ class AlphaStats:
         self.sq = torch.zeros((), **z)
         self.lo = torch.full((), math.inf, **z)
         self.hi = torch.full((), -math.inf, **z)
+        self.sat = torch.zeros((), **z)
 
     def add(self, alpha: torch.Tensor | float, batch_size: int) -> None:
         a = torch.as_tensor(alpha, device=self.sum.device).detach().double().expand(batch_size)
@@ -46,13 +52,14 @@ class AlphaStats:
         self.sq += (a * a).sum()
         self.lo = torch.minimum(self.lo, a.min())
         self.hi = torch.maximum(self.hi, a.max())
+        self.sat += (a > SATURATED).sum()
 
     def summary(self) -> dict[str, float]:
         n = max(self.n, 1)
         mean = self.sum / n
         var = (self.sq / n - mean * mean).clamp_min(0.0)
         return {"alpha_mean": mean.item(), "alpha_std": var.sqrt().item(), "alpha_min": self.lo.item(),
-                "alpha_max": self.hi.item()}
+                "alpha_max": self.hi.item(), "alpha_share_above_0.99": (self.sat / n).item()}
 
 
 
@@ -144,7 +151,9 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
              tau: float = 4.0, fusion_lr: float = 1e-3, fusion_weight_decay: float = 0.0,
              inner_lr: float | None = None, outer_every: int = 1, kd_direction: str = "forward",
              label_smoothing: float = 0.0, device: torch.device | str = "cpu", progress: bool = True,
-             desc: str = "tgeo", check_every: int = 1, max_loss: float = 1e4) -> FitResult:
+             desc: str = "tgeo", check_every: int = 1, max_loss: float = 1e4, virtual: str = "sgd",
+             train_fusion: bool = True,
+             epoch_hook: Callable[[int, nn.Module, nn.Module], dict] | None = None) -> FitResult:
     """TGeo-KD: train `student` and f_w together, alternating per batch (see `bilevel`).
 
     `loader` is the training split (teacher_logits are its cached teacher outputs, indexed by batch.idx),
@@ -153,6 +162,10 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
     `outer_every` batches with Adam(fusion_lr, fusion_weight_decay); inner_lr (the virtual step's eta)
     follows the student's current lr unless given. History adds, per epoch: the alpha statistics,
     `val_loss` (mean validation CE after the virtual step) and `hypergrad_norm` (mean |dL_val/dw|).
+    `virtual` is the lookahead's update rule (`bilevel.VIRTUAL_STEPS`); `train_fusion=False` keeps f_w at its
+    initialisation (the frozen control: no outer step at all, what the authors' released code amounts to).
+    `epoch_hook(epoch, student, fusion_net)`, if given, adds its dict to each epoch's history record (e.g. the
+    learned alpha by group, so a page can plot it over training).
     """
     device = torch.device(device)
     check_feature_set(features)
@@ -187,7 +200,7 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
         stats = AlphaStats(device)
         seen = 0
         for step, batch in enumerate(loader):
-            outer = step_count % outer_every == 0
+            outer = train_fusion and step_count % outer_every == 0
             step_count += 1
             vb = next(val_batches) if outer else None
             check = (step + 1) % check_every == 0
@@ -195,7 +208,7 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
                                teacher_logits[batch.idx], None if vb is None else vb.x,
                                None if vb is None else vb.y, class_means=class_means, features=features,
                                inner_lr=inner_lr, tau=tau, direction=kd_direction,
-                               label_smoothing=label_smoothing, use_amp=use_amp,
+                               label_smoothing=label_smoothing, use_amp=use_amp, virtual=virtual,
                                healthy=(lambda v: loss_is_healthy(v.item(), max_loss)) if check else None)
             if not out.stepped:  # checked after the backward pass, before the student's update (as `fit`)
                 return diverged_result(history, epoch, step, start, out.loss.item(), max_loss)
@@ -217,6 +230,8 @@ def fit_tgeo(student: nn.Module, fusion_net: nn.Module, loader, val_loader, cfg:
         record = {"epoch": epoch + 1, "loss": epoch_loss, "train_acc": correct.item() / max(seen, 1),
                   "lr": opt.param_groups[0]["lr"], "val_loss": (val_sum / k).item() if outer_steps else math.nan,
                   "hypergrad_norm": (hg_sum / k).item(), **stats.summary()}
+        if epoch_hook is not None:
+            record.update(epoch_hook(epoch + 1, student, fusion_net))
         history.append(record)
         epochs.set_postfix(loss=f"{epoch_loss:.4f}", alpha=f"{record['alpha_mean']:.3f}")
     return FitResult("ok", cfg.epochs, history, time.perf_counter() - start)

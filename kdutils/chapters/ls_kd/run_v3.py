@@ -1,0 +1,53 @@
+"""Command line for LS-KD recipe v3: ``python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard K/N``
+trains (resumably) shard K of N; ``--dry-run`` prints what is still to train and its cost, and trains nothing.
+
+The `cpu` run is two single-thread processes, started together:
+
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 0/2
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 1/2
+
+Each trains disjoint runs (shard 0: the common-rate selection, teacher pairs 1 and 3 with their students, two
+seeds of the student alone; shard 1: pairs 2 and 4, the other two seeds); shard 1 waits for shard 0's common
+rate if it gets there first. Killed, either one is
+restarted with the same command and skips what is recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must be K/N with integers, e.g. 0/2; got {text!r}") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise argparse.ArgumentTypeError(f"--shard K/N needs 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kdutils.chapters.ls_kd.recipe_v3 import RECIPES_V3
+
+    ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.ls_kd.run_v3", description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="cpu", choices=sorted(RECIPES_V3))
+    ap.add_argument("--shard", type=_shard, default=(0, 1), help="K/N: train shard K of N (default 0/1: all)")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost; train nothing")
+    args = ap.parse_args(argv)
+    k, n = args.shard
+    if args.dry_run:
+        from kdutils.chapters.ls_kd.cost_v3 import dry_run_text
+
+        print(dry_run_text(args.profile, n))
+        return 0
+    from kdutils.chapters.ls_kd.plan_v3 import run_shard
+
+    p = run_shard(args.profile, k, n)
+    print(f"shard {k}/{n} of LS-KD recipe v3 ({args.profile}) done; common rate {p.common_lr}; "
+          f"still missing: {', '.join(p.missing) or 'nothing'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

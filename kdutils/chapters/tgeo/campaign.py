@@ -1,0 +1,343 @@
+"""The cross-fitted recipe as one resumable command, split over disjoint processes, with a dry run.
+
+    python -m kdutils.chapters.tgeo.campaign --profile cpu --dry-run           # the plan and its cost
+    python -m kdutils.chapters.tgeo.campaign --profile cpu --part 0 --of 2     # process 1
+    python -m kdutils.chapters.tgeo.campaign --profile cpu --part 1 --of 2     # process 2
+
+Stages, each waiting for the records of the one before (the other process may be training them):
+0 the teacher's lr candidates; 1 the cross-fitted teachers; 2 every arm's lr (and f_w-rate) candidates,
+the convolutional students' lr candidates; 3 the finals: every arm x seed, the motivation experiment per seed,
+the capacity runs and the heterogeneous-pair runs. Within a stage the items are dealt to the processes by
+estimated cost (longest first, to the least-loaded), the same deal in every process, so they train disjoint
+runs. Finished records are loaded, not retrained: kill and restart at will.
+
+Costs are estimated from measured per-image-epoch wall times of recorded runs (`measured_rates`).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kdutils.chapters.tgeo import recipe_cf as rc
+from kdutils.chapters.tgeo.plan import MOTIVATION_ALPHAS
+from kdutils.config import RunConfig
+from kdutils.store.store import ResultStore
+from kdutils.sweeps.tuning import _rank, validation_view
+
+__all__ = ["Item", "Rates", "choose_candidate", "deal", "dry_run", "final_configs", "main", "measured_rates",
+           "repo_results", "resolved", "room_preview", "run_campaign", "stage_items"]
+
+STAGES = ("teacher lr", "cross-fitted teachers", "student selections", "finals")
+CAPACITY_ARMS = ("alone", "VANILLA", "tgeo_both")  # VANILLA: the vanilla arm chosen on validation
+HETERO_ARMS = ("alone", "VANILLA", "tgeo_both")
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Measured seconds per image-epoch: plain conv teacher, MLP student (KD), conv student, and the TGeo step's
+    cost relative to a plain KD step (all from records' wall_time_s / (n_train x epochs))."""
+
+    teacher: float
+    mlp: float
+    conv_student: float
+    tgeo_ratio: float
+    source: str
+
+
+def _per_image_epoch(rec: dict) -> float | None:
+    c = rec.get("config") or {}
+    n = rec.get("n_train")
+    e = (c.get("train") or {}).get("epochs")
+    w = rec.get("wall_time_s")
+    return w / (n * e) if n and e and w else None
+
+
+def repo_results() -> ResultStore:
+    """The committed records (results/ of this checkout), whatever KDUTILS_RESULTS says: the rates are measured
+    there even when a run writes elsewhere (a scratch folder)."""
+    from pathlib import Path
+
+    return ResultStore(Path(__file__).resolve().parents[3] / "results")
+
+
+def measured_rates(store: ResultStore | None = None) -> Rates:
+    """Median per-image-epoch wall times of this experiment's first-recipe cpu records (ResNet-8 teacher, MLP-64
+    students, TGeo arms) and of any experiment's LeNet-5 cpu records (the conv student)."""
+    store = store or repo_results()
+    groups: dict[str, list[float]] = {"teacher": [], "mlp": [], "tgeo": [], "conv": []}
+    for exp in sorted(p.name for p in store.root.iterdir() if p.is_dir()) if store.root.exists() else []:
+        for rec in store.records(exp):
+            c = rec.get("config") or {}
+            if c.get("profile") != "cpu" or (v := _per_image_epoch(rec)) is None:
+                continue
+            role, model = str(c.get("role", "")), c.get("model")
+            if exp == rc.EXPERIMENT and model == "resnet8" and "teacher" in role and not c.get("model_kwargs"):
+                groups["teacher"].append(v)
+            elif exp == rc.EXPERIMENT and model == "mlp" and "tgeo" in role:
+                groups["tgeo"].append(v)
+            elif exp == rc.EXPERIMENT and model == "mlp":
+                groups["mlp"].append(v)
+            elif model == "lenet5":
+                groups["conv"].append(v)
+    missing = [k for k, v in groups.items() if not v]
+    if missing:
+        raise ValueError(f"no cpu records to measure {missing} from under {store.root}; the estimate needs them")
+    med = {k: statistics.median(v) for k, v in groups.items()}
+    return Rates(med["teacher"], med["mlp"], med["conv"], med["tgeo"] / med["mlp"],
+                 f"medians over {', '.join(f'{len(v)} {k}' for k, v in groups.items())} cpu records")
+
+
+@dataclass
+class Item:
+    """One unit of work: the configs it records, how to run it, and its estimated cost (core-seconds)."""
+
+    name: str
+    configs: list[RunConfig]
+    run: Callable[[ResultStore], Any]
+    cost: float
+
+
+# ---- resolving the plan from the records ---------------------------------------------------------------------
+def choose_candidate(cfgs: list[RunConfig], store: ResultStore) -> RunConfig | None:
+    """The candidate with the best validation view (tuning's order: val accuracy, val NLL, lower lr; f_w's rate
+    breaks what is left, lower first), or None while one is missing."""
+    recs = [store.get(c) for c in cfgs]
+    if any(r is None for r in recs):
+        return None
+    def key(i: int):
+        f = (cfgs[i].model_kwargs.get("arm_spec") or {}).get("fusion_lr") or 0.0
+        return (*_rank(validation_view(recs[i])), f)
+    return cfgs[min(range(len(cfgs)), key=key)]
+
+
+@dataclass
+class Resolved:
+    """What the records have decided so far (None: not yet, placeholders are used for the cost estimate)."""
+
+    teacher_lr: float | None
+    chosen: dict[str, RunConfig | None]  # arm -> chosen candidate (main student), "het:<model>" -> conv alone
+    vanilla: str | None
+
+
+def resolved(profile: str, store: ResultStore) -> Resolved:
+    r = rc.cf_recipe(profile)
+    t = choose_candidate(rc.teacher_selection(profile), store)
+    lr = None if t is None else t.train.lr
+    t0 = rc.teacher_part0(profile, lr if lr is not None else r.teacher_lrs[0])
+    chosen: dict[str, RunConfig | None] = {}
+    if lr is not None:
+        chosen = {a: choose_candidate(rc.selection_candidates(profile, t0, a), store) for a in rc.CF_ARMS}
+        for model, kw in r.hetero:
+            chosen[f"het:{model}"] = choose_candidate(
+                rc.selection_candidates(profile, t0, "alone", model=model, model_kwargs=kw, tag=f"het:{model}:"), store)
+    vanilla = None
+    if all(chosen.get(a) is not None for a in rc.VANILLA_CF):
+        views = {a: validation_view(store.get(chosen[a])) for a in rc.VANILLA_CF}
+        vanilla = min(views, key=lambda a: _rank(views[a]))
+    return Resolved(lr, chosen, vanilla)
+
+
+# ---- stages -------------------------------------------------------------------------------------------------
+def _n(r: rc.CrossFitRecipe) -> int:
+    return r.n_train or 50_000
+
+
+def _student_cost(cfg: RunConfig, rates: Rates, n: int) -> float:
+    spec = cfg.model_kwargs.get("arm_spec") or {}
+    if cfg.model == "mlp":
+        width = max([*cfg.model_kwargs.get("hidden", [64]), 64])
+        per = rates.mlp * width / 64
+    else:
+        per = rates.conv_student
+    if spec.get("rule") == "tgeo" and spec.get("fw_train") == "bilevel":
+        per *= rates.tgeo_ratio
+    return per * n * cfg.train.epochs
+
+
+def stage_items(profile: str, stage: int, store: ResultStore, rates: Rates) -> list[Item]:
+    """The items of one stage as far as the records resolve them (placeholder rates where not yet chosen)."""
+    from kdutils.chapters.tgeo.crossfit import part_configs, run_part
+    from kdutils.chapters.tgeo.runs import run_arm, run_motivation
+    from kdutils.training import runner
+
+    r = rc.cf_recipe(profile)
+    n = _n(r)
+    res = resolved(profile, store)
+    t0 = rc.teacher_part0(profile, res.teacher_lr if res.teacher_lr is not None else r.teacher_lrs[0])
+    arm_item = lambda name, c: Item(name, [c], lambda s, c=c: run_arm(c, None, s, progress=False),  # noqa: E731
+                                    _student_cost(c, rates, n))
+    if stage == 0:
+        return [Item(f"teacher lr {c.train.lr:g}", [c], lambda s, c=c: runner.run(c, s, progress=False),
+                     rates.teacher * n * c.train.epochs) for c in rc.teacher_selection(profile)]
+    if stage == 1:
+        return [Item(p.role, [p], lambda s, p=p: run_part(p, s, progress=False),
+                     rates.teacher * n * (r.k_folds - 1) / r.k_folds * p.train.epochs) for p in part_configs(t0)]
+    if stage == 2:
+        cands = [c for a in rc.CF_ARMS for c in rc.selection_candidates(profile, t0, a)]
+        for model, kw in r.hetero:
+            cands += rc.selection_candidates(profile, t0, "alone", model=model, model_kwargs=kw, tag=f"het:{model}:")
+        return [arm_item(f"{c.role} lr {c.train.lr:g}", c) for c in cands]
+    if stage != 3:
+        raise ValueError(f"stage must be 0..{len(STAGES) - 1}, got {stage!r}")
+    return _final_items(profile, r, res, t0, rates, n, arm_item, run_motivation)
+
+
+def _rates_of(res: Resolved, arm: str, r: rc.CrossFitRecipe) -> tuple[float, float | None]:
+    c = res.chosen.get(arm)
+    if c is None:
+        return r.student_lrs[0], None
+    return c.train.lr, (c.model_kwargs["arm_spec"] or {}).get("fusion_lr")
+
+
+def final_configs(profile: str, res: Resolved, t0: RunConfig) -> dict[str, Any]:
+    """Every final config by what it is for: "main" arm -> seed -> cfg; "capacity" tag -> arm -> seed -> cfg;
+    "hetero" model -> arm -> seed -> cfg; "motivation" seed -> (pre, {alpha: continued}). Arms named by the
+    vanilla arm chosen on validation where the plan says VANILLA (the first vanilla arm until it is chosen)."""
+    r = rc.cf_recipe(profile)
+    vanilla = res.vanilla or rc.VANILLA_CF[0]
+    out: dict[str, Any] = {"main": {}, "capacity": {}, "hetero": {}, "motivation": {}}
+    for arm in rc.CF_ARMS:
+        lr, f = _rates_of(res, arm, r)
+        out["main"][arm] = {s: rc.student_config(profile, t0, arm, lr, s, fusion_lr=f) for s in r.seeds}
+    lr05, _ = _rates_of(res, "vanilla_a0.5", r)
+    for s in r.seeds:
+        pre = rc.student_config(profile, t0, "vanilla_a0.5", lr05, s, role="motivation_pre",
+                                epochs=r.motivation_pre_epochs)
+        out["motivation"][s] = (pre, {a: rc.student_config(profile, t0, "vanilla_a0.5", lr05, s,
+                                                           role=f"motivation_a{a:g}", epochs=r.motivation_epochs,
+                                                           alpha=a) for a in MOTIVATION_ALPHAS})
+    for kw in r.capacity:
+        tag = "cap:" + "-".join(map(str, kw.get("hidden", [])))
+        out["capacity"][tag] = {}
+        for arm in CAPACITY_ARMS:
+            a = vanilla if arm == "VANILLA" else arm
+            lr, f = _rates_of(res, a, r)
+            out["capacity"][tag][a] = {s: rc.student_config(profile, t0, a, lr, s, fusion_lr=f, model_kwargs=kw,
+                                                            role=f"{tag}:{a}") for s in r.seeds}
+    for model, kw in r.hetero:
+        c = res.chosen.get(f"het:{model}")
+        lr = c.train.lr if c is not None else r.student_lrs[0]
+        out["hetero"][model] = {}
+        for arm in HETERO_ARMS:
+            a = vanilla if arm == "VANILLA" else arm
+            _, f = _rates_of(res, a, r)
+            out["hetero"][model][a] = {s: rc.student_config(profile, t0, a, lr, s, fusion_lr=f, model=model,
+                                                            model_kwargs=kw, role=f"het:{model}:{a}") for s in r.seeds}
+    return out
+
+
+def _final_items(profile, r, res, t0, rates, n, arm_item, run_motivation) -> list[Item]:
+    fc = final_configs(profile, res, t0)
+    items = [arm_item(f"{arm} seed {s}", c) for arm, by in fc["main"].items() for s, c in by.items()]
+    for s, (pre, cont) in fc["motivation"].items():
+        cost = sum(_student_cost(c, rates, n) for c in [pre, *cont.values()])
+        items.append(Item(f"motivation seed {s}", [pre, *cont.values()],
+                          lambda st, pre=pre, cont=cont: run_motivation(pre, cont, st, progress=False), cost))
+    for group in ("capacity", "hetero"):
+        for tag, arms in fc[group].items():
+            items += [arm_item(f"{tag} {a} seed {s}", c) for a, by in arms.items() for s, c in by.items()]
+    return items
+
+
+def deal(items: list[Item], parts: int) -> list[list[Item]]:
+    """Longest first, each to the least-loaded part (ties: lowest part); the same deal in every process."""
+    if not (isinstance(parts, int) and parts >= 1):
+        raise ValueError(f"parts must be a positive int, got {parts!r}")
+    out: list[list[Item]] = [[] for _ in range(parts)]
+    load = [0.0] * parts
+    for it in sorted(items, key=lambda i: (-i.cost, i.name)):
+        k = min(range(parts), key=lambda j: (load[j], j))
+        out[k].append(it)
+        load[k] += it.cost
+    return out
+
+
+def _recorded(items: list[Item], store: ResultStore) -> bool:
+    return all(store.get(c) is not None for it in items for c in it.configs)
+
+
+def run_campaign(profile: str = "cpu", part: int = 0, of: int = 1, store: ResultStore | None = None,
+                 rates: Rates | None = None, poll_s: float = 30.0, max_wait_s: float = 6 * 3600.0,
+                 log: Callable[[str], None] = print) -> None:
+    """Run this process's share of every stage, waiting at each stage for the other processes' records."""
+    from kdutils.progress import tqdm
+
+    if not (0 <= part < of):
+        raise ValueError(f"need 0 <= part < of, got part={part}, of={of}")
+    store = store or ResultStore()
+    rates = rates or measured_rates()
+    for stage, name in enumerate(STAGES):
+        waited = 0.0
+        while stage and not _recorded(stage_items(profile, stage - 1, store, rates), store):
+            if waited >= max_wait_s:
+                raise TimeoutError(f"stage {stage - 1} ({STAGES[stage - 1]}) is still not recorded after "
+                                   f"{waited:.0f} s; is the other process running?")
+            log(f"waiting for stage {stage - 1} ({STAGES[stage - 1]}) records from the other process(es)")
+            time.sleep(poll_s)
+            waited += poll_s
+        mine = deal(stage_items(profile, stage, store, rates), of)[part]
+        for it in tqdm(mine, desc=f"stage {stage}: {name} (part {part + 1}/{of})"):
+            it.run(store)
+
+
+def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None, rates: Rates | None = None) -> str:
+    """The plan: items and estimated core-hours per stage and per process, from measured rates."""
+    store = store or ResultStore()
+    rates = rates or measured_rates()
+    r = rc.cf_recipe(profile)
+    lines = [f"TGeo-KD cross-fitted recipe, profile {profile}: {r.notes}",
+             f"rates ({rates.source}): teacher {1e6 * rates.teacher:.0f} us, MLP-64 student {1e6 * rates.mlp:.1f} us, "
+             f"conv student {1e6 * rates.conv_student:.0f} us per image-epoch; TGeo step x{rates.tgeo_ratio:.2f}",
+             f"power: {rc.power_summary()}"]
+    totals = [0.0] * of
+    for stage, name in enumerate(STAGES):
+        items = stage_items(profile, stage, store, rates)
+        shares = [sum(i.cost for i in d) for d in deal(items, of)]
+        done = sum(1 for i in items if all(store.get(c) is not None for c in i.configs))
+        totals = [a + b for a, b in zip(totals, shares)]
+        lines.append(f"stage {stage} {name}: {len(items)} items ({done} recorded), "
+                     f"{sum(i.cost for i in items) / 3600:.2f} core-h; per process "
+                     + ", ".join(f"{s / 3600:.2f} h" for s in shares))
+    lines.append(f"total {sum(totals) / 3600:.2f} core-hours; wall about {max(totals) / 3600:.2f} h in {of} "
+                 "single-thread processes (each run's recorded wall time: training and evaluation; process start, "
+                 "data loading and the waits at stage barriers come on top)")
+    lines.append(room_preview(profile, store))
+    cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils.chapters.tgeo.campaign"
+    lines += [f"  {cmd} --profile {profile} --part {k} --of {of}" for k in range(of)]
+    return "\n".join(lines)
+
+
+def room_preview(profile: str, store: ResultStore) -> str:
+    """Once the selections are recorded: the best vanilla arm's and the student alone's validation accuracy
+    (seed 0, selection runs): an early look at whether KD has room, not the gate (that is judged on test, paired
+    over the finals' seeds)."""
+    res = resolved(profile, store)
+    alone = res.chosen.get("alone")
+    if res.vanilla is None or alone is None:
+        return "KD room preview: the selections are not recorded yet"
+    v = validation_view(store.get(res.chosen[res.vanilla]))["val_accuracy"]
+    a = validation_view(store.get(alone))["val_accuracy"]
+    return (f"KD room preview (validation, seed 0, selection runs): {res.vanilla} {100 * v:.2f}% vs alone "
+            f"{100 * a:.2f}%: {100 * (v - a):+.2f} pts (the gate needs the finals' paired interval above +1 pt)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.tgeo.campaign", description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--part", type=int, default=0)
+    ap.add_argument("--of", type=int, default=1)
+    ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--poll", type=float, default=30.0)
+    a = ap.parse_args(argv)
+    if a.dry_run:
+        print(dry_run(a.profile, max(a.of, 2) if a.of == 1 else a.of))
+        return
+    run_campaign(a.profile, a.part, a.of, poll_s=a.poll)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Tables and figures of the cross-fitted recipe (`recipe_cf`, run by `campaign`), read from its records only,
+for the chapter page once those records exist: every arm's accuracy, the KD-room gate, the cross-fitted
+teachers, and the learned alpha over training (mean and share above 0.99, overall and per motivation group).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kdutils.chapters.tgeo import recipe_cf as rc
+from kdutils.chapters.tgeo.campaign import final_configs, resolved
+from kdutils.chapters.tgeo.crossfit import part_configs
+from kdutils.store.store import ResultStore
+
+__all__ = ["alpha_epochs", "alpha_epochs_figure", "arms_table", "room_table", "teachers_table"]
+
+TGEO_SHOWN = ("tgeo_both", "tgeo_both_sgdstep", "tgeo_const")
+
+
+def _finals(profile: str, store: ResultStore) -> dict[str, Any] | None:
+    res = resolved(profile, store)
+    if res.teacher_lr is None:
+        return None
+    return final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr)) | {"_vanilla": res.vanilla}
+
+
+def teachers_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+    """One row per cross-fitted part: images it trained on and predicts out of fold, its accuracy there, on its
+    own folds and on the test set."""
+    store = store or ResultStore()
+    res = resolved(profile, store)
+    if res.teacher_lr is None:
+        return pd.DataFrame()
+    rows = []
+    for c in part_configs(rc.teacher_part0(profile, res.teacher_lr)):
+        rec = store.get(c)
+        if rec is None or rec.get("status") != "ok":
+            continue
+        cf = rec["crossfit"]
+        rows.append({"part": cf["part"], "lr": c.train.lr, "epochs": c.train.epochs, "images fitted": cf["n_fit"],
+                     "images predicted out of fold": cf["n_oof"], "acc. own folds (%)": 100 * cf["fit_accuracy"],
+                     "acc. out of fold (%)": 100 * cf["oof_accuracy"],
+                     "test acc. (%)": 100 * rec["metrics"]["accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def arms_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+    """Per arm (main, capacity and heterogeneous runs): recorded runs, failed ones (diverged / at chance), and
+    mean and std over the others of test accuracy in pts (the verdicts score failed runs at chance instead)."""
+    store = store or ResultStore()
+    fc = _finals(profile, store)
+    if fc is None:
+        return pd.DataFrame()
+    groups = {"main": {"": fc["main"]}, "capacity": fc["capacity"], "hetero": fc["hetero"]}
+    rows = []
+    for group, tags in groups.items():
+        for tag, arms in tags.items():
+            for arm, by_seed in arms.items():
+                recs = [r for c in by_seed.values() if (r := store.get(c)) is not None]
+                accs = [100 * r["metrics"]["accuracy"] for r in recs if r.get("status") == "ok"]
+                if recs:
+                    rows.append({"group": group, "student": tag or "main", "arm": arm, "runs": len(recs),
+                                 "failed": len(recs) - len(accs),
+                                 "mean": float(np.mean(accs)) if accs else float("nan"),
+                                 "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else float("nan"),
+                                 "chosen on validation": arm == fc["_vanilla"]})
+    return pd.DataFrame(rows)
+
+
+def alpha_epochs(profile: str, store: ResultStore | None = None, arms=TGEO_SHOWN) -> pd.DataFrame:
+    """Long table: arm, seed, epoch, group ("all" or g1..g5, g'1..g'5), mean alpha, share above 0.99."""
+    store = store or ResultStore()
+    fc = _finals(profile, store)
+    rows = []
+    for arm in arms if fc else ():
+        for seed, c in fc["main"].get(arm, {}).items():
+            rec = store.get(c)
+            for h in (rec or {}).get("history", []):
+                rows.append({"arm": arm, "seed": seed, "epoch": h["epoch"], "group": "all", "mean": h["alpha_mean"],
+                             "share_above_0.99": h.get("alpha_share_above_0.99", float("nan"))})
+                for g, d in (h.get("alpha_groups") or {}).items():
+                    rows.append({"arm": arm, "seed": seed, "epoch": h["epoch"], "group": g, "mean": d["mean"],
+                                 "share_above_0.99": d["share_above_0.99"]})
+    return pd.DataFrame(rows, columns=["arm", "seed", "epoch", "group", "mean", "share_above_0.99"])
+
+
+def alpha_epochs_figure(profile: str, store: ResultStore | None = None, arm: str = "tgeo_both"):
+    """Mean alpha_i (left) and its share above 0.99 (right) per epoch, mean over seeds, for the whole training
+    set and for the teacher-right / teacher-wrong groups of lowest and highest ST; None without records."""
+    import matplotlib.pyplot as plt
+
+    df = alpha_epochs(profile, store, (arm,))
+    if df.empty:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
+    for g in [x for x in ("all", "g1", "g5", "g'1", "g'5") if x in set(df.group)]:
+        d = df[df.group == g].groupby("epoch")[["mean", "share_above_0.99"]].mean()
+        for ax, col in zip(axes, ("mean", "share_above_0.99")):
+            ax.plot(d.index, d[col], label=g, lw=2 if g == "all" else 1)
+    axes[0].set(xlabel="epoch", ylabel="mean learned alpha_i", ylim=(0, 1))
+    axes[1].set(xlabel="epoch", ylabel="share of alpha_i above 0.99", ylim=(0, 1))
+    axes[1].legend(title="group", fontsize=8)
+    fig.suptitle(f"{arm}: learned alpha over training (mean over seeds)", fontsize=10)
+    return fig
+
+
+def room_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+    """The KD-room gate for every student the recipe trains (main, each capacity width, each conv student): the
+    vanilla arm chosen on validation minus the student alone, paired over seeds, against the +1 pt margin. The
+    attempts at a setting with room, recorded whether or not the gate passes."""
+    from kdutils.chapters.tgeo.claims_cf import _scores, room_gate
+
+    store = store or ResultStore()
+    fc = _finals(profile, store)
+    if fc is None or fc["_vanilla"] is None:
+        return pd.DataFrame()
+    v = fc["_vanilla"]
+    students = {"main": fc["main"], **fc["capacity"], **{f"het:{m}": a for m, a in fc["hetero"].items()}}
+    rows = []
+    for name, arms in students.items():
+        if "alone" not in arms or v not in arms:
+            continue
+        gate = room_gate(_scores({"alone": arms["alone"], v: arms[v]}, store), v)
+        m = gate.measured
+        rows.append({"student": name, "vanilla minus alone (pts)": m["mean"], "low": m["low"], "high": m["high"],
+                     "n": m["n"], "margin": m["margin"], "room": gate.passed})
+    return pd.DataFrame(rows)

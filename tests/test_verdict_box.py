@@ -1,0 +1,44 @@
+"""kdutils.report.verdict_box: the verdict boxes at the top of a chapter, built from its Verdict objects."""
+import types
+
+from kdutils.report import verdict_box
+from kdutils.verdicts import verdict as v
+
+
+def _verdict(claim="Alpha beats beta.", label=v.REPRODUCED, **kw):
+    base = dict(claim=claim, label=label, evidence="e", scale="profile `cpu` on cpu: x86_64, 1 threads",
+                effect="+2.0 pts [1.0, 3.0], paired t 95%, n=5", badge=v.BADGES.get(label, ""))
+    return types.SimpleNamespace(**{**base, **kw})
+
+
+def test_a_box_shows_claim_verdict_effect_scale_and_links_to_the_evidence():
+    html = verdict_box.verdict_boxes([_verdict(), _verdict("Gamma < delta & more.", v.NOT_REPRODUCED)]).html
+    assert html.count('class="kd-vbox ') == 2
+    assert "Claim 1 · " in html and "Claim 2 · " in html
+    assert "✅ reproduced" in html and "Alpha beats beta." in html
+    assert "+2.0 pts [1.0, 3.0], paired t 95%, n=5" in html
+    assert "profile cpu on CPU (1 thread)" in html  # backticks dropped, device shortened
+    assert html.count("profile cpu on CPU") == 1 and "Scale of every verdict above" in html  # said once for all
+    assert 'href="#claim-alpha-beats-beta"' in html and "kd-vb-reproduced" in html and "kd-vb-not" in html
+    assert "Gamma &lt; delta &amp; more." in html  # escaped
+
+
+def test_from_a_landing_page_the_link_goes_to_the_report_page():
+    html = verdict_box.verdict_boxes([_verdict()], evidence_page="notebooks/x_report", from_page="book/x").html
+    assert 'href="../notebooks/x_report.html#claim-alpha-beats-beta"' in html
+
+
+def test_gates_parts_and_reason_are_shown_when_the_verdict_has_them():
+    part = types.SimpleNamespace(label=v.NOT_REPRODUCED, describe=lambda: "part (b): NLL worse")
+    gate = types.SimpleNamespace(describe=lambda: "teacher clearly better: passes")
+    html = verdict_box.box_html(_verdict(label=v.PARTLY, parts=(part,), gates=(gate,), reason="one part held"))
+    assert "❌ part (b): NLL worse" in html and "teacher clearly better: passes" in html
+    assert "one part held" in html and "kd-vb-partly" in html
+    assert "parts" in html and "gates" in html
+    plain = verdict_box.box_html(_verdict(label=v.INCONCLUSIVE, effect=""))
+    assert "gates" not in plain and "effect" not in plain and "kd-vb-open" in plain
+
+
+def test_different_scales_stay_in_their_boxes():
+    html = verdict_box.verdict_boxes([_verdict(), _verdict("Other claim.", scale="profile full on H100")]).html
+    assert "Scale of every verdict" not in html and "profile full on H100" in html and "profile cpu on CPU" in html
