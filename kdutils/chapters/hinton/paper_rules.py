@@ -111,8 +111,8 @@ def converged(histories: Sequence[Sequence[Mapping[str, Any]]], who: str, metric
     except ValueError as err:
         return Decision(NOT_TESTABLE, f"the {who}'s learning curve is too short for the gate ({err})")
     allowed = max(CONVERGENCE_MAX_FALL * float(mean[-1]), CONVERGENCE_MIN_ERRORS)
-    text = (f"the {who}'s {metric.replace('_', ' ')} fell by {fall:.1f} over the last {CONVERGENCE_WINDOW:.0%} "
-            f"of training (allowed {allowed:.1f}; final {mean[-1]:.1f})")
+    text = (f"the {who}'s {metric.replace('_', ' ')} changed by {-fall:+.1f} over the last "
+            f"{CONVERGENCE_WINDOW:.0%} of training (a fall of at most {allowed:.1f} allowed; final {mean[-1]:.1f})")
     if fall > allowed:
         return Decision(NOT_TESTABLE, f"{text}: still improving, not converged")
     return Decision(REPRODUCED, f"{text}: converged")
