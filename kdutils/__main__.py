@@ -1,4 +1,4 @@
-"""Command line: `python -m kdutils sweep|run|bench ...` (also installed as `kdutils`).
+"""Command line: `python -m kdutils sweep|run|bench|gpu ...` (also installed as `kdutils`).
 
 Errors are one line on stderr naming the bad value and what is allowed. Exit status: 0 done, 1 a point or run
 failed (or a folder, disk or cluster problem), 2 a usage error (bad argument or environment variable: nothing
@@ -194,6 +194,12 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_main(args.rest)
 
 
+def _gpu(args: argparse.Namespace) -> int:
+    from .gpu.cli import main as gpu_main
+
+    return gpu_main(args.rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     from kdutils.store.io import StorageError
 
@@ -231,9 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     bn = sub.add_parser("bench", help="throughput benchmarks (prints figures)")
     bn.add_argument("rest", nargs=argparse.REMAINDER)
     bn.set_defaults(func=_bench)
+    gp = sub.add_parser("gpu", help="the whole book on one GPU inside a time budget; `gpu unpack` its results")
+    gp.add_argument("rest", nargs=argparse.REMAINDER)
+    gp.set_defaults(func=_gpu)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # argparse's REMAINDER does not take a leading "--option": hand over directly
         return _bench(argparse.Namespace(rest=argv[1:]))
+    if argv[:1] == ["gpu"]:
+        return _gpu(argparse.Namespace(rest=argv[1:]))
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -68,13 +68,15 @@ def test_modelnet_demo_reads_its_records(tmp_path):
             _record("distilled", "deepsets_inv", 1e-3, alpha=1.0)]
     other = dict(_record("teacher", "dgcnn", 1.0), key="other")
     other["config"] = {**other["config"], "data": {"dataset": "set_mnist_jitter", "options": {}}}
-    for i, r in enumerate([*recs, other]):
-        (folder / f"{i}.json").write_text(json.dumps(r))
+    for r in [*recs, other]:  # the store names a record's file by its key
+        (folder / f"{r['key']}.json").write_text(json.dumps(r))
     store = ResultStore(tmp_path)
     got = modelnet_demo.demo_records("cpu", store)
     assert len(got) == 3  # the set-MNIST record is not a ModelNet40 run
     text = modelnet_demo.demo_prose(got)
-    assert text.startswith("3 runs are recorded, each trained on 127 shapes and tested on 29, 256 points per shape, on CPU (2 threads).")
+    assert text.startswith("**What this page shows: a pipeline demo on a 156-shape subset of ModelNet40, not a result.**")
+    assert "3 of the 3 runs are at chance under the current rule" in text  # acc 0.05 <= the 40-class line
+    assert "3 runs are recorded, each trained on 127 shapes and tested on 29, 256 points per shape, on CPU (2 threads)." in text
     assert "IM is at most 0.0003, below" in text
     table = modelnet_demo.demo_table(got)
     assert list(table.arm)[0] == "teacher (DGCNN)" and table.tau.isna().sum() == 2

@@ -90,7 +90,7 @@ def test_stacked_objective_matches_kd_objective_values_and_gradients():
         stacked_kd_objective(logits.detach(), y, None, specs)
 
 
-@pytest.mark.parametrize("mode", ["vmap", "loop"])
+@pytest.mark.parametrize("mode", ["vmap", "loop", "sequence"])
 def test_students_trained_together_match_separate_fits(mode):
     x, y = toy_data()
     tl = teacher_logits(x)
@@ -108,7 +108,7 @@ def test_students_trained_together_match_separate_fits(mode):
     assert [r.status for r in results] == ["ok"] * 3
     assert results[0].history[-1]["train_acc"] > 0.6
     for (model, res), m2, r2 in zip(separate, together, results):
-        assert_same_training(model, res, m2, r2, exact=(mode == "loop"))
+        assert_same_training(model, res, m2, r2, exact=(mode != "vmap"))
     # the students really are different runs
     assert not torch.equal(together[0][1].weight, together[1][1].weight)
 
@@ -244,13 +244,40 @@ def test_falls_back_to_the_loop_when_vmap_cannot_batch_the_model():
     assert_same_training(ref, res, models[1], results[1], exact=True)
 
 
-def test_auto_mode_batches_on_cuda_and_loops_on_cpu_with_dropout_or_alone():
+def test_auto_mode_batches_on_cuda_and_loops_on_cpu_only_for_a_shared_live_teacher():
     plain, dropping = [mlp(), mlp()], [mlp(dropout=0.1), mlp(dropout=0.1)]
     assert resolve_mode("auto", plain, "cuda") == "vmap"
-    assert resolve_mode("auto", plain, "cpu") == "loop"  # compute-bound: bmm is no faster than K gemms
+    assert resolve_mode("auto", plain, "cpu") == "sequence"  # the loop engine lost to K runs in sequence
+    assert resolve_mode("auto", plain, "cpu", live_teacher=True) == "loop"  # one teacher forward for all K
+    assert resolve_mode("auto", plain[:1], "cpu", live_teacher=True) == "sequence"
     assert resolve_mode("auto", dropping, "cuda:0") == "loop"  # vmap cannot replay each run's dropout masks
     assert resolve_mode("auto", plain[:1], "cuda") == "loop"
     assert resolve_mode("vmap", dropping, "cpu") == "vmap"
+
+
+def test_the_sequence_engine_replays_each_seed_s_loader_and_dropout_stream_like_separate_runs():
+    """Two seeds (two loaders, one shared by two students), dropout, a live teacher: each student in sequence
+    is exactly its separate run, and the loaders end where the grouped call leaves them."""
+    x, y = toy_data()
+    teacher = mlp(seed=9)
+    cfg = TrainConfig(epochs=2, lr=0.1)
+    specs = [dict(tau=2.0, alpha=0.5), dict(), dict(tau=4.0, alpha=0.9)]
+    seeds = [3, 3, 4]
+    separate = []
+    for k, (spec, seed) in enumerate(zip(specs, seeds)):
+        model = mlp(seed=k, dropout=0.2)
+        separate.append((model, fit(model, DeviceLoader(x, y, 32, seed=seed, augment="shift1"), cfg,
+                                    teacher=teacher, progress=False, **spec)))
+    loaders = {s: DeviceLoader(x, y, 32, seed=s, augment="shift1") for s in set(seeds)}
+    models, states = [], []
+    for k in range(3):
+        models.append(mlp(seed=k, dropout=0.2))
+        states.append(capture_rng_state())
+    results = fit_students(models, [loaders[s] for s in seeds], cfg, specs=specs, teacher=teacher, progress=False,
+                           mode="sequence", rng_states=states)
+    for (model, res), m2, r2 in zip(separate, models, results):
+        assert_same_training(model, res, m2, r2, exact=True)
+    assert {ld.epoch for ld in loaders.values()} == {2}
 
 
 def test_bad_arguments_fail_clearly():

@@ -43,6 +43,22 @@ def test_a_chapter_with_records_that_shows_not_yet_run_fails(tmp_path):
         "not yet run"}  # no record at that profile: the placeholder is right
 
 
+def test_a_new_claim_waiting_for_its_runs_beside_judged_ones_is_no_error(tmp_path):
+    """A claim added before its recipe has run may say "not yet run" while the chapter's other claims have
+    verdicts; only a chapter whose every claim lost its runs fails the build."""
+    (tmp_path / "x_exp").mkdir()
+    (tmp_path / "x_exp" / "k.json").write_text(json.dumps({"status": "ok", "key": "k",
+                                                           "config": {"profile": "cpu", "experiment": "x_exp"}}))
+    store = ResultStore(tmp_path)
+
+    def one_judged(profile, store=None):
+        return [Verdict("claim A", "inconclusive at this scale", "ev", "scale"),
+                Verdict("claim B", "not yet run", "its recipe has not run", "scale")]
+
+    card = scorecard.scorecard("cpu", store=store, chapters=(_chapter(one_judged),))
+    assert list(card["label"]) == ["inconclusive at this scale", "not yet run"]
+
+
 def test_verdicts_come_from_the_chapter_function():
     seen = {}
 

@@ -11,7 +11,8 @@ For each task (a teacher -> student pair on MNIST-shaped data) it times, after a
    student under `torch.compile`, `--compile`);
 3. **K sequential**: K fast-path runs one after the other (K temperatures), and
 4. **K together**: the same K students trained together by `multi_student.fit_students` (its default engine
-   for the device: vmap on CUDA, loop on CPU; `--engine` to choose; with `--compile` also the compiled vmap
+   for the device: vmap on CUDA; on CPU with cached teacher logits the sequence engine, and beside it the loop
+   engine that it replaces, for comparison; `--engine` to choose; with `--compile` also the compiled vmap
    engine). Compilation happens in the warm-up and is not timed.
 
 Ratios: fast path / reference (samples per second) and K together / K sequential (student-samples per
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -181,7 +183,8 @@ class Row:
 
 
 def bench_task(name: str, *, device: torch.device, steps: int, warmup: int, batch_size: int, k: int,
-               data: str, workers: int, compile_student: bool, profile: bool, engine: str = "auto") -> dict[str, Any]:
+               data: str, workers: int, compile_student: bool, profile: bool, engine: str = "auto",
+               rounds: int = 1) -> dict[str, Any]:
     task = TASKS[name]
     b = batch_size
     n = steps * b  # the fast path trains one epoch over exactly `steps` batches
@@ -230,37 +233,57 @@ def bench_task(name: str, *, device: torch.device, steps: int, warmup: int, batc
         fit(compiled, warm, cfg, teacher_logits=cached, tau=TAU, alpha=ALPHA, device=device, progress=False)
         fast_c_s = _timed(device, lambda: fast(compiled))
         rows.append(Row("fast path + torch.compile(student)", n, fast_c_s))
-    fresh = [student(i) for i in range(k)]
-    seq_s = sum(_timed(device, lambda m=m, t=t: fast(m, t)) for m, t in zip(fresh, taus))
-    rows.append(Row(f"{k} students in sequence (fast path, taus {', '.join(f'{t:g}' for t in taus)})", k * n, seq_s))
-
-    # 4. K together
+    # 3. and 4.: K in sequence and K together, measured in `rounds` interleaved rounds (median of each), so
+    # that a load that changes during the benchmark (a shared machine) hits every variant alike
     specs = [dict(tau=t, alpha=ALPHA) for t in taus]
     mode = resolve_mode(engine, [student()] * k, device)
-
-    def together(label: str, mode: str, compiled: bool) -> tuple[float, list[nn.Module]]:
+    modes = [mode] + (["loop"] if device.type == "cpu" and mode != "loop" else [])  # what auto avoids on a CPU
+    for m in modes:  # warm-up
         fit_students([student(i) for i in range(k)], warm, cfg, specs=specs, teacher_logits=cached, device=device,
-                     progress=False, mode=mode, compile=compiled)  # warm-up (and compilation)
-        models = [student(i) for i in range(k)]
+                     progress=False, mode=m)
+    peaks: dict[str, float | None] = {}
+    models: list[nn.Module] = []
+
+    def together(m: str, compiled: bool = False) -> float:
+        models[:] = [student(i) for i in range(k)]
         base = _reset_peak(device)
         results: list = []
         seconds = _timed(device, lambda: results.extend(fit_students(
-            models, loader, cfg, specs=specs, teacher_logits=cached, device=device, progress=False, mode=mode,
+            models, loader, cfg, specs=specs, teacher_logits=cached, device=device, progress=False, mode=m,
             compile=compiled)))
         assert all(r.status == "ok" for r in results), [r.message for r in results]
         peak = _peak_since(device, base)
-        rows.append(Row(label, k * n, seconds, None if peak is None else peak / k))
-        return seconds, models
+        peaks[m + ("+compile" if compiled else "")] = None if peak is None else peak / k
+        return seconds
 
-    tog_s, models = together(f"{k} students together (fit_students, {mode} engine)", mode, False)
+    times: dict[str, list[float]] = {"separate fits": [], **{f"{m} engine": [] for m in modes}}
+    for _ in range(rounds):
+        fresh = [student(i) for i in range(k)]
+        times["separate fits"].append(sum(_timed(device, lambda m=m, t=t: fast(m, t)) for m, t in zip(fresh, taus)))
+        for m in modes:
+            times[f"{m} engine"].append(together(m))
+    med = {m: statistics.median(v) for m, v in times.items()}
+    seq_s, tog_s = med["separate fits"], med[f"{mode} engine"]
+    note = f", median of {rounds} interleaved rounds" if rounds > 1 else ""
+    rows.append(Row(f"{k} students in sequence (fast path, taus {', '.join(f'{t:g}' for t in taus)}{note})", k * n,
+                    seq_s))
+    rows.append(Row(f"{k} students together (fit_students, {mode} engine{note})", k * n, tog_s, peaks[mode]))
     ratios = {"fast_vs_reference": (n / fast_s) / (n / ref_s), "together_vs_sequential": seq_s / tog_s}
+    if len(modes) > 1:
+        rows.append(Row(f"{k} students together (fit_students, loop engine, for comparison{note})", k * n,
+                        med["loop engine"]))
+        ratios["loop_together_vs_sequential"] = seq_s / med["loop engine"]
     # Extrapolated from the measured rates: a whole run (EPOCHS x MNIST_TRAIN samples) of one student with
     # the teacher-logit cache charged to it, i.e. the least favourable case for caching (one student only).
     whole = EPOCHS * MNIST_TRAIN
     ratios["fast_vs_reference_whole_run_with_cache"] = (whole * ref_s / n) / (MNIST_TRAIN * cache_s / n
                                                                               + whole * fast_s / n)
     if compile_student:
-        tog_c_s, _ = together(f"{k} students together (fit_students, vmap engine + torch.compile)", "vmap", True)
+        fit_students([student(i) for i in range(k)], warm, cfg, specs=specs, teacher_logits=cached, device=device,
+                     progress=False, mode="vmap", compile=True)  # warm-up and compilation
+        tog_c_s = together("vmap", compiled=True)
+        rows.append(Row(f"{k} students together (fit_students, vmap engine + torch.compile)", k * n, tog_c_s,
+                        peaks["vmap+compile"]))
         ratios.update({"compiled_fast_vs_reference": ref_s / fast_c_s,
                        "compiled_together_vs_sequential": seq_s / tog_c_s,
                        "compiled_together_vs_compiled_sequential": k * fast_c_s / tog_c_s})
@@ -269,7 +292,8 @@ def bench_task(name: str, *, device: torch.device, steps: int, warmup: int, batc
            "rows": [{"name": r.name, "samples": r.samples, "seconds": r.seconds, "samples_per_s": r.samples_per_s,
                      "peak_mb_per_student": r.peak_mb_per_student} for r in rows],
            "ratios": ratios, "gpu_targets": task.targets, "threads": torch.get_num_threads(),
-           "reference_workers": workers, "engine": mode}
+           "reference_workers": workers, "engine": mode, "rounds": rounds,
+           "round_seconds": {m: v for m, v in times.items()}}
     if profile:
         out["profile"] = profile_steps(models, cfg, specs, cached, x, y, device, min(steps, 10), mode)
     return out
@@ -327,6 +351,9 @@ def format_result(res: dict[str, Any], device: torch.device) -> str:
         lines.append(f"   ratio fast path + compile / reference:   {ratios['compiled_fast_vs_reference']:6.2f}x")
     lines.append(f"   ratio {res['k']} together / {res['k']} in sequence:          "
                  f"{ratios['together_vs_sequential']:6.2f}x   (GPU target >= {targets['together_vs_sequential']:g}x)")
+    if "loop_together_vs_sequential" in ratios:
+        lines.append(f"   ratio {res['k']} together (loop engine) / {res['k']} in sequence: "
+                     f"{ratios['loop_together_vs_sequential']:6.2f}x   (why the CPU default is the sequence)")
     if "compiled_together_vs_sequential" in ratios:
         lines.append(f"   ratio {res['k']} together + compile / {res['k']} in sequence: "
                      f"{ratios['compiled_together_vs_sequential']:6.2f}x   (vs {res['k']} compiled runs in sequence: "
@@ -347,12 +374,14 @@ def device_kind(device: torch.device) -> str:
     return "cuda-" + re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
 
 
-def record(res: dict[str, Any], device: torch.device) -> str:
+def record(res: dict[str, Any], device: torch.device, variant: str = "") -> str:
+    """Write results/bench/<task>[-<variant>]-<device kind>.json (variant e.g. "k16" for another K)."""
     from kdutils.paths import results_dir
-    from kdutils.store.provenance import provenance
     from kdutils.store.io import atomic_write_json
+    from kdutils.store.provenance import provenance
 
-    path = results_dir() / "bench" / f"{res['task']}-{device_kind(device)}.json"
+    stem = res["task"] + (f"-{variant}" if variant else "")
+    path = results_dir() / "bench" / f"{stem}-{device_kind(device)}.json"
     payload = {k: v for k, v in res.items() if k != "profile"}
     payload["provenance"] = provenance(device)
     atomic_write_json(path, payload)
@@ -376,10 +405,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="fit_students engine for the students trained together (auto: vmap on CUDA, loop on CPU)")
     p.add_argument("--compile", action="store_true",
                    help="also time torch.compile'd variants: the student in fit, and fit_students(compile=True)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="interleaved rounds of the K-in-sequence and K-together timings, median reported "
+                        "(default 3 on CPU, where other processes' load moves, 1 on CUDA)")
     p.add_argument("--profile", action="store_true", help="torch.profiler tables of a few steps")
     p.add_argument("--record", action="store_true", help="write results/bench/<task>-<device kind>.json")
     args = p.parse_args(argv)
-    for name in ("steps", "warmup", "batch_size", "students"):
+    for name in ("steps", "warmup", "batch_size", "students", "rounds"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "warmup" else 1):
             p.error(f"--{name.replace('_', '-')} must be positive, got {value}")
@@ -401,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in tasks:
         res = bench_task(name, device=device, steps=steps, warmup=max(warmup, 1), batch_size=args.batch_size,
                          k=args.students, data=args.data, workers=workers, compile_student=args.compile,
-                         profile=args.profile, engine=args.engine)
+                         profile=args.profile, engine=args.engine, rounds=args.rounds or (1 if gpu else 3))
         print(format_result(res, device), flush=True)
         if args.profile:
             print(res["profile"], flush=True)

@@ -32,6 +32,7 @@ class Chapter:
     verdicts: Callable[..., list[Any]]  # chapter_verdicts(profile, store=None) -> one Verdict per claim
     plan: Callable[..., Any] | None = None  # what runs at a profile, with the chosen learning rates
     point_configs: Callable[..., list[Any]] | None = None  # the runs of one point notebook (sweeps use it)
+    gpu_work: Callable[..., Any] | None = None  # gpu_work(profile) -> kdutils.gpu.workload.ChapterWork (GPU script)
 
     def points(self, **params: Any) -> list[Any]:
         """The runs of one point notebook at `params` (what a sweep trains together and checks for records);

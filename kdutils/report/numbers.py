@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from kdutils.lazy import pandas as pd
 
 MISSING = "—"
 """What a cell shows when there is no value (never "NaN")."""

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 
+from kdutils.lazy import pandas as pd
 from kdutils.report.numbers import (MISSING, RATE_FORMATS, _fixed, _is_missing, _trim_common_zeros,  # noqa: F401
                                     claim_anchor, fmt_interval, fmt_mean_std, fmt_pct, fmt_sci, fmt_series_mean_std,
                                     fmt_value, readable, readable_text, short_device, shorten_devices, unify_units)

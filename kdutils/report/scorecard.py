@@ -138,18 +138,19 @@ def recorded_chapters(profile: str, chapters: tuple[Chapter, ...], store: Any = 
 
 
 def check_recorded(card: pd.DataFrame, profile: str, chapters: tuple[Chapter, ...], store: Any = None) -> None:
-    """RuntimeError when a chapter that has records at `profile` shows a claim as "not yet run": its verdict
-    function lost its runs (a moved module, a changed key, a record it cannot find), which the page must not
-    hide behind the placeholder."""
-    waiting = set(card.loc[card["label"] == NOT_YET_RUN, "chapter"])
+    """RuntimeError when a chapter that has records at `profile` shows every one of its claims as "not yet run":
+    its verdict function lost its runs (a moved module, a changed key, a record it cannot find), which the page
+    must not hide behind the placeholder. A chapter whose other claims have verdicts may honestly wait on a new
+    claim's runs (a claim added before its recipe has run), so one waiting claim alone is no error."""
+    waiting = {c for c, labels in card.groupby("chapter")["label"] if set(labels) == {NOT_YET_RUN}}
     if not waiting:
         return
     bad = sorted(waiting & recorded_chapters(profile, chapters, store))
     if bad:
         notes = "; ".join(f"{c}: {card.loc[(card.chapter == c) & (card.label == NOT_YET_RUN), 'evidence'].iloc[0]}"
                           for c in bad)
-        raise RuntimeError(f"chapter(s) {', '.join(bad)} have records at profile {profile!r} but show claims as "
-                           f"'not yet run' ({notes})")
+        raise RuntimeError(f"chapter(s) {', '.join(bad)} have records at profile {profile!r} but show every claim "
+                           f"as 'not yet run' ({notes})")
 
 
 def _scored(card: pd.DataFrame) -> pd.DataFrame:

@@ -51,7 +51,7 @@ from kdutils.sweeps.sweep import SweepPlan, SweepReport, mark_done, mark_failed,
 
 DEFAULT_MAX_RETRIES = 2
 #: Profiles whose points each need a GPU (the papers' recipes); the others run on one CPU.
-GPU_PROFILES = frozenset({"full"})
+GPU_PROFILES = frozenset({"gpu", "full"})
 
 
 def import_ray():

@@ -14,6 +14,11 @@ initial weights and the data order, so each distinct seed gets its own loader (s
 student sees exactly the batches, augmentation draws and teacher targets its separate run would see, which
 is what makes "trained together" equal to "trained alone with the same seed" (see `multi_student`).
 
+On a CPU `fit_students` steps the group's students one after another only when they share a live teacher's
+forward pass (augmented inputs); otherwise it trains them in sequence (`multi_student.resolve_mode`), because
+interleaving K students without anything to share was measured slower than K separate runs. The records are
+the same either way.
+
 Teachers that a student needs are trained first (alone, via `runner.load_model`). A group of one is
 `runner.run`. Records carry `"trained_together": K`; their `wall_time_s` is the group's training time
 divided by K plus the student's own evaluation time (the cost of that run when shared). In load-only mode

@@ -3,7 +3,7 @@ order), `schedule` (phases, two-process shards, cost estimate, dry run), `run` (
 baseline evaluations), `tables`, `claims`, `report` (tables, prose), `figures`, and the tools `interpolation`,
 `ensemble`, `policies`, `evaluate` (fidelity metrics).
 """
-from kdutils.chapters.does_kd_work import claims, plan, schedule
+from kdutils.chapters.does_kd_work import claims, plan, schedule, workload
 from kdutils.report.chapter import Chapter
 
 CHAPTER = Chapter(
@@ -11,4 +11,4 @@ CHAPTER = Chapter(
     page="notebooks/does_kd_work_report",
     pages=("book/does_kd_work", "notebooks/does_kd_work_report", "notebooks/does_kd_work_point"),
     experiments=(plan.EXPERIMENT,), claims=tuple(claims.CLAIM_TEXT.values()), recipe=plan.recipe,
-    run_all=schedule.run_all, verdicts=claims.chapter_verdicts, plan=plan.plan)
+    run_all=schedule.run_all, verdicts=claims.chapter_verdicts, plan=plan.plan, gpu_work=workload.gpu_work)

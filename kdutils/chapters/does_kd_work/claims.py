@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.chapters.does_kd_work.tables import (  # noqa: F401 (PAPER, _ms: re-exported for the notebooks)
@@ -27,6 +26,7 @@ from kdutils.chapters.does_kd_work.tables import (  # noqa: F401 (PAPER, _ms: re
                                                   _failures, _ms, arm, baseline_table, line_barrier, pct,
                                                   pct_plain, plain_scores, scale, student_table, teacher_table,
                                                   version_of)
+from kdutils.lazy import pandas as pd
 from kdutils.store.profiles import check_profile
 from kdutils.store.provenance import code_status_sentence
 from kdutils.store.store import ResultStore

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from kdutils.store.profiles import check_profile
+from kdutils.store.profiles import capped, check_profile
 
 ALPHA = 1.0  # pure distillation (the authors' alpha = 0)
 TAU = 4.0
@@ -71,7 +71,7 @@ V2_NOTES = ("teachers 120 epochs (cosine) so that their recorded training accura
             "dominate the cost: about 100 of them), sized from the recorded per-epoch times of v1 at about "
             "3 core-hours (`python -m kdutils run does_kd_work --set dry_run True`)")
 
-VERSIONS = {"smoke": ("v2",), "cpu": ("v1", "v2"), "full": ("v2",)}
+VERSIONS = {"smoke": ("v2",), "cpu": ("v1", "v2"), "gpu": ("v2",), "full": ("v2",)}
 
 
 def latest(profile: str) -> str:
@@ -151,6 +151,8 @@ def _v2(profile: str, dataset: str) -> Recipe:
         base = dict(teacher_model="lenet5", student_model="lenet5", widths=None, flip=False)
     elif profile == "full":
         base = dict(teacher_model="preresnet56", student_model="preresnet56", widths=None)
+    elif profile == "gpu":  # the authors' architecture family at depth 20, default widths
+        base = dict(teacher_model="preresnet20", student_model="preresnet20", widths=None)
     else:
         base = dict(teacher_model="preresnet8", student_model="preresnet8", widths=CPU_WIDTHS)
     common = dict(version="v2", lr_per_policy=True, crop=crop, policies=policies)
@@ -160,6 +162,16 @@ def _v2(profile: str, dataset: str) -> Recipe:
                       student_lrs=(0.05,), weight_decay=1e-4, seeds=(0, 1), policy_seeds=(0, 1, 2),
                       ensemble_sizes=(1, 3), rs=(0.5, 1.0), distill_fractions=(0.5, 1.0), n_ood=64,
                       unlabelled=(64,) if mnist else (), notes="seconds, for the tests: 256 training images")
+    if profile == "gpu":
+        return Recipe(dataset=dataset, **base, **common, n_train=None, n_test=None, val_size=5000, batch_size=512,
+                      teacher_epochs=4, teacher_lrs=(0.2, 0.4) if not mnist else (0.05, 0.1), teacher_batch_size=512,
+                      student_epochs=4, student_lrs=(0.1, 0.2) if not mnist else (0.01, 0.025), weight_decay=1e-4,
+                      seeds=(0, 1, 2, 3), policy_seeds=(0, 1, 2, 3, 4, 5), ensemble_sizes=(1, 3, 5),
+                      rs=(0.1, 0.25, 1.0), distill_fractions=(0.25, 1.0), n_ood=5000,
+                      unlabelled=(10000, 40000) if mnist else (),
+                      notes="sized for minutes of one H200 (`python -m kdutils gpu`): PreResNet-20 (LeNet-5 on "
+                            "MNIST) on all training images, teachers and students 4 epochs at batch 512, 4 seeds "
+                            "(cpu: 3) and 6 for claims 3 and 5 (cpu: 5)")
     if profile == "cpu":
         r = Recipe(dataset=dataset, **base, **common, n_train=4000, n_test=None, val_size=1000, batch_size=128,
                    teacher_epochs=120, teacher_lrs=(0.05, 0.1, 0.2), teacher_batch_size=128, student_epochs=20,
@@ -191,7 +203,9 @@ def recipe(profile: str, dataset: str = "fashion_mnist", version: str | None = N
     if version not in VERSIONS[profile]:
         raise ValueError(f"unknown recipe version {version!r} for profile {profile!r}; choose one of: "
                          f"{', '.join(VERSIONS[profile])}")
-    return _v1(profile, dataset) if version == "v1" else _v2(profile, dataset)
+    r = _v1(profile, dataset) if version == "v1" else _v2(profile, dataset)
+    # the GPU script's budget may run the first seeds only (`seed_cap`); the runs themselves do not change
+    return replace(r, seeds=capped(r.seeds), policy_seeds=capped(r.policy_seeds))
 
 
 __all__ = ["ALPHA", "BASE_POLICY", "CPU_WIDTHS", "DATASETS", "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES",

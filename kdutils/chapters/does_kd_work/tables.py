@@ -9,9 +9,8 @@ import math
 import os
 from typing import Any
 
-import pandas as pd
-
 from kdutils.chapters.does_kd_work import plan as dkw
+from kdutils.lazy import pandas as pd
 from kdutils.report import present
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import stats

@@ -18,4 +18,4 @@ CHAPTER = Chapter(
     name="hinton", order=1, paper="Hinton, Vinyals & Dean (2015)", title="Distilling the Knowledge in a Neural Network",
     page="notebooks/hinton_report", pages=("notebooks/hinton_report", "notebooks/hinton_kd"),
     experiments=(plan.EXPERIMENT,), claims=(claims.CLAIM,), recipe=plan.recipe, run_all=plan.run_all,
-    verdicts=chapter_verdicts, plan=plan.plan, point_configs=plan.point_configs)
+    verdicts=chapter_verdicts, plan=plan.plan, point_configs=plan.point_configs, gpu_work=plan.gpu_work)

@@ -1,10 +1,8 @@
 """Hinton et al.: the chapter's claim and its verdict rule, judged from the recorded runs only."""
 from __future__ import annotations
 
-
-import pandas as pd
-
 from kdutils.chapters.hinton.plan import GAP_THRESHOLD, NUM_CLASSES, VERDICT_TAU, arm_name, recipe, results_table
+from kdutils.lazy import pandas as pd
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import stats

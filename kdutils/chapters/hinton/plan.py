@@ -23,13 +23,13 @@ The student sees un-jittered training images, so the teacher's logits are comput
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import pandas as pd
+import math
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from kdutils.config import DataConfig, RunConfig, TrainConfig
-from kdutils.store.profiles import check_profile, resolve_profile
+from kdutils.gpu.workload import ChapterWork, Work
+from kdutils.store.profiles import capped, check_profile, resolve_profile
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import Selection, load_selection, run_selection, selection_configs
 
@@ -43,6 +43,9 @@ VERDICT_TAU = 20.0
 GAP_THRESHOLD = 0.75  # "most of the way": the paper closes (146 - 74) / (146 - 67) = 91%
 MAX_NORM = 3.5
 NUM_CLASSES = 10
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: running the chapter needs only torch and numpy
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ RECIPES = {
                   select_student_epochs=3, seeds=(0, 1, 2, 3), sweep_seeds=(0, 1, 2),
                   notes="about 30 minutes on one free CPU core (over an hour on the shared 2-core machine it was "
                         "recorded on): teacher 60 epochs, students 10, selection on one seed with 3-epoch runs"),
+    "gpu": Recipe(n_train=None, n_test=None, val_size=10_000, teacher_epochs=60, student_epochs=10, batch_size=128,
+                  teacher_lrs=(0.02, 0.05, 0.1, 0.2), student_lrs=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+                  select_teacher_epochs=3, select_student_epochs=3, seeds=tuple(range(8)), sweep_seeds=(0, 1, 2, 3),
+                  notes="the cpu recipe with more seeds, for about two minutes of one H200 (`python -m kdutils "
+                        "gpu`): 8 seeds for the verdict's arms (cpu: 4), 4 for the rest of the sweep (cpu: 3)"),
     "full": Recipe(n_train=None, n_test=None, val_size=10_000, teacher_epochs=600, student_epochs=60, batch_size=128,
                    teacher_lrs=(0.03, 0.1, 0.3), student_lrs=(0.002, 0.005, 0.01, 0.02, 0.05),
                    select_teacher_epochs=60, select_student_epochs=30, seeds=tuple(range(10)),
@@ -98,7 +106,29 @@ RECIPES = {
 
 
 def recipe(profile: str) -> Recipe:
-    return RECIPES[check_profile(profile)]
+    """The profile's recipe, its seeds cut to an active `profiles.seed_cap` (the GPU script's budget)."""
+    r = RECIPES[check_profile(profile)]
+    return replace(r, seeds=capped(r.seeds), sweep_seeds=capped(r.sweep_seeds))
+
+
+def gpu_work(profile: str = "gpu") -> ChapterWork:
+    """What `run_all(profile)` trains, in epochs per architecture (for the GPU script's time budget)."""
+    r = RECIPES[check_profile(profile)]
+    n_all = 60_000 if r.n_train is None else r.n_train
+    fit = (n_all - r.val_size) / n_all  # selection runs train on the split minus the validation images
+    arms = 1 + len(TAUS)  # alone + one arm per temperature
+    teacher = Work("hinton teacher mlp_1200x2", "mlp_1200x2", _data(r), r.batch_size,
+                   fixed_epochs=fit * len(r.teacher_lrs) * r.select_teacher_epochs + r.teacher_epochs,
+                   epochs_per_seed=0, runs_fixed=len(r.teacher_lrs) + 1,
+                   model_kwargs={"input_dropout": 0.2, "dropout": 0.5, "max_norm": MAX_NORM})
+    # students: selection (every arm x lr, one seed), then per seed the two verdict arms and the other arms at
+    # the sweep's seeds (cut alike by the cap); trained together, 8 at a time
+    per_seed = 2 + (len(TAUS) - 1) * len(r.sweep_seeds) / len(r.seeds)
+    student = Work("hinton student mlp_800x2", "mlp_800x2", _data(r), r.batch_size,
+                   fixed_epochs=fit * arms * len(r.student_lrs) * r.select_student_epochs,
+                   epochs_per_seed=per_seed * r.student_epochs, runs_fixed=arms * len(r.student_lrs),
+                   runs_per_seed=math.ceil(per_seed), grouped=True)
+    return ChapterWork("hinton", len(r.seeds), 2, (teacher, student))
 
 
 def arm_name(tau: float | None, alpha: float = DEFAULT_ALPHA) -> str:
@@ -282,6 +312,8 @@ def results_table(profile: str, store: ResultStore | None = None) -> pd.DataFram
     cfgs = {"teacher": [p.teacher] if p.teacher else [], **p.finals}
     table = _table_of(store, cfgs)
     if table.empty:
+        import pandas as pd
+
         return pd.DataFrame(columns=list(COLUMNS.values()))
     table = table[[c for c in COLUMNS if c in table]].rename(columns=COLUMNS)
     table.loc[table.role != "distilled", ["tau", "alpha"]] = float("nan")
@@ -295,6 +327,8 @@ def selection_table(profile: str, store: ResultStore | None = None) -> pd.DataFr
     store = store or ResultStore()
     p = plan(profile, store)
     rows = [row for sel in p.selections.values() if sel is not None for row in sel.rows]
+    import pandas as pd
+
     if not rows:
         return pd.DataFrame(columns=["arm", "lr", "epochs", "status", "val_accuracy", "val_nll", "chosen"])
     table = pd.DataFrame(rows)
@@ -314,5 +348,5 @@ def untuned_records(store: ResultStore | None = None, lr: float = 0.05) -> pd.Da
     return old.rename(columns=COLUMNS)[[v for k, v in COLUMNS.items() if k in old]].reset_index(drop=True)
 
 
-__all__ = ["EXPERIMENT", "PAPER", "PAPER_ERRORS", "RECIPES", "TAUS", "Plan", "configs", "plan", "point_configs",
+__all__ = ["EXPERIMENT", "PAPER", "PAPER_ERRORS", "RECIPES", "TAUS", "Plan", "configs", "gpu_work", "plan", "point_configs",
            "results_table", "run_all", "selection_table", "untuned_records"]

@@ -319,6 +319,8 @@ def scales_markdown() -> str:
                    "the gap closed is measured against a weaker teacher; the temperature sweep has "
                    f"{len(r.sweep_seeds)} seed(s) per temperature and no verdict, so differences between "
                    "temperatures are descriptive only.",
+            "gpu": "Can show what `cpu` shows with twice the paired seeds; `python -m kdutils gpu` may run fewer "
+                   "seeds to fit its time budget, and its report says how many.",
             "full": "Not the paper's recipe (the paper gives little beyond the regularisation), but one that runs "
                     f"at every temperature with tuned rates: {len(r.seeds)} seeds per verdict arm, "
                     f"{len(r.sweep_seeds)} per other temperature; `python -m kdutils run hinton --profile full`.",

@@ -15,4 +15,4 @@ CHAPTER = Chapter(
            "notebooks/invariance_modelnet_demo"),
     experiments=tuple(recipes.experiment_name(p) for p in recipes.PAIRS), claims=tuple(claims.CLAIMS.values()) + (collapse.TEXT,),
     recipe=recipes.recipe, run_all=plan.run_all, verdicts=collapse.chapter_verdicts, plan=plan.configs,
-    point_configs=plan.point_configs)
+    point_configs=plan.point_configs, gpu_work=plan.gpu_work)

@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from kdutils.chapters.invariance.recipes import (DATASETS, K_FOLDS, PAIRS, TAUS, _row_label, check_pair,
                                                  experiment_name)
 from kdutils.chapters.invariance.tables import figure_rows, results_table
+from kdutils.lazy import pandas as pd
 from kdutils.store.provenance import code_status_sentence
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import gates, stats

@@ -37,12 +37,13 @@ import torch
 from kdutils.chapters.invariance.recipes import (DATASETS, EXPERIMENT_PREFIX, K_FOLDS, PAIR_INFO, PROFILE_TAUS,
                                                  RUN_ORDER, Stage, arm_key, check_pair, kd_config, recipe,
                                                  resolve_dataset, resolve_students, student_config, teacher_config,
-                                                 transformation, FOLDS, PAIRS, REVERSE_TAUS, resolve_direction,
-                                                 resolve_fold)
+                                                 transformation, FOLDS, PAIRS, REVERSE_TAUS, Net, _data,
+                                                 resolve_direction, resolve_fold)
 from kdutils.config import RunConfig
 from kdutils.data.symmetry import TRANSFORMATIONS
 from kdutils.metrics import agreement, flip_rate, invariance_metric, predict_logits, predictive_kl
-from kdutils.store.profiles import check_profile
+from kdutils.gpu.workload import ChapterWork, Work
+from kdutils.store.profiles import capped, check_profile
 from kdutils.store.store import ResultStore
 from kdutils.training import runner
 
@@ -57,10 +58,43 @@ from kdutils.training import runner
 # The KD candidates learn from the fold-0 final teachers; they see the teacher's logits only on their own
 # training inputs, and are scored on the held-out split.
 
-LR_GRID = {"smoke": (1e-3, 3e-3), "cpu": (5e-4, 1.5e-3, 4.5e-3, 1.35e-2), "full": (3e-4, 1e-3, 3e-3)}
+LR_GRID = {"smoke": (1e-3, 3e-3), "cpu": (5e-4, 1.5e-3, 4.5e-3, 1.35e-2), "gpu": (5e-4, 1.5e-3, 4.5e-3),
+           "full": (3e-4, 1e-3, 3e-3)}
 SELECT_TAU = 4.0
-SELECT_VAL_SIZE = {"smoke": 128, "cpu": 10_000, "full": 10_000}
-SELECT_EPOCH_FRACTION = {"smoke": 1.0, "cpu": 0.3, "full": 0.5}
+SELECT_VAL_SIZE = {"smoke": 128, "cpu": 10_000, "gpu": 10_000, "full": 10_000}
+SELECT_EPOCH_FRACTION = {"smoke": 1.0, "cpu": 0.3, "gpu": 0.5, "full": 0.5}
+
+
+def gpu_work(profile: str = "gpu") -> ChapterWork:
+    """What `run_all(profile)` trains, in epochs per architecture (for the GPU script's time budget): per pair,
+    the selection (stage 1: teachers and students alone; stage 2: every KD arm) and, per fold, both teachers,
+    each student alone and augmented, and its KD arms (4 per temperature, plus the reverse KL at 2)."""
+    check_profile(profile)
+    works = []
+    grid, fraction = len(LR_GRID[profile]), SELECT_EPOCH_FRACTION[profile]
+    kd_runs = 4 * len(PROFILE_TAUS[profile]) + len([t for t in PROFILE_TAUS[profile] if t in REVERSE_TAUS])
+    for pair in RUN_ORDER:
+        dataset = PAIR_INFO[pair].default_dataset
+        rec = recipe(pair, profile, dataset)
+        data = _data(pair, profile, dataset, 0)
+
+        def work(label: str, net: Net, stage: Stage, fixed: float, per_fold: float, runs_fixed: int,
+                 runs_per_fold: int) -> Work:
+            return Work(f"invariance {pair} {label}", net.model, data, stage.batch_size, fixed, per_fold,
+                        runs_fixed, runs_per_fold, dict(net.kwargs))
+
+        works.append(work("teacher", rec.teacher, rec.teacher_train,
+                          grid * max(1, round(rec.teacher_train.epochs * fraction)), rec.teacher_train.epochs, grid, 1))
+        works.append(work("teacher'", rec.teacher_prime, rec.teacher_prime_train,
+                          grid * max(1, round(rec.teacher_prime_train.epochs * fraction)),
+                          rec.teacher_prime_train.epochs, grid, 1))
+        for s in rec.default_students:
+            select = grid * (2 * max(1, round(rec.student_train.epochs * fraction))
+                             + (len(PROFILE_TAUS[profile]) + 3) * max(1, round(rec.distill_train.epochs * fraction)))
+            works.append(work(f"student {s}", rec.students[s], rec.distill_train, select,
+                              2 * rec.student_train.epochs + kd_runs * rec.distill_train.epochs,
+                              grid * (len(PROFILE_TAUS[profile]) + 5), 2 + kd_runs))
+    return ChapterWork("invariance", len(FOLDS[profile]), min(2, len(FOLDS[profile])), tuple(works))
 
 
 def tuned_datasets(pair: str) -> tuple[str, ...]:
@@ -400,7 +434,7 @@ def configs(profile: str, pairs: Iterable[str] | None = None, taus: Iterable[flo
     check_profile(profile)
     pairs = PAIRS if pairs is None else tuple(pairs)
     taus = PROFILE_TAUS[profile] if taus is None else tuple(float(t) for t in taus)
-    folds = FOLDS[profile] if folds is None else tuple(folds)
+    folds = capped(FOLDS[profile]) if folds is None else tuple(folds)  # the GPU script's budget may cut folds
     seen: dict[str, RunConfig] = {}
     for fold in folds:
         for pair in pairs:

@@ -24,8 +24,8 @@ REVERSE_TAUS = (1.0, 4.0)
 K_FOLDS = 5
 ALPHA = 1.0
 # smoke keeps two temperatures so the whole chapter trains in seconds under the tests.
-PROFILE_TAUS = {"smoke": (1.0, 4.0), "cpu": TAUS, "full": TAUS}
-FOLDS = {"smoke": (0,), "cpu": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
+PROFILE_TAUS = {"smoke": (1.0, 4.0), "cpu": TAUS, "gpu": TAUS, "full": TAUS}
+FOLDS = {"smoke": (0,), "cpu": (0, 1, 2), "gpu": (0, 1, 2, 3), "full": (0, 1, 2, 3, 4)}
 DIRECTIONS = ("auto", "forward", "reverse")
 ROLES = ("teacher", "teacher_prime", "student", "student_aug", "self", "self_aug", "distilled",
          "distilled_prime")
@@ -46,20 +46,24 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo(10, "MNIST", {p: {} for p in FOLDS}, ("circshift4", "shift4c"), None),
     "set_mnist_jitter": DatasetInfo(
-        10, "set-MNIST", {"smoke": {"n_points": 32}, "cpu": {"n_points": 64}, "full": {"n_points": 100}},
+        10, "set-MNIST", {"smoke": {"n_points": 32}, "cpu": {"n_points": 64}, "gpu": {"n_points": 64},
+                          "full": {"n_points": 100}},
         ("translate_xy0.25", "translatexy0.25"), ("permute", "permute"),
         "MNIST digits as sets of lit pixels (x, y, intensity), listed in raster order, (x, y) jittered by "
         f"+-{SET_MNIST_JITTER} to break kNN ties"),
     "set_mnist": DatasetInfo(
-        10, "set-MNIST (no jitter)", {"smoke": {"n_points": 32}, "cpu": {"n_points": 64}, "full": {"n_points": 100}},
+        10, "set-MNIST (no jitter)", {"smoke": {"n_points": 32}, "cpu": {"n_points": 64}, "gpu": {"n_points": 64},
+                                      "full": {"n_points": 100}},
         ("translate_xy0.25", "translatexy0.25"), ("permute", "permute"),
         "MNIST digits as sets of lit pixels (x, y, intensity), listed in raster order"),
     "modelnet40": DatasetInfo(
-        40, "ModelNet40", {"smoke": {"n_points": 64}, "cpu": {"n_points": 256}, "full": {"n_points": 1000}},
+        40, "ModelNet40", {"smoke": {"n_points": 64}, "cpu": {"n_points": 256}, "gpu": {"n_points": 256},
+                           "full": {"n_points": 1000}},
         ("translate_xyz0.1", "translate0.1"), ("permute", "permute"),
         "PointNet++ resampled text files; the shared copy is a 156-shape subset (demo only)"),
     "modelnet40_h5": DatasetInfo(
-        40, "ModelNet40 (HDF5)", {"smoke": {"n_points": 64}, "cpu": {"n_points": 256}, "full": {"n_points": 1000}},
+        40, "ModelNet40 (HDF5)", {"smoke": {"n_points": 64}, "cpu": {"n_points": 256}, "gpu": {"n_points": 256},
+                                  "full": {"n_points": 1000}},
         ("translate_xyz0.1", "translate0.1"), ("permute", "permute")),
     "hls4ml_jets": DatasetInfo(
         5, "hls4ml LHC jets", {p: {"n_constituents": 16} for p in FOLDS}, None, ("permute", "permute"),
@@ -156,6 +160,12 @@ def _resnet_mlp(profile: str) -> Recipe:
         return Recipe(8000, 5000, aps, aps, _MNIST_STUDENTS, ("mlp256",), Stage(3, 64, 2e-3, schedule="cosine"),
                       Stage(1, 64, 2e-3, schedule="cosine"), Stage(5, 64, 1e-3, schedule="cosine"),
                       Stage(5, 64, 1e-3, schedule="cosine"))
+    if profile == "gpu":
+        # every image of each fold, a wider APS-ResNet-18 than cpu, batch 256 for the GPU's sake
+        aps = Net("aps_resnet18", {"width": 16})
+        return Recipe(None, None, aps, aps, _MNIST_STUDENTS, ("mlp256",), Stage(3, 256, 2e-3, schedule="cosine"),
+                      Stage(1, 256, 2e-3, schedule="cosine"), Stage(4, 256, 1e-3, schedule="cosine"),
+                      Stage(4, 256, 1e-3, schedule="cosine"))
     # The authors: teacher 10 epochs, teacher' 2, student alone 5, distillation 10; Adam 1e-3, batch 64.
     aps = Net("aps_resnet18", {"width": 64})
     return Recipe(None, None, aps, aps, _MNIST_STUDENTS, ("mlp2048", "mlp256"), Stage(10, 64, 1e-3),
@@ -189,6 +199,15 @@ def _dgcnn_deepsets(profile: str, dataset: str) -> Recipe:
                        "dsequiv": Net("deepsets_equiv", ds)}, ("dsinv", "dsequiv"),
                       Stage(t_ep, 32, 2e-3, schedule="cosine"), Stage(t_ep, 32, 2e-3, schedule="cosine"),
                       Stage(s_ep, 128, 2e-3, schedule="cosine"), Stage(s_ep, 128, 2e-3, schedule="cosine"))
+    if profile == "gpu":  # the cpu nets on every set of each fold, larger batches
+        dg = {"k": 10, "emb_dims": 128, "mlp_widths": (64,)}
+        ds = {"phi": (64, 64, 64), "rho": (64,)}
+        return Recipe(None, None, Net("dgcnn", {**dg, "widths": (16, 16, 32, 64)}),
+                      Net("dgcnn", {**dg, "widths": (16, 16)}),
+                      {"dsinv": Net("deepsets_inv", {**ds, "pool": "max", "activation": "tanh", "dropout": 0.5}),
+                       "dsequiv": Net("deepsets_equiv", ds)}, ("dsinv", "dsequiv"),
+                      Stage(3, 128, 2e-3, schedule="cosine"), Stage(3, 128, 2e-3, schedule="cosine"),
+                      Stage(3, 256, 2e-3, schedule="cosine"), Stage(3, 256, 2e-3, schedule="cosine"))
     # The authors (ModelNet40, 1000 points): DGCNN k=20, EdgeConv 64-64-128-256, embedding 1024, MLP 512-256,
     # dropout 0.5, batch 32, Adam 1e-3, wd 1e-7, 200 epochs; DGN' keeps two EdgeConv layers. Students: DeepSets
     # phi [256]*3, rho [256], max pooling, tanh, dropout 0.5, batch 128, Adam 1e-3, up to 1000 epochs with
@@ -228,6 +247,9 @@ def _deepsets_mlp(profile: str, dataset: str) -> Recipe:
         teach, stud = Stage(8, 64, 1.5e-3, schedule="cosine"), Stage(2, 64, 1.5e-3, schedule="cosine")
         return Recipe(48000 if subset else None, 5000 if subset else None, teacher, prime, students, ("mlp",),
                       teach, teach, stud, stud)
+    if profile == "gpu":
+        teach, stud = Stage(8, 256, 1.5e-3, schedule="cosine"), Stage(3, 256, 1.5e-3, schedule="cosine")
+        return Recipe(None, None, teacher, prime, students, ("mlp",), teach, teach, stud, stud)
     stage = Stage(100, 256, 1.5e-3)
     return Recipe(None, None, teacher, prime, students, ("mlp",), stage, stage, stage, stage)
 

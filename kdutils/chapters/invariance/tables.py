@@ -5,11 +5,11 @@ import json
 from typing import Any, Iterable
 
 import numpy as np
-import pandas as pd
 
 from kdutils.chapters.invariance.plan import configs, select_lrs, tuned_datasets
 from kdutils.chapters.invariance.recipes import (COLLAPSE_FACTOR, DATASETS, PAIR_INFO, PAIRS, ROLES, check_pair,
                                                  experiment_name, recipe, resolve_dataset, _row_label)
+from kdutils.lazy import pandas as pd
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import ROLE_PREFIX
 from kdutils.verdicts.verdict import FAILED_STATUSES

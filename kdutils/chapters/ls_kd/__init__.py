@@ -10,4 +10,5 @@ CHAPTER = Chapter(
     title="Revisiting Label Smoothing and Knowledge Distillation Compatibility: What was Missing?",
     page="notebooks/ls_kd_report", pages=("book/ls_kd", "notebooks/ls_kd_report", "notebooks/ls_kd_point"),
     experiments=(recipes.EXPERIMENT, recipes.ANALYSIS), claims=tuple(claims.CLAIMS), recipe=recipes.recipe,
-    run_all=plan.run_all, verdicts=claims.chapter_verdicts, plan=plan.plan, point_configs=plan.point_configs)
+    run_all=plan.run_all, verdicts=claims.chapter_verdicts, plan=plan.plan, point_configs=plan.point_configs,
+    gpu_work=plan.gpu_work)

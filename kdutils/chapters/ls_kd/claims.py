@@ -22,9 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from kdutils.chapters.ls_kd import plan as ls_kd, recipes
+from kdutils.lazy import pandas as pd
 from kdutils.report import present
 from kdutils.store.provenance import code_status_sentence
 from kdutils.store.store import ResultStore

@@ -33,13 +33,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from kdutils.chapters.ls_kd.analysis import analyse_runs, analyse_teacher
-from kdutils.chapters.ls_kd.recipes import (TAUS, _check_model, alone_arm, alone_config, alone_selection, load_analysis,
-                                            recipe, student_arm, student_config, student_selection, teacher_arm,
-                                            teacher_config, teacher_selection)
+from kdutils.chapters.ls_kd.recipes import (MATCH_TAUS, RECIPES, TAUS, _check_model, _data, _kwargs, alone_arm,
+                                            alone_config, alone_selection, load_analysis, recipe, student_arm,
+                                            student_config, student_selection, teacher_arm, teacher_config,
+                                            teacher_selection)
 from kdutils.config import RunConfig
-from kdutils.store.profiles import resolve_profile
+from kdutils.gpu.workload import ChapterWork, Work
+from kdutils.store.profiles import check_profile, resolve_profile
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import Selection, load_selection, run_selection
+
+
+def gpu_work(profile: str = "gpu") -> ChapterWork:
+    """What `run_all(profile)` trains, in epochs per architecture (for the GPU script's time budget)."""
+    r = RECIPES[check_profile(profile)]
+    n_all = 60_000 if r.n_train is None else r.n_train
+    fit = (n_all - r.val_size) / n_all  # selection runs train on the split minus the validation images
+    n_ls = len(r.ls_values)
+    teacher = Work(f"ls_kd teacher {r.teacher_model}", r.teacher_model, _data(r), r.batch_size,
+                   fixed_epochs=n_ls * (fit * len(r.teacher_lrs) * (r.select_teacher_epochs or r.select_epochs)
+                                        + r.teacher_epochs),
+                   epochs_per_seed=0, runs_fixed=n_ls * (len(r.teacher_lrs) + 1),
+                   model_kwargs=_kwargs(r, r.teacher_model))
+    works = [teacher]
+    for model in r.student_models:
+        arms = n_ls * len(TAUS) + len(MATCH_TAUS) + 1  # distilled arms, matched-entropy arms, alone
+        per_seed = arms + 2 * (len(r.student_lrs) - 1)  # + claim 1 at every common rate (both teachers, tau 1)
+        works.append(Work(f"ls_kd student {model}", model, _data(r), r.batch_size,
+                          fixed_epochs=fit * arms * len(r.student_lrs) * r.select_epochs,
+                          epochs_per_seed=per_seed * r.student_epochs, runs_fixed=arms * len(r.student_lrs),
+                          runs_per_seed=per_seed, model_kwargs=_kwargs(r, model), grouped=True))
+    return ChapterWork("ls_kd", len(r.seeds), min(2, len(r.seeds)), tuple(works))
 
 
 # ---- the plan -------------------------------------------------------------------------------------------------
@@ -246,4 +270,4 @@ def analyse(p: Plan, store: ResultStore) -> None:
     analyse_runs([c for cfgs in p.finals.values() for c in cfgs], store)
 
 
-__all__ = ["Plan", "configs", "plan", "point_configs", "run_all"]
+__all__ = ["Plan", "configs", "gpu_work", "plan", "point_configs", "run_all"]

@@ -1,12 +1,12 @@
 """Chandrasegaran et al.: the chapter's constants, the paper's numbers, recipes per profile and the run configs of\nevery arm (teachers with and without label smoothing, students at each tau, students alone)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.losses import check_smoothing, check_tau
-from kdutils.store.profiles import check_profile
+from kdutils.store.profiles import capped, check_profile
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import selection_configs
 
@@ -92,6 +92,13 @@ RECIPES = {
                         "rates and the analysis in one process, 8.5 minutes (7.6 minutes of CPU time): about 28 "
                         "minutes of one thread in all; the teachers' candidate 1.0 was added afterwards (0.3 had been chosen "
                         "at the top of the grid for the LS teacher) and lost for both (2 more minutes)"),
+    "gpu": Recipe(n_train=None, n_test=None, val_size=5_000, teacher_model="resnet20", student_models=("mlp",),
+                  teacher_epochs=12, student_epochs=8, batch_size=256, teacher_lrs=(0.05, 0.1, 0.2),
+                  student_lrs=(0.01, 0.03, 0.1, 0.3), select_epochs=3, select_teacher_epochs=3,
+                  seeds=tuple(range(8)), teacher_augment="crop2+flip", model_kwargs={"mlp": {"hidden": [128]}},
+                  notes="sized for about a minute of one H200 (`python -m kdutils gpu`): ResNet-20 teachers (one "
+                        "per LS value) 12 epochs with crop/flip on all of Fashion-MNIST, MLP-128 students 8 epochs "
+                        "at batch 256 trained together, selection with 3-epoch runs, 8 seeds (cpu: 5)"),
     "full": Recipe(n_train=None, n_test=None, val_size=10_000, teacher_model="resnet56",
                    student_models=("resnet20", "resnet56"), teacher_epochs=200, student_epochs=200,
                    batch_size=128, teacher_lrs=(0.05, 0.1, 0.2), student_lrs=(0.01, 0.05, 0.1),
@@ -103,7 +110,9 @@ RECIPES = {
 
 
 def recipe(profile: str) -> Recipe:
-    return RECIPES[check_profile(profile)]
+    """The profile's recipe, its seeds cut to an active `seed_cap` (the GPU script's budget)."""
+    r = RECIPES[check_profile(profile)]
+    return replace(r, seeds=capped(r.seeds))
 
 
 def _train(r: Recipe, epochs: int, lr: float, augment: str) -> TrainConfig:

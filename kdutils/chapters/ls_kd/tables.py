@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from kdutils.chapters.ls_kd import plan as ls_kd, recipes
 from kdutils.chapters.ls_kd.claims import (CHANCE_PCT, CLASS_NAMES, MATCH_DIRECTION, _pm, _scores, _tau, analysis_of,
                                            diffusion_rows, results_frame, selection_frame)
+from kdutils.lazy import pandas as pd
 from kdutils.report import present
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import stats

@@ -13,4 +13,4 @@ CHAPTER = Chapter(
     title="Less or More From Teacher: Exploiting Trilateral Geometry for Knowledge Distillation",
     page="notebooks/tgeo_report", pages=("book/tgeo", "notebooks/tgeo_report", "notebooks/tgeo_point"),
     experiments=(plan.EXPERIMENT,), claims=tuple(claims.CLAIMS), recipe=plan.recipe, run_all=plan.run_all,
-    verdicts=claims.chapter_verdicts, plan=plan.plan)
+    verdicts=claims.chapter_verdicts, plan=plan.plan, gpu_work=plan.gpu_work)

@@ -13,10 +13,10 @@ import math
 from typing import Iterable
 
 import numpy as np
-import pandas as pd
 
 from kdutils.chapters.tgeo.plan import (ARMS, ARM_LABELS, BASELINE_ARMS, CHANCE_ACCURACY, EXPERIMENT, METHOD_ARM,
                                         Plan, motivation_cells, plan, recipe, results_table, tgeo_alpha_records)
+from kdutils.lazy import pandas as pd
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
 from kdutils.store.provenance import code_status_sentence

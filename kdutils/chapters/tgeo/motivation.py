@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
+
+from kdutils.lazy import pandas as pd
 
 __all__ = ["student_teacher_distance", "MotivationGroups", "motivation_groups", "group_accuracy",
            "summarise_by_group"]

@@ -24,11 +24,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pandas as pd
-
 from kdutils.chapters.tgeo.arms import ArmSpec
 from kdutils.config import DataConfig, RunConfig, TrainConfig
-from kdutils.store.profiles import check_profile
+from kdutils.gpu.workload import ChapterWork, Work
+from kdutils.lazy import pandas as pd
+from kdutils.store.profiles import capped, check_profile
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import ROLE_PREFIX, Selection, load_selection, selection_configs
 
@@ -104,6 +104,13 @@ RECIPES: dict[str, Recipe] = {
                         "about 15 of the 34 minutes measured), MLP-64 students of 15 "
                         "epochs (13 arms x 3 lr candidates + 5 seeds), the motivation experiment at 5 seeds; "
                         "measured: 34 minutes in all, with two other single-thread jobs on the 2 cores"),
+    "gpu": Recipe(dataset="fashion_mnist", n_train=None, n_test=None, val_size=5_000, teacher="resnet20",
+                  student_kwargs={"hidden": [128]}, teacher_epochs=15, select_teacher_epochs=3,
+                  teacher_lrs=(0.03, 0.1, 0.3), student_epochs=6, select_student_epochs=3, motivation_pre_epochs=3,
+                  motivation_epochs=3, batch_size=256, student_lrs=(0.01, 0.03, 0.1), seeds=tuple(range(8)),
+                  notes="sized for about a minute of one H200 (`python -m kdutils gpu`): all of Fashion-MNIST "
+                        "(5,000 held out), ResNet-20 teacher 15 epochs, MLP-128 students 6 epochs at batch 256, "
+                        "selection with 3-epoch runs, 8 seeds (cpu: 5)"),
     "full": Recipe(dataset="fashion_mnist", n_train=None, n_test=None, val_size=5_000, teacher="resnet56",
                    student_kwargs={"hidden": [128]}, teacher_epochs=60, select_teacher_epochs=15,
                    teacher_lrs=(0.03, 0.1, 0.3), student_epochs=60, select_student_epochs=30,
@@ -120,6 +127,7 @@ CIFAR100_OVERRIDES = dict(dataset="cifar100", teacher="resnet56", student="resne
 def recipe(profile: str, dataset: str | None = None) -> Recipe:
     """The profile's recipe; dataset="cifar100" swaps in the paper's data and ResNet-56 -> ResNet-20 pair."""
     r = RECIPES[check_profile(profile)]
+    r = replace(r, seeds=capped(r.seeds))  # the GPU script's budget may run the first seeds only
     if dataset is None or dataset == r.dataset:
         return r
     if dataset != "cifar100":
@@ -130,6 +138,28 @@ def recipe(profile: str, dataset: str | None = None) -> Recipe:
 
 def _data(r: Recipe) -> DataConfig:
     return DataConfig(dataset=r.dataset, n_train=r.n_train, n_test=r.n_test, val_size=r.val_size)
+
+
+#: Sample-wise arms cost more than a plain KD step (f_w's bilevel step, RW's reweighting): charged at this
+#: many plain student epochs per epoch, a rough figure until the bench record of this chapter measures it.
+_COSTLY_ARM_FACTOR = 3.0
+
+
+def gpu_work(profile: str = "gpu") -> ChapterWork:
+    """What `run_all(profile)` trains, in epochs per architecture (for the GPU script's time budget)."""
+    r = RECIPES[check_profile(profile)]
+    costly = len(FEATURE_ARMS) + 1  # the TGeo arms and RW-KD
+    arm_units = len(ARMS) - costly + costly * _COSTLY_ARM_FACTOR
+    teacher = Work(f"tgeo teacher {r.teacher}", r.teacher, _data(r), r.batch_size,
+                   fixed_epochs=len(r.teacher_lrs) * r.select_teacher_epochs + r.teacher_epochs, epochs_per_seed=0,
+                   runs_fixed=len(r.teacher_lrs) + 1, model_kwargs=dict(r.teacher_kwargs))
+    student = Work(f"tgeo student {r.student}", r.student, _data(r), r.batch_size,
+                   fixed_epochs=arm_units * len(r.student_lrs) * r.select_student_epochs,
+                   epochs_per_seed=arm_units * r.student_epochs + r.motivation_pre_epochs
+                   + len(MOTIVATION_ALPHAS) * r.motivation_epochs,
+                   runs_fixed=len(ARMS) * len(r.student_lrs), runs_per_seed=len(ARMS) + 1 + len(MOTIVATION_ALPHAS),
+                   model_kwargs=dict(r.student_kwargs))
+    return ChapterWork("tgeo", len(r.seeds), 2, (teacher, student))
 
 
 def _train(r: Recipe, epochs: int, lr: float, augment: str) -> TrainConfig:
@@ -449,5 +479,5 @@ def tgeo_alpha_records(profile: str, store: ResultStore | None = None, p: Plan |
 
 
 __all__ = ["ARMS", "EXPERIMENT", "PAPER", "RECIPES", "Plan", "all_arm_configs", "arm_config", "motivation_cells",
-           "motivation_configs", "plan", "point_records", "recipe", "results_table", "run_all", "run_config",
+           "gpu_work", "motivation_configs", "plan", "point_records", "recipe", "results_table", "run_all", "run_config",
            "selection_table", "teacher_config", "tgeo_alpha_records"]
