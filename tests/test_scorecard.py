@@ -59,6 +59,17 @@ def test_a_new_claim_waiting_for_its_runs_beside_judged_ones_is_no_error(tmp_pat
     assert list(card["label"]) == ["inconclusive at this scale", "not yet run"]
 
 
+def test_the_smoke_scratch_store_may_hold_partial_runs(tmp_path):
+    """Tests fill the smoke store with partial runs (a unit test's teacher without its students), so a smoke
+    scorecard shows them as waiting instead of failing the notebook that draws it."""
+    (tmp_path / "x_exp").mkdir()
+    (tmp_path / "x_exp" / "k.json").write_text(json.dumps({"status": "ok", "key": "k",
+                                                           "config": {"profile": "smoke", "experiment": "x_exp"}}))
+    store = ResultStore(tmp_path)
+    card = scorecard.scorecard("smoke", store=store, chapters=(_chapter(_not_recorded),))
+    assert set(card["label"]) == {"not yet run"}
+
+
 def test_verdicts_come_from_the_chapter_function():
     seen = {}
 
