@@ -16,15 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard must be K/N with integers, e.g. 0/2; got {text!r}") from None
-    if not (n >= 1 and 0 <= k < n):
-        raise argparse.ArgumentTypeError(f"--shard K/N needs 0 <= K < N, got {text!r}")
-    return k, n
+from kdutils.sweeps.shards import parse_shard
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.ls_kd.run_v3", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="cpu", choices=sorted(RECIPES_V3))
-    ap.add_argument("--shard", type=_shard, default=(0, 1), help="K/N: train shard K of N (default 0/1: all)")
+    ap.add_argument("--shard", type=parse_shard, default=(0, 1), help="K/N: train shard K of N (default 0/1: all)")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost; train nothing")
     args = ap.parse_args(argv)
     k, n = args.shard
