@@ -1,6 +1,6 @@
 """The Hinton chapter's paper-scale results (profile `paper`): tables and figures built from the records alone.
 
-`hinton_paper` says which runs exist and reads them; `hinton_claims` holds the rules; this module presents
+`paper_plan` says which runs exist and reads them; `paper_claims` declares and judges the claims; this module presents
 them, with the paper's number beside ours wherever the paper gives one. Every function copes with missing
 records (it says "not yet run" or returns None), so the book renders while runs are still going.
 """
