@@ -6,7 +6,8 @@ import pytest
 
 from kdutils.chapters.hinton import plan as hinton, claims
 from kdutils.store.store import ResultStore
-from kdutils.verdicts.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, PARTLY, REPRODUCED
+from kdutils.verdicts.verdict import (INCONCLUSIVE, MIXED, NOT_REPRODUCED, NOT_TESTABLE, NOT_YET_RUN, PARTLY,
+                                      REPRODUCED)
 
 
 def _table(teacher: float, alone: list[float], kd: list[float], kd_status: list[str] | None = None) -> pd.DataFrame:
@@ -29,15 +30,29 @@ def test_paper_like_numbers_are_reproduced():
     assert "profile `cpu`" in v.scale and "CPU (1 thread)" in v.scale
 
 
-def test_a_small_gain_within_noise_is_inconclusive():
+def test_a_small_gain_within_noise_closing_surely_less_than_75_percent_is_not_reproduced():
+    # a gain inside the noise, yet the share of the gap closed (3% [-39%, 45%]) lies wholly below 75%
     v = claims.verdict(_table(80, [140, 132, 150], [135, 140, 139]), "cpu")
+    assert v.label == NOT_REPRODUCED and "no part reproduced" in v.reason
+    assert [p.label for p in v.parts] == [INCONCLUSIVE, NOT_REPRODUCED]
+
+
+def test_noisy_seeds_on_both_parts_are_inconclusive():
+    v = claims.verdict(_table(80, [140, 132, 150], [100, 140, 85]), "cpu")
     assert v.label == INCONCLUSIVE and "contains 0" in v.evidence
 
 
-def test_clear_gain_short_of_75_percent_is_partly_and_uncertain_fraction_inconclusive():
-    assert claims.verdict(_table(80, [140, 141, 139, 140], [120, 121, 119, 120]), "cpu").label == PARTLY  # 33%
-    # gains of 45-60 errors on a 60-error gap: fraction interval straddles 75%
-    assert claims.verdict(_table(80, [140, 141, 139], [95, 81, 89]), "cpu").label == INCONCLUSIVE
+def test_clear_gain_short_of_75_percent_is_mixed_and_uncertain_fraction_partly():
+    v = claims.verdict(_table(80, [140, 141, 139, 140], [120, 121, 119, 120]), "cpu")  # 33% of the gap
+    assert v.label == MIXED and "closes >= 75% of the gap" in v.reason
+    # gains of 45-60 errors on a 60-error gap: fewer errors surely, the share's interval straddles 75%
+    assert claims.verdict(_table(80, [140, 141, 139], [95, 81, 89]), "cpu").label == PARTLY
+
+
+def test_a_gain_surely_below_the_minimum_effect_is_not_reproduced():
+    # 5 errors fewer in every seed: real but smaller than the 15 errors that count (core part contradicted)
+    v = claims.verdict(_table(80, [140, 141, 139, 140], [135, 136, 134, 135]), "cpu")
+    assert v.label == NOT_REPRODUCED and v.parts[0].label == NOT_REPRODUCED and "minimum effect" in v.parts[0].reason
 
 
 def test_distillation_clearly_worse_is_not_reproduced():
@@ -47,7 +62,14 @@ def test_distillation_clearly_worse_is_not_reproduced():
 def test_weak_teacher_is_not_testable():
     # teacher 10 errors better than the student: below 2 binomial s.e. of a 1.4% error on 10,000 (23 errors)
     v = claims.verdict(_table(130, [140, 141, 139], [131, 130, 132]), "cpu")
-    assert v.label == NOT_TESTABLE and "minimum" in v.evidence
+    assert v.label == NOT_TESTABLE and "minimum testable gap" in v.reason
+    assert [g.passed for g in v.gates] == [False] and v.stability is None
+
+
+def test_quick_verdict_is_not_counted_and_reports_stability():
+    v = claims.verdict(_table(67, [146, 150, 142, 148], [74, 76, 73, 75]), "cpu")
+    assert v.scored is False and v.claim == claims.QUICK_TEXT
+    assert v.stability is not None and v.stability.first_keys == (0, 2) and v.stability.second_keys == (1, 3)
 
 
 def test_a_diverged_t20_seed_counts_against_distillation():
