@@ -14,7 +14,7 @@ T=20 seeds 0-4 recorded); every minimum effect and threshold comes from the pape
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from kdutils.store.store import ResultStore
 from kdutils.verdicts import stats
 from kdutils.verdicts.gates import Gate
 from kdutils.verdicts.rules import Claim, Judgement, find, judge, stability, subset, to_verdict
-from kdutils.verdicts.verdict import (FAILED_STATUSES, NOT_TESTABLE, NOT_YET_RUN, Verdict, chance_error_rate)
+from kdutils.verdicts.verdict import FAILED_STATUSES, NOT_TESTABLE, NOT_YET_RUN, Verdict, chance_error_rate
 
 TEACHER_CONVERGED, ALONE_CONVERGED = "teacher converged", "student alone converged"
 Errors = Mapping[float, Mapping[Hashable, float]]  # temperature -> seed -> test errors
@@ -143,11 +143,12 @@ def _by_seed_subset(errors: Errors, keys) -> dict:
 
 # ---- from the records -----------------------------------------------------------------------------------------------
 
-def _scale(recs: PaperRecords, runs: Sequence[dict]) -> str:
+def _scale(runs: Sequence[dict]) -> str:
     from kdutils.report.present import short_device
 
-    devices = sorted({short_device(r.get("provenance", {}).get("device")) for r in runs if r})
-    return (f"profile `{PROFILE}`, MNIST (60,000 training images, 10,000 test images), {len(runs)} recorded runs, "
+    devices = sorted({short_device(d) for r in runs if r and (d := (r.get("provenance") or {}).get("device"))})
+    return (f"profile `{PROFILE}`, MNIST (60,000 training images, 10,000 test images), {len(runs)} recorded "
+            f"run{'' if len(runs) == 1 else 's'}, "
             + (", ".join(devices) or "device unknown"))
 
 
@@ -157,8 +158,8 @@ def _waiting(claim: Claim, what: str, have: Mapping[str, int], want: int, interi
     counts = ", ".join(f"{k} {v}" for k, v in have.items())
     so_far = (f" On the seeds recorded so far the rule would give: {interim.label} ({interim.reason})."
               if interim is not None and any(have.values()) else "")
-    return Verdict(claim.text, NOT_YET_RUN, f"{what}: {want} seeds per arm are pre-registered; recorded: "
-                   f"{counts or 'none'}.{so_far}", scale, scored=claim.scored)
+    reason = f"{want} seeds per arm pre-registered; recorded: {counts or 'none'}"
+    return Verdict(claim.text, NOT_YET_RUN, f"{what}: {reason}.{so_far}", scale, scored=claim.scored, reason=reason)
 
 
 def _teacher_gate(recs: PaperRecords) -> Gate:
@@ -173,7 +174,7 @@ def main_verdict(recs: PaperRecords) -> Verdict:
     alone = {s: errors_of(r) for s, r in alone_recs.items()}
     kd = {s: errors_of(r) for s, r in recs.main.get(arm_name(VERDICT_TAU), {}).items()}
     runs = [recs.teacher, *alone_recs.values(), *recs.main.get(arm_name(VERDICT_TAU), {}).values()]
-    scale = _scale(recs, [r for r in runs if r])
+    scale = _scale([r for r in runs if r])
     if recs.teacher is None:
         return _waiting(MAIN, "The teacher is not recorded yet", {"alone": len(alone), "T=20": len(kd)},
                         len(seeds), None, scale)
@@ -204,7 +205,7 @@ def temperature_verdicts(recs: PaperRecords) -> list[Verdict]:
     for claim, width, taus, judge_fn in ((FLAT, "2x300", C.FLAT_TAUS, judge_flat),
                                          (BAND, "2x30", (*C.LOW_TAUS, *C.BAND_TAUS, *C.HIGH_TAUS), judge_band)):
         errors, runs = _sweep(recs, width)
-        scale = _scale(recs, runs + ([recs.teacher] if recs.teacher else []))
+        scale = _scale(runs + ([recs.teacher] if recs.teacher else []))
         gates = [_teacher_gate(recs)]
         j = judge_fn(errors, gates)
         have = {_t(t): len(errors.get(t, {})) for t in taus}
@@ -213,6 +214,8 @@ def temperature_verdicts(recs: PaperRecords) -> list[Verdict]:
                                 scale))
             continue
         means = ", ".join(f"{_t(t)}: {np.mean(list(errors[t].values())):.1f}" for t in sorted(errors))
+        alone = [errors_of(r) for r in recs.sweep.get(width, {}).get(None, {}).values()]
+        means += f"; alone: {np.mean(alone):.1f} ({len(alone)} seeds)" if alone else "; alone: not recorded"
         stab = _stable(j, set(seeds), lambda ks: judge_fn(_by_seed_subset(errors, ks), gates).label)
         worst = max(j.parts, key=lambda f: abs(f.interval.mean) if f.interval is not None else 0.0)
         effect = (f"largest pairwise difference {worst.key.split(':')[0]}: {worst.effect}" if claim is FLAT else
@@ -238,7 +241,7 @@ def transfer_verdicts(recs: PaperRecords) -> list[Verdict]:
                                                (ONLY78, "only78", C.ONLY78_PAPER["shift"], judge_only78)):
         runs = recs.transfer.get(name, {})
         summ, failed = _summaries(runs, paper_shift)
-        scale = _scale(recs, list(runs.values()) + ([recs.teacher] if recs.teacher else []))
+        scale = _scale(list(runs.values()) + ([recs.teacher] if recs.teacher else []))
         gates = [_teacher_gate(recs)]
         j = judge_fn(summ, gates)
         if not set(seeds) <= set(summ):
@@ -258,8 +261,8 @@ def transfer_verdicts(recs: PaperRecords) -> list[Verdict]:
         paper_level = "98.6% of 3s right" if name == "no3" else "13.2% test error"
         mine = (f"{100 * (1 - m['test_opt_errors_in'] / m['n_in']):.1f}% of 3s right" if name == "no3" else
                 f"{100 * m['test_opt_errors'] / m['n']:.1f}% test error")
-        effect = (f"{j.parts[0].key}: {j.parts[0].effect}; with the shift chosen on the test set (the paper's "
-                  f"procedure): {mine} (paper {paper_level})")
+        effect = (f"{j.parts[0].key}, shift chosen on validation: {j.parts[0].effect}; shift chosen on the test set "
+                  f"(the paper's procedure): {mine}; paper: {paper_level}")
         stab = _stable(j, set(summ), lambda ks: judge_fn(subset(summ, ks), gates).label)
         out.append(to_verdict(j, evidence, scale, effect, stab))
     return out

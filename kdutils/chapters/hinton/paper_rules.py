@@ -98,8 +98,8 @@ def converged_gate(who: str, histories: Sequence[Sequence[Mapping[str, Any]]]) -
     if metric is None:
         return Gate(name, False, f"no learning curve (validation or test errors) in the {who}'s record(s)")
     which = ("the validation-error curve" if metric == "val_errors" else
-             "the test-error curve (the only curve these runs record: they train on all training images and hold "
-             "out no validation split; the curve decides testability only and chooses nothing)")
+             "the test-error curve (these runs train on all training images and hold out no validation split, so "
+             "they record no validation curve; the curve decides testability only and chooses nothing)")
     curves = [curve(h, metric) for h in histories]
     n = min(len(e) for e, _ in curves)
     epochs = curves[0][0][:n]
@@ -108,14 +108,15 @@ def converged_gate(who: str, histories: Sequence[Sequence[Mapping[str, Any]]]) -
         fall = window_fall(epochs, mean)
     except ValueError as err:
         return Gate(name, False, f"reads {which}: too short for the gate ({err})", {"points": n})
+    fall = round(fall, 6) + 0.0  # no "-0" on the page
     allowed = max(CONVERGENCE_MAX_FALL * float(mean[-1]), CONVERGENCE_MIN_ERRORS)
     measured = {"fall over the last quarter (errors)": fall, "allowed fall": allowed, "final errors": float(mean[-1]),
                 "runs": len(curves), "last epoch": float(epochs[-1])}
-    text = f"reads {which}, mean over {len(curves)} run(s): over the last {CONVERGENCE_WINDOW:.0%} of training"
+    text = (f"reads {which}, mean over {len(curves)} run(s): over the last {CONVERGENCE_WINDOW:.0%} of training the "
+            f"least-squares line changes by {(-fall) + 0.0:+.1f} errors (a fall of at most {allowed:.1f} allowed)")
     if fall > allowed:
-        return Gate(name, False, f"{text} it still falls by {fall:.1f} errors (more than {allowed:.1f}): still "
-                                 "improving", measured)
-    return Gate(name, True, f"{text} it falls by {fall:.1f} errors (at most {allowed:.1f} allowed)", measured)
+        return Gate(name, False, f"{text}: still improving", measured)
+    return Gate(name, True, text, measured)
 
 
 # ---- temperature -------------------------------------------------------------------------------------------------
