@@ -153,6 +153,22 @@ def test_bias_shift_summary_reads_the_validation_minimum():
     assert s["errors"] == 206 and s["errors_in"] == 133 and s["paper_shift_errors"] == 109
 
 
+def test_bias_shift_summary_keeps_the_validation_choice_apart_from_the_test_optimum():
+    """The verdict reads the shift chosen on validation; the test-set optimum (the paper's procedure) is only
+    reported beside it. Here they differ: validation is best at +1, test at +2."""
+    shifts = [0.0, 1.0, 2.0, 3.0]
+    bias = {"classes": [3], "shifts": shifts,
+            "val": {"errors": [300, 100, 120, 400], "errors_in": [0] * 4, "n": 10_000, "n_in": 1000},
+            "test": {"errors": [206, 130, 109, 500], "errors_in": [133, 40, 14, 0], "n": 10_000, "n_in": 1010}}
+    s = C.bias_shift_summary(bias, paper_shift=3.5)
+    assert (s["val_shift"], s["val_shift_errors"], s["val_shift_errors_in"]) == (1.0, 130, 40)
+    assert (s["test_opt_shift"], s["test_opt_errors"], s["test_opt_errors_in"]) == (2.0, 109, 14)
+    assert s["paper_shift_errors"] == 500  # the nearest recorded shift to 3.5 is 3.0
+    # the verdict's level part reads the validation choice: 1 - 40/1010 = 96.0% of 3s right, not 98.6%
+    j = P.judge_no3({k: s for k in range(3)})
+    assert j.parts[0].interval.mean == pytest.approx(100 * (1 - 40 / 1010))
+
+
 def _no3(after, after_in, k=0):
     return C.bias_shift_summary(_bias(206 + k, 133, 3.0, after + k, after_in + k), 3.5)
 
@@ -240,6 +256,18 @@ def test_paper_verdicts_read_the_records(tmp_path):
     _put(store, teacher, 67, _history(list(range(400, 280, -10))))
     after = {x.claim: x for x in P.paper_verdicts(store)}
     assert after[P.CLAIMS["main"]].label == NOT_TESTABLE and after[P.CLAIMS["no3"]].label == NOT_TESTABLE
+
+
+def test_a_student_alone_still_improving_makes_the_main_claim_not_testable(tmp_path):
+    from kdutils.chapters.hinton import plan as H
+
+    store, _ = _paper_store(tmp_path)
+    lr = min(H.recipe("paper").student_lrs)
+    for s, a in ALONE.items():  # still falling by 20 errors per 2 epochs at the end
+        _put(store, H.student_config("paper", lr, s), a, _history([a + 20 * k for k in range(7, -1, -1)]))
+    main = P.paper_verdicts(store)[0]
+    assert main.label == NOT_TESTABLE and "student alone converged: fails" in main.reason
+    assert "still improving" in main.reason and "test-error curve" in main.reason
 
 
 def test_an_incomplete_design_is_not_yet_run_with_the_interim_reading(tmp_path):
