@@ -116,6 +116,7 @@ def _run(args: argparse.Namespace) -> int:
 
     chapter = _chapter(args.chapter)
     params = _set_params(chapter.run_all, args.set or [])
+    params.update(_shard_param(chapter.run_all, args.chapter, getattr(args, "shard", None), params))
     profile = _profile(args.profile, "cpu", "run")
     _check_device()
     ResultStore().check_writable()  # before anything trains
@@ -124,6 +125,29 @@ def _run(args: argparse.Namespace) -> int:
     for rec in records:
         print(json.dumps({"role": rec["config"]["role"], "key": rec["key"], "status": rec["status"], **rec["metrics"]}))
     return 0
+
+
+def _shard_param(run_all, name: str, shard: Any, params: dict) -> dict:
+    """``--shard K/N`` -> run_all's `shard` setting (for the chapters whose run is split between processes);
+    the old ``--set shard K/N`` (also counted from 1) still works, with a line giving the new spelling."""
+    import inspect
+
+    from kdutils.sweeps.shards import parse_shard, say_old_spelling
+
+    if "shard" in params:
+        if shard is not None:
+            raise UsageError(f"--shard {shard} and --set shard {params['shard']} both given; give --shard only")
+        try:
+            old = parse_shard(params["shard"])
+        except ValueError as err:
+            raise UsageError(f"--set shard {params['shard']}: {err}") from None
+        say_old_spelling(f"--set shard {params['shard']}", old)
+        return {"shard": old}
+    if shard is None:
+        return {}
+    if "shard" not in inspect.signature(run_all).parameters:
+        raise UsageError(f"--shard {shard}: the {name} chapter's run is not split into shards; leave --shard out")
+    return {"shard": shard}
 
 
 #: `--set` names whose values must be numbers, checked here so the error names the flag (not a bare
@@ -188,6 +212,12 @@ def _set_params(run_all, pairs: list[list[str]]) -> dict:
     return params
 
 
+def _parse_shard(text: str):
+    from kdutils.sweeps.shards import parse_shard
+
+    return parse_shard(text)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from kdutils.bench.run import main as bench_main
 
@@ -233,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="the run scale (default: $KDUTILS_PROFILE, else cpu); wins over $KDUTILS_PROFILE")
     rn.add_argument("--set", nargs=2, action="append", metavar=("NAME", "VALUE"),
                     help="a run_all setting: --set tau 4, or a list: --set taus 1,2,4")
+    rn.add_argument("--shard", type=_parse_shard, default=None, metavar="K/N",
+                    help="train shard K of N, counted from 1 (1/2 and 2/2 in two processes), where the chapter's "
+                         "run is split between processes")
     rn.set_defaults(func=_run)
     bn = sub.add_parser("bench", help="throughput benchmarks (prints figures)")
     bn.add_argument("rest", nargs=argparse.REMAINDER)

@@ -12,6 +12,7 @@ from kdutils.chapters.invariance import claims, collapse, cost_v2, modelnet_demo
 from kdutils.chapters.invariance import recipe_v2 as rv
 from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.store.store import ResultStore
+from kdutils.sweeps.cost import Rate
 
 WOBBLE = (-0.004, 0.0, 0.004, -0.002, 0.002)
 
@@ -179,7 +180,7 @@ def test_shards_are_disjoint_and_cover_every_pair():
 
 def test_run_seconds_against_a_hand_computed_value():
     cfg = rv.student_v2("cpu", "deepsets_mlp", "mlp", 0)
-    rates = {cost_v2.model_id(cfg.model, dict(cfg.model_kwargs), cfg.data.dataset): {"s": 1e-4, "runs": 3}}
+    rates = {cost_v2.model_id(cfg.model, dict(cfg.model_kwargs), cfg.data.dataset): Rate(1e-4, 3)}
     # 10 epochs x 48,000 x 1e-4 s, plus a third of (2 x 5,000 test + 12,000 validation) x 1e-4 s
     assert cost_v2.run_seconds(cfg, rates) == pytest.approx(48.0 + 22_000 * 1e-4 / 3)
     assert math.isnan(cost_v2.run_seconds(cfg, {}))
@@ -187,7 +188,8 @@ def test_run_seconds_against_a_hand_computed_value():
 
 def test_dry_run_without_records_says_it_cannot_estimate(tmp_path):
     text = cost_v2.dry_run_text("cpu", 2, ResultStore(tmp_path))
-    assert "NO RECORD" in text and "total: unknown" in text and "shard 1/2" in text
+    assert "NO RECORD" in text and "total: unknown" in text and "shard 1/2:" in text and "shard 2/2:" in text
+    assert "shard 0/2" not in text  # shards are named as the command counts them, from 1
 
 
 # ---- the ModelNet40 demo ---------------------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def test_deal_is_disjoint_balanced_and_the_dry_run_prints_both_commands(smoke_st
     assert {i.name for i in a}.isdisjoint({i.name for i in b}) and len(a) + len(b) == len(items)
     assert abs(sum(i.cost for i in a) - sum(i.cost for i in b)) <= max(i.cost for i in items)
     text = campaign.dry_run("smoke", 2, smoke_store, RATES)
-    assert "--part 0 --of 2" in text and "--part 1 --of 2" in text and "total" in text
+    assert "--shard 1/2" in text and "--shard 2/2" in text and "--part" not in text and "total" in text
     assert "KD room preview (validation" in text
 
 

@@ -38,8 +38,8 @@ claim 6 trains at r times the "none" rate, the authors' scaling. Candidates trai
 the chosen candidate is also that arm's seed-0 final run. The plain model (the student trained alone) is the
 teacher recipe itself (same architecture), so its rate is the teacher's.
 
-Run: ``python -m kdutils run does_kd_work --profile cpu`` (`schedule.run_all`, resumable, claims in `RUN_ORDER`; ``--set
-shard 1/2`` and ``2/2`` in two processes, ``--set dry_run true`` for the plan and its cost estimate).
+Run: ``python -m kdutils run does_kd_work --profile cpu`` (`schedule.run_all`, resumable, claims in `RUN_ORDER`;
+``--shard 1/2`` and ``2/2`` in two processes, ``--set dry_run true`` for the plan and its cost estimate).
 """
 from __future__ import annotations
 

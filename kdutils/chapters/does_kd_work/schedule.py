@@ -11,25 +11,27 @@ per core. The runs depend on each other in three steps, so they run as three pha
 Each phase's runs are split between ``n`` shards by a deterministic longest-first assignment on their estimated
 cost (every process computes the same split from the same records). A process trains its own share, then waits
 until the other shares' records of the phase exist (the records are written after the checkpoints, so a
-waiting student finds its teachers). Both processes therefore start with the same command but ``--set shard
-1/2`` and ``--set shard 2/2``; a killed process resumes from its records when started again.
+waiting student finds its teachers). Both processes therefore start with the same command but ``--shard 1/2``
+and ``--shard 2/2`` (`kdutils.sweeps.shards`; the old ``--set shard 1/2`` still works); a killed process resumes
+from its records when started again.
 
 The cost of a run is its images x epochs times a per-image-epoch time measured from the recorded runs of the
 same model and policy (`measured_rates`: wall_time_s / (epochs x images)), so the estimate inherits those
 runs' machine and load. `dry_run` prints the phases, shards (two unless told) and estimate and trains nothing.
+The medians, the longest-first deal and the per-shard line are the core's (`kdutils.sweeps.cost`).
 """
 from __future__ import annotations
 
-import statistics
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.config import RunConfig
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
+from kdutils.sweeps.cost import RateSamples, balance, per_shard, run_seconds, seconds_per_image_epoch
+from kdutils.sweeps.shards import Shard, parse_shard
 
 #: Extra test images every run of v2 evaluates beyond v1's 2,000 (two forward passes, about a third of a
 #: training step each): added to each estimate as images x epochs of 2 x 8,000 / 3.
@@ -38,26 +40,6 @@ POLL_S = 15.0
 TOTAL_IMAGES = {"fashion_mnist": 60000, "mnist": 60000, "cifar100": 50000}
 
 Job = RunConfig | dkw.DistillSpec
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` (1-based) of ``count``."""
-
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str | int) -> "Shard":
-        """"i/n" with 1 <= i <= n; anything else is refused with the allowed form."""
-        parts = str(text).split("/")
-        try:
-            i, n = (int(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"shard must read 'i/n' (e.g. 1/2), got {text!r}") from None
-        if not 1 <= i <= n:
-            raise ValueError(f"shard must read 'i/n' with 1 <= i <= n, got {text!r}")
-        return cls(i, n)
 
 
 # ------------------------------------------------------------------------------------------------- costs
@@ -81,7 +63,7 @@ def job_images(job: Job) -> tuple[int, int]:
 def measured_rates(store: ResultStore, profile: str = "cpu") -> dict[tuple[str, ...], float]:
     """Seconds per image-epoch by (teacher, model) and (student, model, policy, teachers), the median over the
     recorded runs of `profile` (wall_time_s / (epochs x images))."""
-    samples: dict[tuple[str, ...], list[float]] = defaultdict(list)
+    samples: RateSamples[tuple[str, ...]] = RateSamples()
     for rec in store.records(dkw.EXPERIMENT):
         cfg, wall = rec.get("config", {}), rec.get("wall_time_s")
         if cfg.get("profile") != profile or not wall or rec.get("status") != "ok":
@@ -93,9 +75,8 @@ def measured_rates(store: ResultStore, profile: str = "cpu") -> dict[tuple[str, 
         else:
             key = ("student", cfg["student_model"], cfg["policy"], str(len(cfg["teachers"])))
             n, epochs = rec.get("n_distill"), cfg["epochs"]
-        if n and epochs:
-            samples[key].append(float(wall) / (int(n) * int(epochs)))
-    return {k: statistics.median(v) for k, v in samples.items()}
+        samples.add(key, seconds_per_image_epoch(wall, epochs, n))
+    return {k: r.seconds for k, r in samples.medians().items()}
 
 
 def job_cost(job: Job, rates: dict[tuple[str, ...], float]) -> float | None:
@@ -115,22 +96,13 @@ def job_cost(job: Job, rates: dict[tuple[str, ...], float]) -> float | None:
         return None
     if isinstance(job, dkw.DistillSpec) and job.evaluate:
         return rate * (images + 10000) / 3  # forward passes only (distillation set and test set)
-    return rate * (images * epochs + EVAL_IMAGE_EPOCHS)
+    return run_seconds(rate, images * epochs + EVAL_IMAGE_EPOCHS)
 
 
 def assign(jobs: Sequence[Job], count: int, cost: Callable[[Job], float | None]) -> list[list[Job]]:
-    """Longest first onto the least-loaded shard; ties by key, so every process computes the same split.
-    A job of unknown cost counts as the median known cost."""
-    known = [c for c in (cost(j) for j in jobs) if c is not None]
-    fill = statistics.median(known) if known else 1.0
-    costs = {j.key(): (cost(j) if cost(j) is not None else fill) for j in jobs}
-    shares: list[list[Job]] = [[] for _ in range(count)]
-    loads = [0.0] * count
-    for j in sorted(jobs, key=lambda j: (-costs[j.key()], j.key())):
-        i = min(range(count), key=lambda s: (loads[s], s))
-        shares[i].append(j)
-        loads[i] += costs[j.key()]
-    return shares
+    """Longest first onto the least-loaded shard (`kdutils.sweeps.cost.balance`); ties by key, so every process
+    computes the same split. A job of unknown cost counts as the median known cost."""
+    return balance(jobs, count, cost, lambda j: j.key())
 
 
 # ------------------------------------------------------------------------------------------------- phases
@@ -207,11 +179,11 @@ def _wait(jobs: Sequence[Job], store: ResultStore, phase: int, poll_s: float) ->
 
 
 def run(profile: str, datasets: Sequence[str], claims: Sequence[int], version: str, store: ResultStore, *,
-        shard: str = "1/1", dry_run: bool = False, progress: bool = True, poll_s: float = POLL_S
+        shard: str | Shard = "1/1", dry_run: bool = False, progress: bool = True, poll_s: float = POLL_S
         ) -> list[dict[str, Any]]:
     """Run (or, with `dry_run`, print) the three phases for this shard; returns the records it trained or
     found of its own share."""
-    sh = Shard.parse(shard)
+    sh = parse_shard(shard)
     rates = measured_rates(store, profile)
     cost = lambda j: job_cost(j, rates)  # noqa: E731
     if dry_run:
@@ -220,7 +192,7 @@ def run(profile: str, datasets: Sequence[str], claims: Sequence[int], version: s
     records: list[dict[str, Any]] = []
     for phase in (1, 2, 3):
         jobs = phase_jobs(phase, profile, datasets, claims, version, store)
-        mine = assign(jobs, sh.count, cost)[sh.index - 1]
+        mine = assign(jobs, sh.count, cost)[sh.position]
         for job in mine:
             records.append(_run_job(job, store, progress))
         if sh.count > 1:
@@ -252,17 +224,15 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
                  for share in assign(pending, count, lambda j: job_cost(j, rates))]
         totals = [t + x for t, x in zip(totals, loads)]
         wall += max(loads)
-    lines.append("estimate of what is not yet recorded: " + ", ".join(
-        f"shard {i + 1}/{count} {t / 3600:.2f} h" for i, t in enumerate(totals))
+    lines.append("estimate of what is not yet recorded: " + per_shard(totals)
         + f"; {sum(totals) / 3600:.2f} core-hours"
         + (f" (+{unknown} pending runs without a rate)" if unknown else ""))
     lines.append(f"wall time about {wall / 3600:.2f} h (the phases wait for each other: the larger shard of each "
                  "phase, summed)")
     lines.append("commands (one thread each, from the repository root):")
-    for i in range(count):
+    for sh in Shard.every(count):
         lines.append(f"  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils run does_kd_work "
-                     f"--profile {profile} "
-                     f"--set shard {i + 1}/{count}")
+                     f"--profile {profile} --shard {sh}")
     return "\n".join(lines)
 
 
@@ -282,11 +252,11 @@ def _describe(job: Job) -> str:
 
 
 def run_all(profile: str = "cpu", dataset: str = "fashion_mnist", claim: int | None = None, mnist: bool = True,
-            store: ResultStore | None = None, progress: bool = True, shard: str = "1/1", dry_run: bool = False,
+            store: ResultStore | None = None, progress: bool = True, shard: str | Shard = "1/1", dry_run: bool = False,
             version: str | None = None) -> list[dict[str, Any]]:
     """Train the newest recipe's runs (or `version`'s): teacher selection, teachers, the students' rate
     selection, every claim's students and the baselines, then the MNIST/LeNet-5 runs (claims 1 and 7 there).
-    Resumable: finished records are skipped. ``shard="i/n"`` trains the i-th of n disjoint shares and waits for
+    Resumable: finished records are skipped. ``shard="i/n"`` (from 1) trains the i-th of n disjoint shares and waits for
     the others' records where it needs them (two processes, one thread each); ``dry_run`` prints the plan and
     its cost estimate and trains nothing. See the module docstring."""
     check_profile(profile)
@@ -297,4 +267,4 @@ def run_all(profile: str = "cpu", dataset: str = "fashion_mnist", claim: int | N
                         dry_run=dry_run, progress=progress)
 
 
-__all__ = ["Shard", "assign", "job_cost", "job_images", "measured_rates", "phase_jobs", "plan_text", "run", "run_all"]
+__all__ = ["assign", "job_cost", "job_images", "measured_rates", "phase_jobs", "plan_text", "run", "run_all"]

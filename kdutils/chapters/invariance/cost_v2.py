@@ -6,14 +6,13 @@ counts every run of the design at the recipe's rates; afterwards it counts only 
 training (epochs x examples x rate) plus evaluation (a forward pass, a third of a training step per example,
 over the test set twice for the invariance metric and over the validation fold); per KD run's teacher, one
 forward over the transfer and test sets (the teacher-logit cache makes it once per teacher and data). An edge
-extension adds one candidate per arm and time: the dry run prints its worst case separately.
+extension adds one candidate per arm and time: the dry run prints its worst case separately. The medians, the
+per-run arithmetic and the summary lines are the core's (`kdutils.sweeps.cost`).
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
-from statistics import median
 from typing import Any
 
 from kdutils.chapters.invariance import recipe_v2 as rv
@@ -22,8 +21,9 @@ from kdutils.chapters.invariance.plan_v2 import (SHARDS, candidates, final_confi
 from kdutils.chapters.invariance.recipes import PAIRS, arm_key, experiment_name
 from kdutils.config import RunConfig
 from kdutils.store.store import ResultStore
+from kdutils.sweeps.cost import (FORWARD_SHARE, Rate, RateSamples, Work, rate_line, run_seconds as priced,
+                                 seconds_per_image_epoch, shard_blocks, total_line)
 
-FORWARD_SHARE = 1.0 / 3.0
 VAL_FOLD = 12_000  # the held-out fold of a 60,000-example training split at k = 5
 
 
@@ -32,47 +32,46 @@ def model_id(model: str, kwargs: dict[str, Any], dataset: str) -> str:
     return f"{dataset}: {model}{json.dumps(kwargs, sort_keys=True, default=list) if kwargs else ''}"
 
 
-def measured_rates(store: ResultStore) -> dict[str, dict[str, float]]:
-    """{model id: {"s": median seconds per example-epoch, "runs": n}} over the chapter's recorded runs that
-    trained (final runs; selection runs only for a model without a final run: they carry a validation pass)."""
-    final: dict[str, list[float]] = {}
-    short: dict[str, list[float]] = {}
+def measured_rates(store: ResultStore) -> dict[str, Rate]:
+    """{model id: median seconds per example-epoch} over the chapter's recorded runs that trained (final runs;
+    selection runs only for a model without a final run: they carry a validation pass)."""
+    samples: RateSamples[str] = RateSamples()
     for pair in PAIRS:
         for rec in store.records(experiment_name(pair)):
-            cfg, wall, n = rec.get("config", {}), rec.get("wall_time_s"), rec.get("n_train")
-            epochs = cfg.get("train", {}).get("epochs")
-            if not wall or not epochs or not n or rec.get("status") == "diverged":
+            cfg = rec.get("config", {})
+            if rec.get("status") == "diverged":
                 continue
-            into = short if str(cfg.get("role", "")).startswith("select:") else final
             key = model_id(cfg.get("model", "?"), cfg.get("model_kwargs") or {}, cfg.get("data", {}).get("dataset", "?"))
-            into.setdefault(key, []).append(float(wall) / (float(epochs) * float(n)))
-    out = {k: {"s": median(v), "runs": len(v)} for k, v in short.items()}
-    out.update({k: {"s": median(v), "runs": len(v)} for k, v in final.items()})
-    return out
+            samples.add(key, seconds_per_image_epoch(rec.get("wall_time_s"), cfg.get("train", {}).get("epochs"),
+                                                     rec.get("n_train")),
+                        fallback=str(cfg.get("role", "")).startswith("select:"))
+    return samples.medians()
 
 
 def _mid(cfg: RunConfig) -> str:
     return model_id(cfg.model, dict(cfg.model_kwargs), cfg.data.dataset)
 
 
-def run_seconds(cfg: RunConfig, rates: dict[str, dict[str, float]]) -> float:
+def _rate(mid: str, rates: dict[str, Rate]) -> float:
+    got = rates.get(mid)
+    return float("nan") if got is None else got.seconds
+
+
+def run_seconds(cfg: RunConfig, rates: dict[str, Rate]) -> float:
     """Training plus evaluation of one run (teacher forwards are counted apart, once per teacher)."""
-    rate = rates.get(_mid(cfg), {}).get("s")
-    if rate is None:
-        return math.nan
     n = cfg.data.n_train or 48_000
     n_test = cfg.data.n_test or 10_000
-    return cfg.train.epochs * n * rate + (2 * n_test + VAL_FOLD) * rate * FORWARD_SHARE
+    return priced(_rate(_mid(cfg), rates), cfg.train.epochs * n, 2 * n_test + VAL_FOLD)
 
 
-def teacher_seconds(cfgs: list[RunConfig], rates: dict[str, dict[str, float]]) -> float:
+def teacher_seconds(cfgs: list[RunConfig], rates: dict[str, Rate]) -> float:
     seen = {}
     for c in cfgs:
         if c.teacher is not None:
             seen[(c.teacher.key(), json.dumps(c.data.__dict__, sort_keys=True, default=str))] = c
     total = 0.0
     for c in seen.values():
-        rate = rates.get(_mid(c.teacher), {}).get("s", math.nan)
+        rate = _rate(_mid(c.teacher), rates)
         total += ((c.data.n_train or 48_000) + (c.data.n_test or 10_000)) * rate * FORWARD_SHARE
     return total
 
@@ -83,7 +82,7 @@ class Part:
     cfgs: tuple[RunConfig, ...]
     shard: int
 
-    def seconds(self, rates: dict[str, dict[str, float]]) -> float:
+    def seconds(self, rates: dict[str, Rate]) -> float:
         return sum(run_seconds(c, rates) for c in self.cfgs) + teacher_seconds(list(self.cfgs), rates)
 
 
@@ -140,22 +139,13 @@ def dry_run_text(profile: str, n_shards: int = 2, store: ResultStore | None = No
     lines.append(f"{n_shards} shard(s); seconds per example-epoch measured from the chapter's records:")
     for m in sorted({_mid(c) for p in parts for c in p.cfgs} | {_mid(c.teacher) for p in parts for c in p.cfgs
                                                                   if c.teacher is not None}):
-        got = rates.get(m)
-        lines.append(f"  {m}: " + (f"{1e3 * got['s']:.4f} ms (median of {got['runs']} runs)" if got
-                                   else "NO RECORD: no estimate"))
-    total = 0.0
-    for k in range(n_shards):
-        mine = [p for p in parts if p.shard == k]
-        secs = sum(p.seconds(rates) for p in mine)
-        total += secs
-        lines.append(f"shard {k}/{n_shards}: {sum(len(p.cfgs) for p in mine)} runs, about {secs / 3600:.2f} h of one "
-                     "thread")
-        for p in mine:
-            lines.append(f"  {len(p.cfgs):4d} x {p.what}: {p.seconds(rates) / 60:.1f} min")
+        lines.append(rate_line(m, rates.get(m), digits=4))
+    blocks, total = shard_blocks([Work(len(p.cfgs), p.what, p.seconds(rates), p.shard) for p in parts], n_shards,
+                                 width=4)
+    for k, block in enumerate(blocks):
         ext = sum(p.seconds(rates) for p in extra if p.shard == k)
-        lines.append(f"  (+ at most {ext / 60:.1f} min if every arm needed both edge extensions)")
-    lines.append(f"total: about {total / 3600:.2f} core-hours" if math.isfinite(total) else
-                 "total: unknown (a model without a measured rate)")
+        lines += block + [f"  (+ at most {ext / 60:.1f} min if every arm needed both edge extensions)"]
+    lines.append(total_line(total))
     return "\n".join(lines)
 
 

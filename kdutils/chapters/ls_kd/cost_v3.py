@@ -4,49 +4,44 @@ from per-image-epoch times measured in the chapter's own records (``wall_time_s`
 The estimate counts runs from the recipe, not from the plan, because before the run the common rate and the
 matched temperatures are unknown (so are the students' record keys): a student arm is "to do" unless the plan
 already resolves it to a recorded run. Per run: rate x epochs x training images, plus an analysis pass (a forward
-over the training and test images, a third of a training step per image), rate = the median over recorded final runs (selection runs
-only where a model has no final run) of the same model and widths of wall_time_s / (epochs x images trained). A model with no record has no estimate: the
-dry run says so instead of guessing.
+over the training and test images, a third of a training step per image), rate = the median over recorded final
+runs (selection runs only where a model has no final run) of the same model and widths of wall_time_s / (epochs x
+images trained). A model with no record has no estimate: the dry run says so instead of guessing. The medians,
+the per-run arithmetic and the summary lines are the core's (`kdutils.sweeps.cost`).
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
-from statistics import median
 from typing import Any
 
 from kdutils.chapters.ls_kd import recipe_v3 as rv3
 from kdutils.chapters.ls_kd.plan_v3 import PlanV3, build, shard_of
 from kdutils.chapters.ls_kd.recipes import EXPERIMENT
 from kdutils.store.store import ResultStore
+from kdutils.sweeps.cost import (Rate, RateSamples, Work, rate_line, run_seconds, seconds_per_image_epoch,
+                                 shard_blocks, total_line)
 
 FASHION_TEST = 10_000
-FORWARD_SHARE = 1.0 / 3.0  # a forward pass costs about a third of a training step (forward + backward)
 
 
 def _model_id(model: str, kwargs: dict[str, Any]) -> str:
     return f"{model}{json.dumps(kwargs, sort_keys=True) if kwargs else ''}"
 
 
-def measured_rates(store: ResultStore) -> dict[str, dict[str, float]]:
-    """{model id: {"s_per_image_epoch": median, "runs": n}} over the chapter's recorded runs that trained."""
-    out: dict[str, list[float]] = {}
-    short: dict[str, list[float]] = {}  # selection runs: few epochs, so their evaluation weighs more; fallback only
+def measured_rates(store: ResultStore) -> dict[str, Rate]:
+    """{model id: median seconds per image-epoch} over the chapter's recorded runs that trained (selection runs:
+    few epochs, so their evaluation weighs more; a fallback only)."""
+    samples: RateSamples[str] = RateSamples()
     for rec in store.records(EXPERIMENT):
-        cfg, wall, n_train = rec.get("config", {}), rec.get("wall_time_s"), rec.get("n_train")
-        epochs = cfg.get("train", {}).get("epochs")
-        if not wall or not epochs or not n_train or rec.get("status") == "diverged":
+        cfg, n_train = rec.get("config", {}), rec.get("n_train")
+        if not n_train or rec.get("status") == "diverged":
             continue
         images = float(n_train) - float(cfg.get("data", {}).get("val_size") or 0)
-        if images <= 0:
-            continue
-        key = _model_id(cfg.get("model", "?"), cfg.get("model_kwargs") or {})
-        into = short if str(cfg.get("role", "")).startswith("select:") else out
-        into.setdefault(key, []).append(float(wall) / (float(epochs) * images))
-    rates = {k: {"s_per_image_epoch": median(v), "runs": len(v)} for k, v in short.items()}
-    rates.update({k: {"s_per_image_epoch": median(v), "runs": len(v)} for k, v in out.items()})
-    return rates
+        samples.add(_model_id(cfg.get("model", "?"), cfg.get("model_kwargs") or {}),
+                    seconds_per_image_epoch(rec.get("wall_time_s"), cfg.get("train", {}).get("epochs"), images),
+                    fallback=str(cfg.get("role", "")).startswith("select:"))
+    return samples.medians()
 
 
 @dataclass(frozen=True)
@@ -61,13 +56,15 @@ class Item:
     analysed: bool
     shard: int
 
-    def seconds(self, rates: dict[str, dict[str, float]]) -> float:
-        rate = rates.get(self.model, {}).get("s_per_image_epoch")
-        if rate is None:
-            return math.nan
-        train = self.epochs * self.images * rate
-        extra = (self.images + FASHION_TEST) * rate * FORWARD_SHARE if self.analysed else 0.0
-        return self.count * (train + extra)
+    def seconds(self, rates: dict[str, Rate]) -> float:
+        got = rates.get(self.model)
+        rate = float("nan") if got is None else got.seconds
+        return self.count * run_seconds(rate, self.epochs * self.images,
+                                        self.images + FASHION_TEST if self.analysed else 0)
+
+    def describe(self) -> str:
+        return (f"{self.what} ({self.model}, {self.epochs} epochs on {self.images:,} images"
+                f"{', + analysis' if self.analysed else ''})")
 
 
 def todo(profile: str, n_shards: int = 2, store: ResultStore | None = None) -> list[Item]:
@@ -120,21 +117,11 @@ def dry_run_text(profile: str, n_shards: int = 2, store: ResultStore | None = No
              f"tau {[float(t) for t in r.match_taus]}; student rate grid {list(r.student_lrs)} (one common rate)",
              f"{n_shards} shard(s); per-image-epoch times measured from the chapter's records:"]
     for model in sorted({it.model for it in items}):
-        got = rates.get(model)
-        lines.append(f"  {model}: " + (f"{1e3 * got['s_per_image_epoch']:.3f} ms (median of {got['runs']} runs)"
-                                       if got else "NO RECORD: no estimate (run a pilot first)"))
-    total = 0.0
-    for k in range(n_shards):
-        mine = [it for it in items if it.shard == k]
-        secs = sum(it.seconds(rates) for it in mine)
-        total += secs
-        lines.append(f"shard {k}/{n_shards}: {sum(it.count for it in mine)} runs, about {secs / 3600:.2f} h of one "
-                     "thread")
-        for it in mine:
-            lines.append(f"  {it.count:3d} x {it.what} ({it.model}, {it.epochs} epochs on {it.images:,} images"
-                         f"{', + analysis' if it.analysed else ''}): {it.seconds(rates) / 60:.1f} min")
-    lines.append(f"total: about {total / 3600:.2f} core-hours" if math.isfinite(total) else
-                 "total: unknown (a model without a measured rate)")
+        lines.append(rate_line(model, rates.get(model), missing="NO RECORD: no estimate (run a pilot first)"))
+    blocks, total = shard_blocks([Work(it.count, it.describe(), it.seconds(rates), it.shard) for it in items],
+                                 n_shards)
+    lines += [line for block in blocks for line in block]
+    lines.append(total_line(total))
     return "\n".join(lines)
 
 

@@ -3,9 +3,9 @@ two single-thread processes train without sharing a run, and the resumable run o
 
 The order of one shard (each step skips what is recorded, so a killed process is restarted with the same command):
 
-1. the teachers' rate selections (v2's records at ``cpu``; shard 0 trains them where missing, others wait);
-2. the common student rate: the validation selection of the first plain teacher's tau = 1 student (shard 0,
-   which trains that teacher first; the other shards wait for its records when they need it);
+1. the teachers' rate selections (v2's records at ``cpu``; the first shard trains them where missing, others wait);
+2. the common student rate: the validation selection of the first plain teacher's tau = 1 student (the first
+   shard, which trains that teacher first; the other shards wait for its records when they need it);
 3. the shard's teachers (teacher pair ``i`` = the teachers of every LS value with seed ``i``);
 4. each teacher's analysis (target entropies; for LS teacher ``i`` the matched temperatures against plain
    teacher ``i``);
@@ -13,8 +13,9 @@ The order of one shard (each step skips what is recorded, so a killed process is
    share of the student alone's seeds (dealt round-robin); all at the common rate;
 6. the analysis of every final run (test- and training-split centroids and class spreads; projections of seed 0).
 
-Teacher pairs go to shards round-robin (the k-th pair to shard ``k mod n``): the matched temperatures of a pair need
-both of its teachers, so a pair never straddles two processes.
+Teacher pairs go to shards round-robin (the k-th pair, from 0, to shard position ``k mod n``, i.e. ``--shard
+(k mod n)+1/n``): the matched temperatures of a pair need both of its teachers, so a pair never straddles two
+processes.
 """
 from __future__ import annotations
 
@@ -71,8 +72,8 @@ class PlanV3:
 
 
 def shard_of(pair: int | None, n_shards: int, seeds: tuple[int, ...]) -> int:
-    """The k-th teacher pair of ``seeds`` -> shard ``k mod n``, so the first pair (whose plain teacher the common
-    rate's selection needs) is in shard 0; what belongs to no pair -> shard 0."""
+    """The k-th teacher pair of ``seeds`` -> shard position ``k mod n`` (0-based: `Shard.position`), so the first
+    pair (whose plain teacher the common rate's selection needs) is in the first shard; no pair -> the first."""
     return 0 if pair is None else list(seeds).index(pair) % int(n_shards)
 
 
@@ -168,7 +169,8 @@ def _wait(what: str, ready: Callable[[], Any], poll_s: float, timeout_s: float) 
             if got:
                 return got
             if time.monotonic() - start > timeout_s:
-                raise TimeoutError(f"{what} not recorded after {timeout_s:.0f} s; start shard 0 (it records it)")
+                raise TimeoutError(f"{what} not recorded after {timeout_s:.0f} s; start the first shard, --shard 1/N "
+                                   "(it records it)")
             bar.update(1)
             time.sleep(poll_s)
 

@@ -142,8 +142,8 @@ def page_sections(profile: str, store: ResultStore | None = None) -> list[tuple[
     if p.common_lr is None or not p.finals("student"):
         missing = ", ".join(p.missing) or "its runs"
         return [("Recipe v3", f"Recipe v3 is not recorded yet at profile `{profile}` (missing: {missing}). Run "
-                              f"`python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 0/2` and "
-                              "`--shard 1/2`.")]
+                              f"`python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 1/2` and "
+                              "`--shard 2/2`.")]
     return [("Recipe v3", f"{r.notes}. Common student rate: {p.common_lr:g} (validation choice of the first plain "
                           "teacher's tau = 1 arm)."),
             ("Diffusion index with its noise floor (test and training splits)", eta_table(p, store)),

@@ -1,13 +1,14 @@
 """Command line for LS-KD recipe v3: ``python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard K/N``
-trains (resumably) shard K of N; ``--dry-run`` prints what is still to train and its cost, and trains nothing.
+trains (resumably) shard K of N, counted from 1 (`kdutils.sweeps.shards`; the old 0-based ``--shard 0/2`` still reads
+as ``1/2``, with a note); ``--dry-run`` prints what is still to train and its cost, and trains nothing.
 
 The `cpu` run is two single-thread processes, started together:
 
-    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 0/2
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 1/2
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 2/2
 
-Each trains disjoint runs (shard 0: the common-rate selection, teacher pairs 1 and 3 with their students, two
-seeds of the student alone; shard 1: pairs 2 and 4, the other two seeds); shard 1 waits for shard 0's common
+Each trains disjoint runs (shard 1/2: the common-rate selection, teacher pairs 1 and 3 with their students, two
+seeds of the student alone; shard 2/2: pairs 2 and 4, the other two seeds); shard 2/2 waits for shard 1/2's common
 rate if it gets there first. Killed, either one is
 restarted with the same command and skips what is recorded.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kdutils.sweeps.shards import parse_shard
+from kdutils.sweeps.shards import add_shard_option, shard_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,19 +25,19 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.ls_kd.run_v3", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="cpu", choices=sorted(RECIPES_V3))
-    ap.add_argument("--shard", type=parse_shard, default=(0, 1), help="K/N: train shard K of N (default 0/1: all)")
+    add_shard_option(ap, zero_based_alias=True)
     ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost; train nothing")
     args = ap.parse_args(argv)
-    k, n = args.shard
+    shard = shard_of(args, ap)
     if args.dry_run:
         from kdutils.chapters.ls_kd.cost_v3 import dry_run_text
 
-        print(dry_run_text(args.profile, n))
+        print(dry_run_text(args.profile, shard.count))
         return 0
     from kdutils.chapters.ls_kd.plan_v3 import run_shard
 
-    p = run_shard(args.profile, k, n)
-    print(f"shard {k}/{n} of LS-KD recipe v3 ({args.profile}) done; common rate {p.common_lr}; "
+    p = run_shard(args.profile, shard.position, shard.count)
+    print(f"shard {shard} of LS-KD recipe v3 ({args.profile}) done; common rate {p.common_lr}; "
           f"still missing: {', '.join(p.missing) or 'nothing'}")
     return 0
 

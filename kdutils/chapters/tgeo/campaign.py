@@ -1,8 +1,10 @@
 """The cross-fitted recipe as one resumable command, split over disjoint processes, with a dry run.
 
     python -m kdutils.chapters.tgeo.campaign --profile cpu --dry-run           # the plan and its cost
-    python -m kdutils.chapters.tgeo.campaign --profile cpu --part 0 --of 2     # process 1
-    python -m kdutils.chapters.tgeo.campaign --profile cpu --part 1 --of 2     # process 2
+    python -m kdutils.chapters.tgeo.campaign --profile cpu --shard 1/2         # process 1
+    python -m kdutils.chapters.tgeo.campaign --profile cpu --shard 2/2         # process 2
+
+(`kdutils.sweeps.shards`; the old spelling ``--part K --of N``, K from 0, still works: it is ``--shard K+1/N``.)
 
 Stages, each waiting for the records of the one before (the other process may be training them):
 0 the teacher's lr candidates; 1 the cross-fitted teachers; 2 every arm's lr (and f_w-rate) candidates,
@@ -11,13 +13,12 @@ the capacity runs and the heterogeneous-pair runs. Within a stage the items are 
 estimated cost (longest first, to the least-loaded), the same deal in every process, so they train disjoint
 runs. Finished records are loaded, not retrained: kill and restart at will.
 
-Costs are estimated from measured per-image-epoch wall times of recorded runs (`measured_rates`).
+Costs are estimated from measured per-image-epoch wall times of recorded runs (`measured_rates`); the medians,
+the longest-first deal and the per-shard line are the core's (`kdutils.sweeps.cost`).
 """
 from __future__ import annotations
 
 import argparse
-import math
-import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -26,6 +27,8 @@ from kdutils.chapters.tgeo import recipe_cf as rc
 from kdutils.chapters.tgeo.plan import MOTIVATION_ALPHAS
 from kdutils.config import RunConfig
 from kdutils.store.store import ResultStore
+from kdutils.sweeps.cost import RateSamples, balance, hours, per_shard, seconds_per_image_epoch
+from kdutils.sweeps.shards import Shard, add_shard_option, shard_of
 from kdutils.sweeps.tuning import _rank, validation_view
 
 __all__ = ["Item", "Rates", "choose_candidate", "deal", "dry_run", "final_configs", "main", "measured_rates",
@@ -50,10 +53,7 @@ class Rates:
 
 def _per_image_epoch(rec: dict) -> float | None:
     c = rec.get("config") or {}
-    n = rec.get("n_train")
-    e = (c.get("train") or {}).get("epochs")
-    w = rec.get("wall_time_s")
-    return w / (n * e) if n and e and w else None
+    return seconds_per_image_epoch(rec.get("wall_time_s"), (c.get("train") or {}).get("epochs"), rec.get("n_train"))
 
 
 def repo_results() -> ResultStore:
@@ -68,7 +68,7 @@ def measured_rates(store: ResultStore | None = None) -> Rates:
     """Median per-image-epoch wall times of this experiment's first-recipe cpu records (ResNet-8 teacher, MLP-64
     students, TGeo arms) and of any experiment's LeNet-5 cpu records (the conv student)."""
     store = store or repo_results()
-    groups: dict[str, list[float]] = {"teacher": [], "mlp": [], "tgeo": [], "conv": []}
+    samples: RateSamples[str] = RateSamples()
     for exp in sorted(p.name for p in store.root.iterdir() if p.is_dir()) if store.root.exists() else []:
         for rec in store.records(exp):
             c = rec.get("config") or {}
@@ -76,19 +76,21 @@ def measured_rates(store: ResultStore | None = None) -> Rates:
                 continue
             role, model = str(c.get("role", "")), c.get("model")
             if exp == rc.EXPERIMENT and model == "resnet8" and "teacher" in role and not c.get("model_kwargs"):
-                groups["teacher"].append(v)
+                samples.add("teacher", v)
             elif exp == rc.EXPERIMENT and model == "mlp" and "tgeo" in role:
-                groups["tgeo"].append(v)
+                samples.add("tgeo", v)
             elif exp == rc.EXPERIMENT and model == "mlp":
-                groups["mlp"].append(v)
+                samples.add("mlp", v)
             elif model == "lenet5":
-                groups["conv"].append(v)
-    missing = [k for k, v in groups.items() if not v]
+                samples.add("conv", v)
+    kinds = ("teacher", "mlp", "tgeo", "conv")
+    med = samples.medians()
+    missing = [k for k in kinds if k not in med]
     if missing:
         raise ValueError(f"no cpu records to measure {missing} from under {store.root}; the estimate needs them")
-    med = {k: statistics.median(v) for k, v in groups.items()}
-    return Rates(med["teacher"], med["mlp"], med["conv"], med["tgeo"] / med["mlp"],
-                 f"medians over {', '.join(f'{len(v)} {k}' for k, v in groups.items())} cpu records")
+    return Rates(med["teacher"].seconds, med["mlp"].seconds, med["conv"].seconds,
+                 med["tgeo"].seconds / med["mlp"].seconds,
+                 f"medians over {', '.join(f'{med[k].runs} {k}' for k in kinds)} cpu records")
 
 
 @dataclass
@@ -244,16 +246,11 @@ def _final_items(profile, r, res, t0, rates, n, arm_item, run_motivation) -> lis
 
 
 def deal(items: list[Item], parts: int) -> list[list[Item]]:
-    """Longest first, each to the least-loaded part (ties: lowest part); the same deal in every process."""
+    """Longest first, each to the least-loaded part (ties: lowest part; `kdutils.sweeps.cost.balance`); the same
+    deal in every process."""
     if not (isinstance(parts, int) and parts >= 1):
         raise ValueError(f"parts must be a positive int, got {parts!r}")
-    out: list[list[Item]] = [[] for _ in range(parts)]
-    load = [0.0] * parts
-    for it in sorted(items, key=lambda i: (-i.cost, i.name)):
-        k = min(range(parts), key=lambda j: (load[j], j))
-        out[k].append(it)
-        load[k] += it.cost
-    return out
+    return balance(items, parts, lambda i: i.cost, lambda i: i.name)
 
 
 def _recorded(items: list[Item], store: ResultStore) -> bool:
@@ -280,7 +277,7 @@ def run_campaign(profile: str = "cpu", part: int = 0, of: int = 1, store: Result
             time.sleep(poll_s)
             waited += poll_s
         mine = deal(stage_items(profile, stage, store, rates), of)[part]
-        for it in tqdm(mine, desc=f"stage {stage}: {name} (part {part + 1}/{of})"):
+        for it in tqdm(mine, desc=f"stage {stage}: {name} (shard {Shard.at(part, of)})"):
             it.run(store)
 
 
@@ -300,14 +297,13 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
         done = sum(1 for i in items if all(store.get(c) is not None for c in i.configs))
         totals = [a + b for a, b in zip(totals, shares)]
         lines.append(f"stage {stage} {name}: {len(items)} items ({done} recorded), "
-                     f"{sum(i.cost for i in items) / 3600:.2f} core-h; per process "
-                     + ", ".join(f"{s / 3600:.2f} h" for s in shares))
-    lines.append(f"total {sum(totals) / 3600:.2f} core-hours; wall about {max(totals) / 3600:.2f} h in {of} "
+                     f"{sum(i.cost for i in items) / 3600:.2f} core-h; per process: " + per_shard(shares))
+    lines.append(f"total {sum(totals) / 3600:.2f} core-hours; wall about {hours(max(totals))} in {of} "
                  "single-thread processes (each run's recorded wall time: training and evaluation; process start, "
                  "data loading and the waits at stage barriers come on top)")
     lines.append(room_preview(profile, store))
     cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils.chapters.tgeo.campaign"
-    lines += [f"  {cmd} --profile {profile} --part {k} --of {of}" for k in range(of)]
+    lines += [f"  {cmd} --profile {profile} --shard {k}" for k in Shard.every(of)]
     return "\n".join(lines)
 
 
@@ -328,15 +324,16 @@ def room_preview(profile: str, store: ResultStore) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.tgeo.campaign", description=__doc__.split("\n")[0])
     ap.add_argument("--profile", default="cpu")
-    ap.add_argument("--part", type=int, default=0)
-    ap.add_argument("--of", type=int, default=1)
-    ap.add_argument("--dry-run", action="store_true")
+    add_shard_option(ap, part_alias=True)
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost for N processes (2 for "
+                                                           "1/1); train nothing")
     ap.add_argument("--poll", type=float, default=30.0)
     a = ap.parse_args(argv)
+    shard = shard_of(a, ap)
     if a.dry_run:
-        print(dry_run(a.profile, max(a.of, 2) if a.of == 1 else a.of))
+        print(dry_run(a.profile, 2 if shard.count == 1 else shard.count))
         return
-    run_campaign(a.profile, a.part, a.of, poll_s=a.poll)
+    run_campaign(a.profile, shard.position, shard.count, poll_s=a.poll)
 
 
 if __name__ == "__main__":
