@@ -128,6 +128,18 @@ def add_shard_option(ap: argparse.ArgumentParser, *, counts: Collection[int] | N
         ap.add_argument("--of", type=int, default=None, help="old spelling: see --part")
 
 
+def command_parser(prog: str, description: str, profiles: Collection[str] | None = None, *,
+                   counts: Collection[int] | None = None, zero_based_alias: bool = False,
+                   part_alias: bool = False) -> argparse.ArgumentParser:
+    """The options every split run command has: ``--profile`` (default cpu), ``--shard K/N`` (with this command's
+    old spellings) and ``--dry-run``; read them back with ``shard_of(ap.parse_args(argv), ap)``."""
+    ap = argparse.ArgumentParser(prog=prog, description=description)
+    ap.add_argument("--profile", default="cpu", choices=sorted(profiles) if profiles is not None else None)
+    add_shard_option(ap, counts=counts, zero_based_alias=zero_based_alias, part_alias=part_alias)
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost; train nothing")
+    return ap
+
+
 def shard_of(args: argparse.Namespace, ap: argparse.ArgumentParser | None = None) -> Shard:
     """The shard `add_shard_option`'s options name (1/1 where none is given); the old and the new spelling
     together are refused (through `ap.error` where given)."""
@@ -146,5 +158,5 @@ def shard_of(args: argparse.Namespace, ap: argparse.ArgumentParser | None = None
     return new or old or ALL
 
 
-__all__ = ["ALL", "Shard", "ShardError", "add_shard_option", "from_part", "parse_shard",
+__all__ = ["ALL", "Shard", "ShardError", "add_shard_option", "command_parser", "from_part", "parse_shard",
            "parse_shard_or_zero_based", "say_old_spelling", "shard_of"]

@@ -13,20 +13,16 @@ Killed, either one is restarted with the same command and skips what is recorded
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from kdutils.sweeps.shards import add_shard_option, shard_of
+from kdutils.sweeps.shards import command_parser, shard_of
 
 
 def main(argv: list[str] | None = None) -> int:
     from kdutils.chapters.invariance.plan_v2 import SHARDS, run_shard
 
-    ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.invariance.run_v2",
-                                 description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("--profile", default="cpu", choices=("smoke", "cpu"))
-    add_shard_option(ap, counts=sorted(SHARDS), zero_based_alias=True)
-    ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost; train nothing")
+    ap = command_parser("python -m kdutils.chapters.invariance.run_v2", (__doc__ or "").split("\n")[0],
+                        ("smoke", "cpu"), counts=SHARDS, zero_based_alias=True)
     args = ap.parse_args(argv)
     shard = shard_of(args, ap)
     if args.dry_run:

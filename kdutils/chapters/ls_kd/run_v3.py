@@ -14,19 +14,16 @@ restarted with the same command and skips what is recorded.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from kdutils.sweeps.shards import add_shard_option, shard_of
+from kdutils.sweeps.shards import command_parser, shard_of
 
 
 def main(argv: list[str] | None = None) -> int:
     from kdutils.chapters.ls_kd.recipe_v3 import RECIPES_V3
 
-    ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.ls_kd.run_v3", description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="cpu", choices=sorted(RECIPES_V3))
-    add_shard_option(ap, zero_based_alias=True)
-    ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost; train nothing")
+    ap = command_parser("python -m kdutils.chapters.ls_kd.run_v3", (__doc__ or "").split("\n")[0], RECIPES_V3,
+                        zero_based_alias=True)
     args = ap.parse_args(argv)
     shard = shard_of(args, ap)
     if args.dry_run:

@@ -18,7 +18,6 @@ the longest-first deal and the per-shard line are the core's (`kdutils.sweeps.co
 """
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -28,7 +27,7 @@ from kdutils.chapters.tgeo.plan import MOTIVATION_ALPHAS
 from kdutils.config import RunConfig
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.cost import RateSamples, balance, hours, per_shard, seconds_per_image_epoch
-from kdutils.sweeps.shards import Shard, add_shard_option, shard_of
+from kdutils.sweeps.shards import Shard, command_parser, shard_of
 from kdutils.sweeps.tuning import _rank, validation_view
 
 __all__ = ["Item", "Rates", "choose_candidate", "deal", "dry_run", "final_configs", "main", "measured_rates",
@@ -322,11 +321,7 @@ def room_preview(profile: str, store: ResultStore) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m kdutils.chapters.tgeo.campaign", description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="cpu")
-    add_shard_option(ap, part_alias=True)
-    ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost for N processes (2 for "
-                                                           "1/1); train nothing")
+    ap = command_parser("python -m kdutils.chapters.tgeo.campaign", __doc__.split("\n")[0], part_alias=True)
     ap.add_argument("--poll", type=float, default=30.0)
     a = ap.parse_args(argv)
     shard = shard_of(a, ap)
