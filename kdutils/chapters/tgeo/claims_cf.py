@@ -3,20 +3,22 @@ direction, pre-registered minimum effect, parts and core, gates. Declared before
 
 The declarations are in `claims.py` (the three claims judged on the first recipe, plus GAP, HETERO, INTER,
 TABULAR and CONTROLS); this module judges them on the cross-fitted recipe's records. The chapter's
-`chapter_verdicts` (the scorecard) shows the first recipe's verdicts until these records exist. The judge functions take plain per-seed scores (arm -> seed ->
-test accuracy), so synthetic cases test them; `cf_verdicts` reads the records.
+`claims.chapter_verdicts` (the page's boxes, the scorecard) shows these verdicts once `cf_recorded` (the
+selections and every main final recorded), and the first recipe's before. The judge functions take plain
+per-seed scores (arm -> seed -> test accuracy), so synthetic cases test them; `cf_verdicts` reads the records.
 """
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 
 from kdutils.chapters.tgeo.claims import (ALPHA, COMPARISON, CONTROLS, DECLARED_CF, GAP, HETERO, INTER,
                                           MOTIVATION, ROOM_MARGIN, TABULAR, TABULAR_REASON)
 from kdutils.verdicts import gates as g
-from kdutils.verdicts.rules import Claim, Finding, Judgement, compare, find, judge
+from kdutils.verdicts.rules import Claim, Finding, Judgement, compare, find, judge, subset
 from kdutils.verdicts.stats import paired_difference, t_interval
 from kdutils.verdicts.verdict import NOT_TESTABLE, Verdict
 
@@ -77,7 +79,8 @@ def judge_controls(scores: Scores, room: g.Gate) -> Judgement:
 def judge_premise(wrong_minus_right: list[float], kendall_right: list[float]) -> Judgement:
     """The chapter's own check (`claims.ALPHA`, not scored) on per-seed statistics of the learned alpha_i on
     held-out samples (`runs.heldout_alpha_evidence`: Kendall's tau-b, ties handled)."""
-    fs = [find(ALPHA.parts[0], t_interval(wrong_minus_right)), find(ALPHA.parts[1], t_interval(kendall_right))]
+    wmr, tau = t_interval(wrong_minus_right), t_interval(kendall_right)
+    fs = [find(ALPHA.parts[0], wmr, effect=wmr.describe(digits=3)), find(ALPHA.parts[1], tau, effect=tau.describe(digits=3))]
     return judge(ALPHA, fs)
 
 
@@ -98,8 +101,9 @@ def motivation_seed_stats(cells: Mapping[str, Mapping[float, float]]) -> tuple[f
 def judge_motivation(seeds: list[tuple[float, float]]) -> Judgement:
     """`claims.MOTIVATION` on per-seed (trend_right, slope_wrong); the recipe judges it on held-out samples (on
     training samples less KD fits the labels better trivially) and shows the training-sample judgement beside."""
-    fs = [find(MOTIVATION.parts[0], t_interval([t for t, _ in seeds])),
-          find(MOTIVATION.parts[1], t_interval([w for _, w in seeds]))]
+    trend, wrong = t_interval([t for t, _ in seeds]), t_interval([w for _, w in seeds])
+    fs = [find(MOTIVATION.parts[0], trend, effect=trend.describe("pp per group", 2)),
+          find(MOTIVATION.parts[1], wrong, effect=wrong.describe("pp per unit alpha", 1))]
     return judge(MOTIVATION, fs)
 
 
@@ -133,60 +137,228 @@ def _scores(by_arm: Mapping, store) -> dict[str, dict[int, float]]:
     return out
 
 
-def cf_verdicts(profile: str = "cpu", store=None) -> list[Verdict]:
-    """One verdict per declared claim from the cross-fitted recipe's records ("not yet run" where they are
-    missing). Nothing is trained."""
+def _configs(node: Any) -> list:
+    """Every RunConfig inside a nest of dicts, tuples and lists (the shape of `campaign.final_configs`)."""
+    if isinstance(node, Mapping):
+        return [c for v in node.values() for c in _configs(v)]
+    if isinstance(node, (tuple, list)):
+        return [c for v in node for c in _configs(v)]
+    return [node]
+
+
+def _count(store, *nodes: Any) -> tuple[int, int]:
+    """(recorded, planned) runs among the configs of `nodes`."""
+    cfgs = [c for n in nodes for c in _configs(n)]
+    return sum(store.get(c) is not None for c in cfgs), len(cfgs)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the cross-fitted recipe's records go at a profile: whether its selections are decided (the
+    teacher's rate and the vanilla arm chosen on validation), and per group of finals (recorded, planned)."""
+
+    selected: bool
+    finals: dict[str, tuple[int, int]]
+
+    @property
+    def complete(self) -> bool:
+        """The main comparison is recorded: every arm at every seed (the other groups may still be running)."""
+        done, total = self.finals.get("main", (0, 0))
+        return self.selected and total > 0 and done == total
+
+    def describe(self) -> str:
+        if not self.selected:
+            return "its selection runs (the teacher's rate, every arm's rates) are not all recorded yet"
+        return "recorded finals: " + ", ".join(f"{g} {d} of {t}" for g, (d, t) in self.finals.items())
+
+
+def progress(profile: str = "cpu", store=None) -> Progress:
+    """The cross-fitted recipe's records at `profile` (nothing is trained)."""
     from kdutils.chapters.tgeo import recipe_cf as rc
     from kdutils.chapters.tgeo.campaign import final_configs, resolved
     from kdutils.store.store import ResultStore
-    from kdutils.verdicts.rules import to_verdict
-    from kdutils.verdicts.verdict import NOT_YET_RUN
 
     store = store or ResultStore()
     res = resolved(profile, store)
-    scale = f"profile `{profile}`, cross-fitted recipe ({rc.cf_recipe(profile).notes})"
+    if res.teacher_lr is None or res.vanilla is None:
+        return Progress(False, {})
+    fc = final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr))
+    return Progress(True, {g: _count(store, fc[g]) for g in ("main", "capacity", "hetero", "motivation")})
+
+
+def cf_recorded(profile: str = "cpu", store=None) -> bool:
+    """Does the chapter show this recipe as its main result? Yes once its selections are decided and its main
+    comparison (every arm at every seed) is recorded: a half-recorded recipe never replaces the first one."""
+    return progress(profile, store).complete
+
+
+def cf_records(profile: str, store) -> list[dict]:
+    """This recipe's records at `profile`: the cross-fitted teachers (their lr candidates and parts) and every
+    student whose key holds cross-fitted teacher logits."""
+    from kdutils.chapters.tgeo.plan import EXPERIMENT
+
+    out = []
+    for rec in store.records(EXPERIMENT):
+        c = rec.get("config") or {}
+        spec = (c.get("model_kwargs") or {}).get("arm_spec") or {}
+        if c.get("profile") == profile and ("cf_teacher" in str(c.get("role", ""))
+                                            or spec.get("teacher_logits") == "crossfit"):
+            out.append(rec)
+    return out
+
+
+def _scale(profile: str, recs: list[dict]) -> str:
+    from kdutils.chapters.tgeo import recipe_cf as rc
+    from kdutils.report.present import short_device
+
+    devices = sorted({short_device(d) for r in recs if (d := (r.get("provenance") or {}).get("device"))})
+    return (f"profile `{profile}`, cross-fitted recipe ({rc.cf_recipe(profile).notes}), "
+            f"{', '.join(devices) or 'device unknown'}")
+
+
+def _students_by_width(profile: str, fc: Mapping, vanilla: str) -> dict[int, dict]:
+    """MLP width -> {arm: {seed: cfg}} for the arms the gap claim compares: the capacity runs and the main student."""
+    from kdutils.chapters.tgeo import recipe_cf as rc
+
+    out = {int(t.split(":")[1].split("-")[0]): arms for t, arms in fc["capacity"].items()}
+    hidden = rc.cf_recipe(profile).student_kwargs.get("hidden") or []
+    if len(hidden) == 1 and hidden[0] not in out:
+        out[int(hidden[0])] = {a: fc["main"][a] for a in ("alone", vanilla, "tgeo_both")}
+    return out
+
+
+def _effect(j: Judgement) -> str:
+    return "; ".join(f"{p.key}: {p.effect}" for p in j.parts if p.effect)
+
+
+def _sub(scores: Scores, keys) -> dict[str, dict[int, float]]:
+    return {a: subset(s, keys) for a, s in scores.items()}
+
+
+def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list[Verdict]:
+    """One verdict per declared claim (`CLAIMS_CF`, in order) from the cross-fitted recipe's records. A claim
+    whose runs are not all recorded is "not yet run", naming how many are; with `partial` it is judged on what
+    is recorded instead and its evidence says so (a preliminary look while the campaign runs, never the page).
+    Nothing is trained."""
+    from kdutils.chapters.tgeo import recipe_cf as rc
+    from kdutils.chapters.tgeo.campaign import final_configs, resolved
+    from kdutils.store.provenance import code_status_sentence
+    from kdutils.store.store import ResultStore
+    from kdutils.verdicts.rules import stability, to_verdict
+    from kdutils.verdicts.verdict import NOT_YET_RUN
+
+    store = store or ResultStore()
+    recs = cf_records(profile, store)
+    scale, code = _scale(profile, recs), code_status_sentence(recs)
+    res = resolved(profile, store)
     if res.teacher_lr is None or res.vanilla is None:
         return [tabular_verdict() if c is TABULAR else
                 Verdict(c.text, NOT_YET_RUN, "The cross-fitted recipe's selections are not recorded yet.", scale,
                         scored=c.scored) for c in CLAIMS_CF]
     fc = final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr))
-    main = _scores(fc["main"], store)
-    v = res.vanilla
+    main, v = _scores(fc["main"], store), res.vanilla
+    room_arms = {a: fc["main"][a] for a in ("alone", v)}
     room = room_gate(main, v)
-    out = []
-    train, held = [], []
-    for s, (_, cont) in fc["motivation"].items():
-        recs = {a: store.get(c) for a, c in cont.items()}
-        if all(r is not None and r.get("motivation") for r in recs.values()):
-            for where, acc in (("train", train), ("val", held)):
-                cells = {grp: {a: float(r["motivation"][where][grp]) for a, r in recs.items()}
-                         for grp in next(iter(recs.values()))["motivation"][where]}
-                acc.append(motivation_seed_stats(cells))
-    jt = judge_motivation(train)
-    out.append(to_verdict(judge_motivation(held), "Held-out samples (the verdict); on training samples the same "
-                          f"rule gives: {jt.label} ({jt.reason}).", scale))
-    out.append(to_verdict(judge_comparison(main, v), f"Vanilla KD arm chosen on validation: {v}.", scale))
-    widths = sorted(fc["capacity"], key=lambda t: int(t.split(":")[1].split("-")[0]))
-    if widths:
-        cap = {t: _scores(a, store) for t, a in fc["capacity"].items()}
-        out.append(to_verdict(judge_gap(cap[widths[0]], cap[widths[-1]], v, room),
-                              f"Smallest student {widths[0]}, largest {widths[-1]}.", scale))
-    if fc["hetero"]:
-        model = next(iter(fc["hetero"]))
-        out.append(to_verdict(judge_hetero(main, _scores(fc["hetero"][model], store), v, room),
-                              f"Convolutional student: {model}.", scale))
-    out.append(to_verdict(judge_inter(main, room), "The intra / inter / both ablation.", scale))
+    seeds = sorted(main.get("alone", {}))
+
+    def stab(label_on, full: str, keys=seeds):
+        return None if full in (NOT_TESTABLE, NOT_YET_RUN) or len(keys) < 4 else stability(keys, label_on, full)
+
+    def verdict(claim: Claim, nodes: tuple, make) -> Verdict:
+        """`make()` -> (judgement, evidence, stability) once `nodes` are recorded (or with `partial`)."""
+        done, total = _count(store, *nodes)
+        if done < total and not partial:
+            return Verdict(claim.text, NOT_YET_RUN, f"{done} of the {total} runs it needs are recorded.", scale,
+                           scored=claim.scored, code=code)
+        j, evidence, st = make()
+        pre = f"Preliminary: {done} of the {total} runs it needs are recorded. " if done < total else ""
+        return to_verdict(j, pre + evidence, scale, _effect(j) or (j.parts[0].effect if j.parts else ""), st, code)
+
+    def motivation():
+        per = {"train": {}, "val": {}}
+        for s, (_, cont) in fc["motivation"].items():
+            got = {a: store.get(c) for a, c in cont.items()}
+            if all(r is not None and r.get("motivation") for r in got.values()):
+                for where in per:
+                    first = next(iter(got.values()))["motivation"][where]
+                    per[where][s] = motivation_seed_stats(
+                        {grp: {a: float(r["motivation"][where][grp]) for a, r in got.items()} for grp in first})
+        jt, jv = judge_motivation(list(per["train"].values())), judge_motivation(list(per["val"].values()))
+        st = stab(lambda k: judge_motivation([x for s, x in per["val"].items() if s in k]).label, jv.label,
+                  sorted(per["val"]))
+        return jv, (f"Judged on held-out (validation) samples, grouped by each seed's alpha = 0.5 student; seeds with "
+                    f"every continued run recorded: {len(per['val'])}. On the training samples (the poster's "
+                    f"protocol, where less KD fits the labels trivially) the same rule gives: {jt.label} "
+                    f"({_effect(jt)})."), st
+
+    def comparison():
+        j = judge_comparison(main, v)
+        return j, (f"Vanilla KD is the arm chosen on validation ({v}); TGeo-KD (intra + inter) minus each arm in "
+                   "test accuracy, paired over seeds; a failed run is scored at chance."), \
+            stab(lambda k: judge_comparison(_sub(main, k), v).label, j.label)
+
+    def gap(students: dict, small: int, large: int):
+        cap = {w: _scores(students[w], store) for w in (small, large)}
+        j = judge_gap(cap[small], cap[large], v, room)
+        return j, (f"Per seed, (TGeo-KD minus vanilla KD) with the narrowest MLP student ({small} hidden units) "
+                   f"minus the same with the widest ({large}); widths in the recipe: {sorted(students)}; the KD-room "
+                   "gate is the main student's."), \
+            stab(lambda k: judge_gap(_sub(cap[small], k), _sub(cap[large], k), v,
+                                     room_gate(_sub(main, k), v)).label, j.label)
+
+    def hetero(model: str):
+        conv = _scores(fc["hetero"][model], store)
+        j = judge_hetero(main, conv, v, room)
+        return j, (f"ResNet-8 teachers to the main MLP student and to a convolutional student ({model}), TGeo-KD "
+                   "minus vanilla KD paired over seeds."), \
+            stab(lambda k: judge_hetero(_sub(main, k), _sub(conv, k), v, room_gate(_sub(main, k), v)).label,
+                 j.label)
+
+    def inter():
+        j = judge_inter(main, room)
+        return j, "The intra / inter / both ablation of f_w's input, paired over seeds.", \
+            stab(lambda k: judge_inter(_sub(main, k), room_gate(_sub(main, k), v)).label, j.label)
+
+    def controls():
+        j = judge_controls(main, room)
+        return j, ("The chapter's control of the method (not a claim of the poster): the same bilevel training with "
+                   "f_w fed a constant (one learned alpha for all samples), and f_w frozen at its initialisation."), \
+            stab(lambda k: judge_controls(_sub(main, k), room_gate(_sub(main, k), v)).label, j.label)
+
+    def premise():
+        held = {}
+        for s, c in fc["main"]["tgeo_both"].items():
+            h = ((store.get(c) or {}).get("tgeo") or {}).get("heldout") or {}
+            if "wrong_minus_right" in h:
+                held[s] = (h["wrong_minus_right"], h["kendall_right"])
+        ok = {s: x for s, x in held.items() if all(_finite(x))}
+        j = judge_premise([w for w, _ in ok.values()], [t for _, t in ok.values()])
+        return j, (f"The chapter's own check of the method's premise (not a claim of the poster), on the learned "
+                   f"alpha_i of held-out (validation) samples at the end of training, {len(ok)} seeds."), \
+            stab(lambda k: judge_premise([w for s, (w, _) in ok.items() if s in k],
+                                         [t for s, (_, t) in ok.items() if s in k]).label, j.label, sorted(ok))
+
+    out = [verdict(MOTIVATION, (fc["motivation"],), motivation),
+           verdict(COMPARISON, ({a: fc["main"][a] for a in ("alone", v, "anl", "ada", "wls", "rw", "tgeo_both")},),
+                   comparison)]
+    students = _students_by_width(profile, fc, v)
+    small, large = (min(students), max(students)) if len(students) >= 2 else (None, None)
+    out.append(verdict(GAP, (room_arms, students[small], students[large]), lambda: gap(students, small, large))
+               if small is not None else Verdict(GAP.text, NOT_TESTABLE, "This profile's recipe trains no other "
+                                                 "student width.", scale, reason="one student width at this profile"))
+    model = next(iter(fc["hetero"]), None)
+    out.append(verdict(HETERO, (room_arms, fc["main"]["tgeo_both"], fc["hetero"][model]), lambda: hetero(model))
+               if model else Verdict(HETERO.text, NOT_TESTABLE, "This profile's recipe trains no convolutional "
+                                     "student.", scale, reason="no convolutional student at this profile"))
+    out.append(verdict(INTER, (room_arms, {a: fc["main"][a] for a in ("tgeo_intra", "tgeo_inter", "tgeo_both")}),
+                       inter))
     out.append(tabular_verdict())
-    out.append(to_verdict(judge_controls(main, room), "Controls of f_w.", scale))
-    wmr, rho = [], []
-    for c in fc["main"]["tgeo_both"].values():
-        h = ((store.get(c) or {}).get("tgeo") or {}).get("heldout") or {}
-        if "wrong_minus_right" in h:
-            wmr.append(h["wrong_minus_right"])
-            rho.append(h["kendall_right"])
-    out.append(to_verdict(judge_premise(_finite(wmr), _finite(rho)), "Learned alpha_i on held-out samples.", scale))
+    out.append(verdict(CONTROLS, (room_arms, {a: fc["main"][a] for a in ("tgeo_both", "tgeo_const", "tgeo_frozen")}),
+                       controls))
+    out.append(verdict(ALPHA, (fc["main"]["tgeo_both"],), premise))
     return out
 
 
-__all__ = ["CLAIMS_CF", "judge_comparison", "judge_controls", "judge_gap", "judge_hetero", "judge_inter",
-           "judge_motivation", "judge_premise", "motivation_seed_stats", "room_gate", "tabular_verdict", "cf_verdicts"]
+__all__ = ["CLAIMS_CF", "Progress", "cf_records", "cf_recorded", "cf_verdicts", "judge_comparison", "judge_controls",
+           "judge_gap", "judge_hetero", "judge_inter", "judge_motivation", "judge_premise", "motivation_seed_stats",
+           "progress", "room_gate", "tabular_verdict"]
