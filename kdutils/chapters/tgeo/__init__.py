@@ -3,7 +3,7 @@ parts: `geometry` (Delta_i), `fusion_net` (f_w), `objective`, `bilevel`, `traini
 `arms` (one entry per arm), `runs` (the chapter's run function), `bench` (bilevel step cost). The second,
 cross-fitted recipe: `spec` (the arm spec in the record key), `crossfit` (out-of-fold teachers), `recipe_cf`
 (recipe, arms, power), `campaign` (stages, two processes, dry run), `claims_cf` (its verdicts), `report_cf`
-(its tables and the alpha-over-training figure).
+(its tables and the alpha-over-training figure), `page_cf` (its section of the page).
 """
 from kdutils.chapters.tgeo import claims, plan
 from kdutils.report.chapter import Chapter

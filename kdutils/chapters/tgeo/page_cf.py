@@ -1,0 +1,176 @@
+"""The cross-fitted recipe's section of the chapter page (notebooks/tgeo_report.ipynb): its prose, tables and
+verdicts, formatted from the records (`report_cf`'s frames, `claims_cf`'s verdicts) so the notebook stays thin
+and every number in its prose comes from a record. A profile without the records says "not yet run".
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from kdutils.chapters.tgeo import claims_cf, recipe_cf as rc, report_cf
+from kdutils.chapters.tgeo.plan import ARM_LABELS
+from kdutils.report import present
+from kdutils.store.store import ResultStore
+from kdutils.verdicts.power import ALPHA, POWER, detectable_effect
+
+__all__ = ["alpha_caption", "arms_view", "power_markdown", "protocol_markdown", "room_view", "status_markdown",
+           "teachers_view", "verdicts_markdown"]
+
+CAMPAIGN = "python -m kdutils.chapters.tgeo.campaign"
+
+
+def _label(arm: str) -> str:
+    return rc.CF_LABELS.get(arm, ARM_LABELS.get(arm, arm))
+
+
+def _not_yet(what: str, profile: str) -> object:
+    return present.markdown(f"{what} of profile `{profile}` are not recorded yet (**not yet run**).")
+
+
+def status_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """Where the recipe stands at `profile`, and which recipe the verdicts at the top of the page come from."""
+    store = store or ResultStore()
+    pr = claims_cf.progress(profile, store)
+    run = f"`{CAMPAIGN} --profile {profile} --part 0 --of 2` (and `--part 1` beside it; `--dry-run` for the plan)"
+    if pr.complete:
+        return (f"**The chapter's main result.** The verdicts at the top of the page and on the scorecard are this "
+                f"recipe's ({pr.describe()}). Rerun, or resume, with {run}.")
+    if not pr.selected:
+        return (f"**Not yet run** at profile `{profile}`: {pr.describe()}. Until its selections and main comparison "
+                f"are recorded, the verdicts at the top of the page are the first recipe's (below). It runs with {run}.")
+    return (f"**Not yet complete** at profile `{profile}` ({pr.describe()}). Until every main final is recorded, the "
+            f"verdicts at the top of the page are the first recipe's (below); what is recorded is shown here. "
+            f"It resumes with {run}.")
+
+
+def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """The recipe at `profile` (from `recipe_cf`) and what the records chose (teacher rate, vanilla KD's alpha)."""
+    from kdutils.chapters.tgeo.campaign import resolved
+
+    store = store or ResultStore()
+    r = rc.cf_recipe(profile)
+    res = resolved(profile, store)
+    train = "all" if r.n_train is None else f"{r.n_train:,}"
+    widths = ", ".join(str(kw.get("hidden")) for kw in r.capacity) or "none"
+    convs = ", ".join(m for m, _ in r.hetero) or "none"
+    chosen = ("" if res.teacher_lr is None else f" Chosen on validation: teacher rate {res.teacher_lr:g}"
+              + ("" if res.vanilla is None else
+                 f", vanilla KD at α = {rc.CF_ARMS[res.vanilla].alpha:g} (\"vanilla KD\" in the verdicts)") + ".")
+    return (f"**Scale (`{profile}`).** Fashion-MNIST, {train} labelled training images, {r.val_size:,} validation "
+            f"images held out (f_w's outer objective and every rate's selection), the "
+            f"{'whole' if r.n_test is None else f'{r.n_test:,}-image'} test set for the numbers. Teachers: "
+            f"{r.k_folds} {r.teacher} parts, each trained for {r.teacher_epochs} epochs on the other "
+            f"{r.k_folds - 1} of {r.k_folds} folds; each training image's teacher logits come from the part that "
+            f"did not see it (rate from {list(r.teacher_lrs)} after {r.select_teacher_epochs} epochs). Students: "
+            f"MLP {r.student_kwargs.get('hidden')}, {r.student_epochs} epochs, tau = {r.tau:g}; each arm's rate from "
+            f"{list(r.student_lrs)} and f_w's Adam rate from {list(r.fusion_lrs)} on validation (seed 0), then "
+            f"{len(r.seeds)} seeds. Every TGeo arm's lookahead takes the real optimiser's step (momentum, weight "
+            f"decay), except the plain-SGD lookahead arm kept to measure that choice. Other student widths: "
+            f"{widths}; convolutional student: {convs}. {r.notes}.{chosen}")
+
+
+def room_view(profile: str, store: ResultStore | None = None):
+    t = report_cf.room_table(profile, store)
+    if t.empty:
+        return _not_yet("The KD-room gate's runs (student alone and vanilla KD at every seed)", profile)
+    t = t.assign(room=["✔ passes" if p else "✘ fails" for p in t.room])
+    return present.results_table(
+        t, {"student": "student", "vanilla minus alone (pts)": "vanilla KD minus alone (pts)", "low": "95% low",
+            "high": "95% high", "n": "seeds", "margin": "margin (pts)", "room": "KD has room"},
+        formats={c: (lambda v: f"{v:+.2f}") for c in ("vanilla minus alone (pts)", "low", "high")} | {
+            "n": lambda v: f"{int(v)}", "margin": lambda v: f"{v:g}"}, status=None, device=None, max_rows=20,
+        caption="The gate every comparison needs: vanilla KD (its α chosen on validation) minus the student alone, "
+                "test accuracy paired over seeds, for every student the recipe trains (main MLP, the other widths, "
+                "the convolutional student); the gate passes when the whole 95% interval is above the margin.")
+
+
+def teachers_view(profile: str, store: ResultStore | None = None):
+    t = report_cf.teachers_table(profile, store)
+    if t.empty:
+        return _not_yet("The cross-fitted teachers", profile)
+    pct = lambda v: f"{v:.2f}"  # noqa: E731
+    return present.results_table(
+        t, {"part": "part", "lr": "lr", "epochs": "epochs", "images fitted": "images trained on",
+            "acc. own folds (%)": "training acc., own folds (%)", "images predicted out of fold": "images predicted",
+            "acc. out of fold (%)": "acc. out of fold (%)", "test acc. (%)": "test acc. (%)"},
+        formats={"lr": lambda v: f"{v:g}", "part": lambda v: f"{int(v)}", "epochs": lambda v: f"{int(v)}",
+                 "images fitted": lambda v: f"{int(v):,}", "images predicted out of fold": lambda v: f"{int(v):,}",
+                 "acc. own folds (%)": pct, "acc. out of fold (%)": pct, "test acc. (%)": pct},
+        status=None, device=None,
+        caption="Each part's accuracy on the images it trained on (its training accuracy), on the fold it "
+                "predicts out of fold (the logits the students learn from there) and on the test set.")
+
+
+def arms_view(profile: str, store: ResultStore | None = None):
+    t = report_cf.arms_table(profile, store)
+    if t.empty:
+        return _not_yet("The final runs", profile)
+    t = t.assign(arm=[_label(a) + (" ← chosen on validation" if c else "") for a, c in
+                      zip(t.arm, t["chosen on validation"])],
+                 accuracy=[present.fmt_mean_std(m, s, 2) for m, s in zip(t["mean"], t["std"])])
+    return present.results_table(
+        t, {"group": "group", "student": "student", "arm": "arm", "runs": "runs", "failed": "failed",
+            "accuracy": "test acc. (%)"}, status=None, device=None, max_rows=60, wrap=["arm"],
+        caption="Mean ± std over seeds of each arm's test accuracy (failed runs left out here; the verdicts score "
+                "them at chance). The two controls: f_w fed a constant (one learned α for all samples, trained by "
+                "the same hypergradient) and f_w frozen at its initialisation.")
+
+
+def alpha_caption(profile: str, store: ResultStore | None = None, arm: str = "tgeo_both") -> str:
+    """The alpha-over-training figure's caption, its numbers (final-epoch share above 0.99) from the records."""
+    df = report_cf.alpha_epochs(profile, store, (arm,))
+    text = ("The learned α_i = f_w(Δ_i) of every training sample at the end of each epoch of TGeo-KD (intra + "
+            "inter), mean over seeds: left its mean, right the share of α_i above 0.99, for all samples and for "
+            "the lowest- and highest-ST groups where the teacher is right (g1, g5) and wrong (g′1, g′5).")
+    if df.empty:
+        return text
+    last = df[df.epoch == df.epoch.max()].groupby("group")["share_above_0.99"].mean()
+    groups = last.drop("all", errors="ignore").dropna()
+    text += (f" At the last epoch ({int(df.epoch.max())}, {df.seed.nunique()} seeds) "
+             f"{present.fmt_pct(last.get('all', math.nan), 1)} of all α_i are above 0.99")
+    if not groups.empty:
+        text += (f"; by group from {present.fmt_pct(groups.min(), 1)} ({groups.idxmin()}) to "
+                 f"{present.fmt_pct(groups.max(), 1)} ({groups.idxmax()})")
+    return text + "."
+
+
+def power_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """The pre-registered power (seeds from the known paired SDs) and, once recorded, the finals' own paired SD
+    of TGeo-KD minus vanilla KD and the difference it can detect."""
+    from kdutils.chapters.tgeo.campaign import final_configs, resolved
+
+    store = store or ResultStore()
+    n_plan = len(rc.cf_recipe(profile).seeds)
+    sds = (rc.RECORDED_PAIRED_SD, rc.ASSUMED_MAX_SD)
+    planned = ", ".join(f"{100 * detectable_effect(sd, n_plan):.2f} pts at SD {100 * sd:.2f}" for sd in sds)
+    out = (f"**Power.** Planned before the runs: {n_plan} seeds. The smallest difference they detect with "
+           f"probability {POWER:g} (the paired two-sided {1 - ALPHA:.0%} interval excluding 0; exact noncentral t) "
+           f"is {planned}: the first recipe's recorded paired SD of TGeo-KD minus vanilla KD, and an assumed larger "
+           f"one. The pre-registered minimum effect is {100 * rc.MIN_EFFECT:.1f} pts.")
+    res = resolved(profile, store)
+    if res.teacher_lr is None or res.vanilla is None:
+        return out
+    fc = final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr))
+    s = claims_cf._scores({a: fc["main"][a] for a in ("tgeo_both", res.vanilla)}, store)
+    keys = sorted(set(s["tgeo_both"]) & set(s[res.vanilla]))
+    if len(keys) < 2:
+        return out + " The finals' own paired SD is not recorded yet."
+    d = np.array([s["tgeo_both"][k] - s[res.vanilla][k] for k in keys])
+    sd = float(d.std(ddof=1))
+    det = detectable_effect(sd, len(keys))
+    verdict = "below" if det < 100 * rc.MIN_EFFECT else "not below"
+    return out + (f" From the finals' observed paired SD, {sd:.2f} pts over {len(keys)} seeds, the detectable "
+                  f"difference is {det:.2f} pts, {verdict} the minimum effect.")
+
+
+def verdicts_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """Every claim's verdict in full (rule, parts, evidence: where the boxes at the top link to) once the recipe
+    is the chapter's main result; until then one "not yet run" sentence and no verdict."""
+    store = store or ResultStore()
+    if not claims_cf.cf_recorded(profile, store):
+        return (f"No verdict yet: the recipe's main comparison is not recorded at profile `{profile}` "
+                "(**not yet run**).")
+    vs = claims_cf.cf_verdicts(profile, store)
+    return "\n\n---\n\n".join(f"#### Claim {i}\n\n" + present.shorten_devices(v.to_markdown())
+                              for i, v in enumerate(vs, 1))
