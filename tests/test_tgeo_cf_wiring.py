@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from kdutils.chapters.tgeo import campaign, claims, claims_cf, page_cf, recipe_cf as rc
+from kdutils.chapters.tgeo import campaign, claims, claims_cf, page_cf, recipe_cf as rc, verdicts
 from kdutils.report import scorecard
 from kdutils.report.chapter import load
 from kdutils.store.store import ResultStore
@@ -74,13 +74,13 @@ def _by_claim(vs) -> dict:
 def test_chapter_verdicts_switch_to_the_cross_fitted_recipe_once_its_main_finals_are_recorded(tmp_path):
     store, fc = _selected_store(tmp_path)
     first = [v.claim for v in claims.first_recipe_verdicts(PROFILE, store)]
-    assert [v.claim for v in claims.chapter_verdicts(PROFILE, store)] == first  # selections alone: first recipe
+    assert [v.claim for v in verdicts.chapter_verdicts(PROFILE, store)] == first  # selections alone: first recipe
     _record_main(store, fc, _offsets(1.0), skip=(("tgeo_frozen", 3),))
     assert not claims_cf.cf_recorded(PROFILE, store)
-    assert [v.claim for v in claims.chapter_verdicts(PROFILE, store)] == first  # one final missing: still first
+    assert [v.claim for v in verdicts.chapter_verdicts(PROFILE, store)] == first  # one final missing: still first
     _record_main(store, fc, _offsets(1.0))
     assert claims_cf.cf_recorded(PROFILE, store)
-    vs = claims.chapter_verdicts(PROFILE, store)
+    vs = verdicts.chapter_verdicts(PROFILE, store)
     assert [v.claim for v in vs] == [c.text for c in claims_cf.CLAIMS_CF]
     got = _by_claim(vs)
     assert got[claims.COMPARISON.text].label == REPRODUCED
@@ -110,7 +110,7 @@ def test_premise_and_controls_are_shown_and_not_scored_on_the_scorecard(tmp_path
 def test_tgeo_worse_than_vanilla_comes_out_not_reproduced(tmp_path):
     store, fc = _selected_store(tmp_path)
     _record_main(store, fc, _offsets(-1.0))
-    got = _by_claim(claims.chapter_verdicts(PROFILE, store))
+    got = _by_claim(verdicts.chapter_verdicts(PROFILE, store))
     v = got[claims.COMPARISON.text]
     assert v.label == NOT_REPRODUCED and "core part contradicted" in v.reason
     assert got[claims.CONTROLS.text].label == NOT_REPRODUCED  # worse than one learned alpha for all samples
@@ -120,7 +120,7 @@ def test_no_room_makes_the_comparison_not_testable(tmp_path):
     store, fc = _selected_store(tmp_path)
     offsets = {a: o - 3.0 for a, o in _offsets(1.0).items()}  # vanilla KD = alone: KD adds nothing
     _record_main(store, fc, offsets)
-    v = _by_claim(claims.chapter_verdicts(PROFILE, store))[claims.COMPARISON.text]
+    v = _by_claim(verdicts.chapter_verdicts(PROFILE, store))[claims.COMPARISON.text]
     assert v.label == NOT_TESTABLE and "KD has room" in v.reason
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdutils.chapters.tgeo import plan as tgeo, claims
+from kdutils.chapters.tgeo import plan as tgeo, claims, verdicts
 from kdutils.config import TrainConfig
 from kdutils.data.device_loader import DeviceLoader
 from kdutils.store.store import ResultStore
@@ -53,12 +53,12 @@ def test_fit_tgeo_stops_before_the_student_update_that_diverges(one_thread):
 
 
 def test_chapter_verdicts_on_an_empty_store(tmp_path):
-    vs = claims.chapter_verdicts("cpu", ResultStore(tmp_path))
+    vs = verdicts.chapter_verdicts("cpu", ResultStore(tmp_path))
     assert [v.claim for v in vs] == list(claims.CLAIMS) and {v.label for v in vs} == {NOT_YET_RUN}
     from kdutils.report.chapter import load
 
     ch = load("tgeo")
-    assert ch.claims == tuple(claims.CLAIMS) and ch.verdicts is claims.chapter_verdicts
+    assert ch.claims == tuple(claims.CLAIMS) and ch.verdicts is verdicts.chapter_verdicts
 
 
 def test_run_all_at_smoke(tmp_path, monkeypatch, one_thread):
@@ -85,7 +85,7 @@ def test_run_all_at_smoke(tmp_path, monkeypatch, one_thread):
     cells = tgeo.motivation_cells("smoke", store)
     assert len(cells) == 10 * len(tgeo.MOTIVATION_ALPHAS) * len(r.seeds)
     assert store.get(tgeo.bench_config("smoke"))["metrics"]["ratio_bilevel_over_plain"] > 0
-    vs = claims.chapter_verdicts("smoke", store)
+    vs = verdicts.chapter_verdicts("smoke", store)
     assert len(vs) == 3 and all(v.label != NOT_YET_RUN for v in vs)
     assert tgeo.selection_table("smoke", store).chosen.sum() == 1 + len(tgeo.ARMS)
     # resume and load-only: everything is loaded, nothing trains

@@ -3,9 +3,10 @@ parts: `geometry` (Delta_i), `fusion_net` (f_w), `objective`, `bilevel`, `traini
 `arms` (one entry per arm), `runs` (the chapter's run function), `bench` (bilevel step cost). The second,
 cross-fitted recipe: `spec` (the arm spec in the record key), `crossfit` (out-of-fold teachers), `recipe_cf`
 (recipe, arms, power), `campaign` (stages, two processes, dry run), `claims_cf` (its verdicts), `report_cf`
-(its tables and the alpha-over-training figure), `page_cf` (its section of the page).
+(its tables and the alpha-over-training figure), `page_cf` (its section of the page); `verdicts`: which
+recipe's verdicts the chapter shows (the cross-fitted one's once its main comparison is recorded).
 """
-from kdutils.chapters.tgeo import claims, plan
+from kdutils.chapters.tgeo import claims, plan, verdicts
 from kdutils.report.chapter import Chapter
 
 CHAPTER = Chapter(
@@ -13,4 +14,4 @@ CHAPTER = Chapter(
     title="Less or More From Teacher: Exploiting Trilateral Geometry for Knowledge Distillation",
     page="notebooks/tgeo_report", pages=("book/tgeo", "notebooks/tgeo_report", "notebooks/tgeo_point"),
     experiments=(plan.EXPERIMENT,), claims=tuple(claims.CLAIMS), recipe=plan.recipe, run_all=plan.run_all,
-    verdicts=claims.chapter_verdicts, plan=plan.plan, gpu_work=plan.gpu_work)
+    verdicts=verdicts.chapter_verdicts, plan=plan.plan, gpu_work=plan.gpu_work)

@@ -328,16 +328,3 @@ def first_recipe_verdicts(profile: str, store: ResultStore | None = None) -> lis
     return [motivation_verdict(profile, store, p, code), comparison_verdict(profile, store, p, code),
             alpha_verdict(profile, store, p, code)]
 
-
-def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
-    """The chapter's verdicts (the page's boxes and the scorecard): the cross-fitted recipe's (`claims_cf`, every
-    claim of `DECLARED_CF`) once its selections and main finals are recorded at `profile`, else the first
-    recipe's. The premise check (`ALPHA`) and the f_w controls are the chapter's own checks: `scored` False, so
-    the scorecard shows them and does not count them. Nothing is trained."""
-    from kdutils.chapters.tgeo import claims_cf  # it builds on this module's declarations: imported at call time
-
-    profile = check_profile(profile)
-    store = store or ResultStore()
-    if claims_cf.cf_recorded(profile, store):
-        return claims_cf.cf_verdicts(profile, store)
-    return first_recipe_verdicts(profile, store)

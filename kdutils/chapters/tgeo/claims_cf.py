@@ -3,7 +3,7 @@ direction, pre-registered minimum effect, parts and core, gates. Declared before
 
 The declarations are in `claims.py` (the three claims judged on the first recipe, plus GAP, HETERO, INTER,
 TABULAR and CONTROLS); this module judges them on the cross-fitted recipe's records. The chapter's
-`claims.chapter_verdicts` (the page's boxes, the scorecard) shows these verdicts once `cf_recorded` (the
+`verdicts.chapter_verdicts` (the page's boxes, the scorecard) shows these verdicts once `cf_recorded` (the
 selections and every main final recorded), and the first recipe's before. The judge functions take plain
 per-seed scores (arm -> seed -> test accuracy), so synthetic cases test them; `cf_verdicts` reads the records.
 """
@@ -17,6 +17,7 @@ import numpy as np
 
 from kdutils.chapters.tgeo.claims import (ALPHA, COMPARISON, CONTROLS, DECLARED_CF, GAP, HETERO, INTER,
                                           MOTIVATION, ROOM_MARGIN, TABULAR, TABULAR_REASON)
+from kdutils.chapters.tgeo.plan import ARM_LABELS
 from kdutils.verdicts import gates as g
 from kdutils.verdicts.rules import Claim, Finding, Judgement, compare, find, judge, subset
 from kdutils.verdicts.stats import paired_difference, t_interval
@@ -211,8 +212,12 @@ def _scale(profile: str, recs: list[dict]) -> str:
     from kdutils.chapters.tgeo import recipe_cf as rc
     from kdutils.report.present import short_device
 
-    devices = sorted({short_device(d) for r in recs if (d := (r.get("provenance") or {}).get("device"))})
-    return (f"profile `{profile}`, cross-fitted recipe ({rc.cf_recipe(profile).notes}), "
+    r = rc.cf_recipe(profile)
+    devices = sorted({short_device(d) for rec in recs if (d := (rec.get("provenance") or {}).get("device"))})
+    train = "all" if r.n_train is None else f"{r.n_train:,}"
+    return (f"profile `{profile}`, cross-fitted recipe: Fashion-MNIST ({train} labelled training images, "
+            f"{r.val_size:,} validation images held out), {r.k_folds} {r.teacher} teachers cross-fitted on "
+            f"{r.k_folds} folds -> MLP {r.student_kwargs.get('hidden')} student, {len(r.seeds)} seeds, "
             f"{', '.join(devices) or 'device unknown'}")
 
 
@@ -286,14 +291,14 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
         jt, jv = judge_motivation(list(per["train"].values())), judge_motivation(list(per["val"].values()))
         st = stab(lambda k: judge_motivation([x for s, x in per["val"].items() if s in k]).label, jv.label,
                   sorted(per["val"]))
-        return jv, (f"Judged on held-out (validation) samples, grouped by each seed's alpha = 0.5 student; seeds with "
-                    f"every continued run recorded: {len(per['val'])}. On the training samples (the poster's "
+        return jv, (f"Judged on held-out (validation) samples, grouped by each seed's alpha = 0.5 student; seeds whose "
+                    f"continued runs all finished: {len(per['val'])} of {len(fc['motivation'])}. On the training samples (the poster's "
                     f"protocol, where less KD fits the labels trivially) the same rule gives: {jt.label} "
                     f"({_effect(jt)})."), st
 
     def comparison():
         j = judge_comparison(main, v)
-        return j, (f"Vanilla KD is the arm chosen on validation ({v}); TGeo-KD (intra + inter) minus each arm in "
+        return j, (f"Vanilla KD is the arm chosen on validation ({ARM_LABELS.get(v, v)}); TGeo-KD (intra + inter) minus each arm in "
                    "test accuracy, paired over seeds; a failed run is scored at chance."), \
             stab(lambda k: judge_comparison(_sub(main, k), v).label, j.label)
 

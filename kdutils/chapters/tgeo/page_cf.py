@@ -20,6 +20,10 @@ __all__ = ["alpha_caption", "arms_view", "power_markdown", "protocol_markdown", 
 CAMPAIGN = "python -m kdutils.chapters.tgeo.campaign"
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
 def _label(arm: str) -> str:
     return rc.CF_LABELS.get(arm, ARM_LABELS.get(arm, arm))
 
@@ -60,14 +64,14 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
     return (f"**Scale (`{profile}`).** Fashion-MNIST, {train} labelled training images, {r.val_size:,} validation "
             f"images held out (f_w's outer objective and every rate's selection), the "
             f"{'whole' if r.n_test is None else f'{r.n_test:,}-image'} test set for the numbers. Teachers: "
-            f"{r.k_folds} {r.teacher} parts, each trained for {r.teacher_epochs} epochs on the other "
-            f"{r.k_folds - 1} of {r.k_folds} folds; each training image's teacher logits come from the part that "
-            f"did not see it (rate from {list(r.teacher_lrs)} after {r.select_teacher_epochs} epochs). Students: "
-            f"MLP {r.student_kwargs.get('hidden')}, {r.student_epochs} epochs, tau = {r.tau:g}; each arm's rate from "
+            f"{r.k_folds} {r.teacher} parts, each trained for {_n(r.teacher_epochs, 'epoch')} on {r.k_folds - 1} "
+            f"of the {r.k_folds} folds; each training image's teacher logits come from the part that did not see "
+            f"it (rate from {list(r.teacher_lrs)} after {_n(r.select_teacher_epochs, 'epoch')}). Students: "
+            f"MLP {r.student_kwargs.get('hidden')}, {_n(r.student_epochs, 'epoch')}, tau = {r.tau:g}; each arm's rate from "
             f"{list(r.student_lrs)} and f_w's Adam rate from {list(r.fusion_lrs)} on validation (seed 0), then "
-            f"{len(r.seeds)} seeds. Every TGeo arm's lookahead takes the real optimiser's step (momentum, weight "
+            f"{_n(len(r.seeds), 'seed')}. Every TGeo arm's lookahead takes the real optimiser's step (momentum, weight "
             f"decay), except the plain-SGD lookahead arm kept to measure that choice. Other student widths: "
-            f"{widths}; convolutional student: {convs}. {r.notes}.{chosen}")
+            f"{widths}; convolutional student: {convs}. {r.notes[:1].upper() + r.notes[1:]}.{chosen}")
 
 
 def room_view(profile: str, store: ResultStore | None = None):
@@ -129,7 +133,9 @@ def alpha_caption(profile: str, store: ResultStore | None = None, arm: str = "tg
     groups = last.drop("all", errors="ignore").dropna()
     text += (f" At the last epoch ({int(df.epoch.max())}, {df.seed.nunique()} seeds) "
              f"{present.fmt_pct(last.get('all', math.nan), 1)} of all α_i are above 0.99")
-    if not groups.empty:
+    if not groups.empty and groups.min() == groups.max():
+        text += f", and {present.fmt_pct(groups.min(), 1)} in every group"
+    elif not groups.empty:
         text += (f"; by group from {present.fmt_pct(groups.min(), 1)} ({groups.idxmin()}) to "
                  f"{present.fmt_pct(groups.max(), 1)} ({groups.idxmax()})")
     return text + "."
