@@ -315,7 +315,7 @@ def wall_markdown(profile: str, store: ResultStore | None = None) -> str:
 
 def verdicts_markdown(profile: str, store: ResultStore | None = None) -> str:
     vs = claims.first_recipe_verdicts(profile, store)
-    return "\n\n---\n\n".join(f"#### Claim {i}\n\n" + present.shorten_devices(v.to_markdown())
+    return "\n\n---\n\n".join(f"#### First recipe, claim {i}\n\n" + present.shorten_devices(v.to_markdown())
                               for i, v in enumerate(vs, 1))
 
 
