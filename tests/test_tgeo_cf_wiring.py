@@ -145,4 +145,5 @@ def test_page_section_says_not_yet_run_without_records_and_formats_numbers_from_
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
 def test_status_names_the_campaign_command(tmp_path, profile):
-    assert f"--profile {profile}" in page_cf.status_markdown(profile, ResultStore(tmp_path))
+    md = page_cf.status_markdown(profile, ResultStore(tmp_path))
+    assert f"--profile {profile} --shard 1/2" in md and "--shard 2/2" in md

@@ -36,7 +36,7 @@ def status_markdown(profile: str, store: ResultStore | None = None) -> str:
     """Where the recipe stands at `profile`, and which recipe the verdicts at the top of the page come from."""
     store = store or ResultStore()
     pr = claims_cf.progress(profile, store)
-    run = f"`{CAMPAIGN} --profile {profile} --part 0 --of 2` (and `--part 1` beside it; `--dry-run` for the plan)"
+    run = f"`{CAMPAIGN} --profile {profile} --shard 1/2` (and `--shard 2/2` beside it; `--dry-run` for the plan)"
     if pr.complete:
         return (f"**The chapter's main result.** The verdicts at the top of the page and on the scorecard are this "
                 f"recipe's ({pr.describe()}). Rerun, or resume, with {run}.")
