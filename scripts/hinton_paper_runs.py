@@ -4,6 +4,7 @@
     (or, over two processes: teacher-select-low teacher-final ... | teacher-select-high ...)
     python scripts/hinton_paper_runs.py alone       # every student that needs no teacher (2x800, 2x30, 2x300)
     python scripts/hinton_paper_runs.py kd-main     # waits for the teacher: 2x800 at T=20, then no3 and only78
+    (kd-main is kd-finals, every T=20 seed, then kd-transfer, the no3 and only78 transfer sets)
     python scripts/hinton_paper_runs.py kd-sweep    # waits for the teacher: 2x30 and 2x300 at every T
 
 Finished runs are skipped (records are keyed by config), so a killed part resumes where it stopped; with
@@ -94,17 +95,31 @@ def part_alone(store: ResultStore) -> None:
           "2x300 alone finals")
 
 
-def part_kd_main(store: ResultStore) -> None:
-    r = H.recipe(PROFILE)
+def _kd_main_lr(store: ResultStore):
     teacher = wait_teacher(store)
-    lr = select(P.main_selection(PROFILE, teacher, H.VERDICT_TAU), H.arm_name(H.VERDICT_TAU), store)
-    finals = [H.distilled_config(PROFILE, teacher, H.VERDICT_TAU, lr, H.DEFAULT_ALPHA, s) for s in r.seeds]
-    train(finals[:5], store, "2x800 T=20 finals, seeds 0-4")
-    for name in P.TRANSFER_SETS:
-        train([P.transfer_config(PROFILE, teacher, name, lr, s) for s in r.seeds[:5]], store, f"{name}, seeds 0-4")
-    train(finals[5:], store, "2x800 T=20 finals, seeds 5-9")
-    for name in P.TRANSFER_SETS:
-        train([P.transfer_config(PROFILE, teacher, name, lr, s) for s in r.seeds[5:]], store, f"{name}, seeds 5-9")
+    return teacher, select(P.main_selection(PROFILE, teacher, H.VERDICT_TAU), H.arm_name(H.VERDICT_TAU), store)
+
+
+def part_kd_finals(store: ResultStore) -> None:
+    """The 2x800 T=20 finals, every seed (the main claim needs all ten before it has a verdict)."""
+    r = H.recipe(PROFILE)
+    teacher, lr = _kd_main_lr(store)
+    train([H.distilled_config(PROFILE, teacher, H.VERDICT_TAU, lr, H.DEFAULT_ALPHA, s) for s in r.seeds], store,
+          "2x800 T=20 finals")
+
+
+def part_kd_transfer(store: ResultStore) -> None:
+    """The omitted-3 and only-7s-and-8s transfer sets at the T=20 rate, seeds 0-4 of each, then 5-9."""
+    r = H.recipe(PROFILE)
+    teacher, lr = _kd_main_lr(store)
+    for seeds in (r.seeds[:5], r.seeds[5:]):
+        for name in P.TRANSFER_SETS:
+            train([P.transfer_config(PROFILE, teacher, name, lr, s) for s in seeds], store, f"{name}, seeds {list(seeds)}")
+
+
+def part_kd_main(store: ResultStore) -> None:
+    part_kd_finals(store)
+    part_kd_transfer(store)
 
 
 def part_kd_sweep(store: ResultStore) -> None:
@@ -119,7 +134,8 @@ def part_kd_sweep(store: ResultStore) -> None:
 
 
 PARTS = {"teacher": part_teacher, "teacher-select-low": part_teacher_select_low,
-         "teacher-select-high": part_teacher_select_high, "teacher-final": part_teacher_final, "alone": part_alone, "kd-main": part_kd_main, "kd-sweep": part_kd_sweep}
+         "teacher-select-high": part_teacher_select_high, "teacher-final": part_teacher_final, "alone": part_alone, "kd-main": part_kd_main,
+         "kd-finals": part_kd_finals, "kd-transfer": part_kd_transfer, "kd-sweep": part_kd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:
