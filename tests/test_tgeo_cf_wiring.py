@@ -130,8 +130,11 @@ def test_page_section_says_not_yet_run_without_records_and_formats_numbers_from_
     assert "not yet run" in page_cf.verdicts_markdown(PROFILE, empty)
     assert "Claim." not in page_cf.verdicts_markdown(PROFILE, empty)  # no anchor may land on an absent verdict
     store, fc = _selected_store(tmp_path / "cf")
+    assert "not yet run" in page_cf.room_view(PROFILE, store).data  # selections only: no gate row without runs
+    assert "**Not yet complete**" in page_cf.status_markdown(PROFILE, store)
     _record_main(store, fc, _offsets(1.0))
     assert "main result" in page_cf.status_markdown(PROFILE, store)
+    assert "✔ passes" in page_cf.room_view(PROFILE, store).to_html()
     md = page_cf.verdicts_markdown(PROFILE, store)
     assert md.count("**Claim.**") == len(claims_cf.CLAIMS_CF)
     # the finals' paired SD of TGeo-KD minus vanilla KD, recomputed by hand from the same records

@@ -76,6 +76,7 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
 
 def room_view(profile: str, store: ResultStore | None = None):
     t = report_cf.room_table(profile, store)
+    t = t[t.n > 0] if not t.empty else t  # a student none of whose paired runs is recorded yet has no row
     if t.empty:
         return _not_yet("The KD-room gate's runs (student alone and vanilla KD at every seed)", profile)
     t = t.assign(room=["✔ passes" if p else "✘ fails" for p in t.room])
