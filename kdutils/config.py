@@ -30,10 +30,10 @@ MAX_SEED = 2**63 - 1
 
 def check_seed(value: object, name: str) -> int:
     """A seed torch accepts: an integer in 0..2**63-1 (2**64 used to pass here and fail inside torch)."""
-    check_int(value, name)
-    if not 0 <= value <= MAX_SEED:
+    seed = check_int(value, name)
+    if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"{name} must be an integer in 0..2**63-1, got {value!r}")
-    return int(value)
+    return seed
 
 
 def check_number(value: object, name: str) -> float:

@@ -238,7 +238,7 @@ def classification_metrics(
 
 
 def bias_shift_errors(logits: torch.Tensor, y: torch.Tensor, classes: Sequence[int],
-                      shifts: Sequence[float]) -> dict[str, list[int]]:
+                      shifts: Sequence[float]) -> dict[str, list[int] | int]:
     """Errors when a constant `shift` is added to the logits (the output biases) of `classes`, for each shift.
 
     Why: a net that never saw some classes in training can still rank them; a bias shift chosen afterwards
@@ -257,10 +257,11 @@ def bias_shift_errors(logits: torch.Tensor, y: torch.Tensor, classes: Sequence[i
     x = logits.detach().double().cpu()
     y = y.detach().cpu().long()
     in_set = mask[y]
-    out = {"errors": [], "errors_in": [], "n": int(y.numel()), "n_in": int(in_set.sum())}
+    errors: list[int] = []
+    errors_in: list[int] = []
     for shift in shifts:
         pred = (x + float(shift) * mask.double()).argmax(1)
         wrong = pred != y
-        out["errors"].append(int(wrong.sum()))
-        out["errors_in"].append(int((wrong & in_set).sum()))
-    return out
+        errors.append(int(wrong.sum()))
+        errors_in.append(int((wrong & in_set).sum()))
+    return {"errors": errors, "errors_in": errors_in, "n": int(y.numel()), "n_in": int(in_set.sum())}

@@ -293,8 +293,9 @@ def load_idx_dataset(name: str, split: str, root=None, download: bool | None = N
             reason += "\n(uncompressed idx files, the same names without .gz, are accepted too.)"
             raise _missing_error(name, base_root, expected, " or ".join(mirrors), reason)
 
-    images = _read_idx_file(found["images"], 3, name)
-    labels = _read_idx_file(found["labels"], 1, name)
+    paths = {k: p for k, p in found.items() if p is not None}  # all of them: a missing file raised above
+    images = _read_idx_file(paths["images"], 3, name)
+    labels = _read_idx_file(paths["labels"], 1, name)
     n = _IDX_SIZES[split]
     if images.shape != (n, 28, 28):
         raise ValueError(f"{found['images']}: images have shape {images.shape}; expected ({n}, 28, 28) for {split}")

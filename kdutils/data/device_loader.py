@@ -325,7 +325,7 @@ class DeviceLoader:
             xb = xb.float().mul_(1.0 / 255.0)
         if augment and self.augment is not None:
             xb = self.augment(xb, generator=generator)
-        if self.mean is not None:
+        if self.mean is not None and self.std is not None:  # set together (__init__ checks)
             # out of place once, so float inputs stored on the device are never modified
             xb = (xb - self.mean).div_(self.std)
         return xb

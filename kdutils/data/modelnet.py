@@ -84,10 +84,11 @@ def _extract_resampled(archive: Path, dest_parent: Path) -> Path:
             with tarfile.open(archive) as tf:
                 for m in tf:
                     rel = _member_relpath(m.name) if m.isfile() else None
-                    if rel is not None:
+                    reader = tf.extractfile(m) if rel is not None else None  # a regular file always has one
+                    if rel is not None and reader is not None:
                         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                        with tf.extractfile(m) as src, open(tmp / rel, "wb") as dst:
-                            shutil.copyfileobj(src, dst)
+                        with reader, open(tmp / rel, "wb") as dst:
+                            shutil.copyfileobj(reader, dst)
         if not (tmp / RESAMPLED / "modelnet40_shape_names.txt").is_file():
             raise FileNotFoundError(f"{archive} holds no {RESAMPLED}/modelnet40_shape_names.txt")
         if not target.exists():
@@ -194,10 +195,10 @@ def modelnet40_split_files(ds_dir: Path, split: str, manifest=None) -> list[str]
                     raise ValueError(f"filelist.txt has {totals[cls]} shapes of {cls!r}, the official ModelNet40 "
                                      f"has {n_train + n_test}; provide modelnet40_{{train,test}}.txt instead")
             files = sorted((ds_dir / cls).glob(f"{cls}_*.txt")) if (ds_dir / cls).is_dir() else []
-            for f in files:
-                is_test = _split_id(f.name)[1] > n_train
+            for shape_file in files:
+                is_test = _split_id(shape_file.name)[1] > n_train
                 if is_test == (split == "test"):
-                    rel.append(f"{cls}/{f.name}")
+                    rel.append(f"{cls}/{shape_file.name}")
     missing = [r for r in rel if not (ds_dir / r).is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} of {len(rel)} {split} shapes are missing, e.g. {ds_dir / missing[0]}")

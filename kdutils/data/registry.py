@@ -61,9 +61,11 @@ del _name
 
 def _register_pointsets() -> None:
     """Point-set datasets: set-MNIST with and without jitter, ModelNet40 in two layouts, hls4ml jets."""
-    for name, loader in {"set_mnist": pointsets.load_set_mnist, "set_mnist_jitter": pointsets.load_set_mnist_jitter,
-                         "modelnet40": modelnet.load_modelnet40, "modelnet40_h5": modelnet.load_modelnet40_h5,
-                         "hls4ml_jets": jets.load_hls4ml_jets}.items():
+    loaders: dict[str, Loader] = {
+        "set_mnist": pointsets.load_set_mnist, "set_mnist_jitter": pointsets.load_set_mnist_jitter,
+        "modelnet40": modelnet.load_modelnet40, "modelnet40_h5": modelnet.load_modelnet40_h5,
+        "hls4ml_jets": jets.load_hls4ml_jets}
+    for name, loader in loaders.items():
         register_dataset(name, loader)
 
 

@@ -111,7 +111,7 @@ def check_engines(device: torch.device, k: int = 4, engines: tuple[str, ...] = (
     for spec in specs:
         model = _mlp(0)
         fit(model, DeviceLoader(x, y, 32, device=device, seed=3), cfg, teacher_logits=t_logits, device=device,
-            progress=False, **spec)
+            progress=False, tau=spec["tau"], alpha=spec["alpha"])
         separate.append(model)
     between = min(_distance(separate[i], separate[i + 1]) for i in range(k - 1))
     out = []

@@ -196,7 +196,8 @@ class Run:
         from kdutils.gpu.benchmarks import run_benchmarks
 
         args, t, cpu = self.args, self.clock(), self.device.type == "cpu"
-        status, results = "ok", []
+        status = "ok"
+        results: list[dict[str, Any]] = []  # filled by run_benchmarks as each (task, K) finishes
         try:
             with deadline(min(args.bench_budget_s, max(1.0, self.left() - RESERVE_S))):
                 run_benchmarks(self.device, ks=tuple(args.bench_k or ((2,) if cpu else (4, 16))),

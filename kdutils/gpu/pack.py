@@ -85,7 +85,10 @@ def read_archive(files: Iterable[Path]) -> dict[str, bytes]:
         for member in tar.getmembers():
             if not member.isfile():
                 raise ValueError(f"refusing archive member {member.name!r}: not a plain file")
-            out[_safe(member.name)] = tar.extractfile(member).read()
+            reader = tar.extractfile(member)
+            if reader is None:  # a plain file always has a reader; kept so a broken archive fails by name
+                raise ValueError(f"cannot read archive member {member.name!r}")
+            out[_safe(member.name)] = reader.read()
     return out
 
 

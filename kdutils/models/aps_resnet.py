@@ -69,6 +69,8 @@ class APSDown(nn.Module):
     forward(x, index=None) -> (y, index): with index=None the component of largest norm is chosen,
     otherwise the given per-sample index is reused (for the residual shortcut)."""
 
+    kernel: torch.Tensor  # the blur's 2-D binomial kernel, a non-persistent buffer
+
     def __init__(self, filter_size: int = 1):
         super().__init__()
         if filter_size not in _BINOMIAL:

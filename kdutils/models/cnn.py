@@ -12,7 +12,8 @@ def image_shape(in_shape: Sequence[int], model: str) -> tuple[int, int, int]:
     shape = tuple(int(s) for s in in_shape)
     if len(shape) != 3:
         raise ValueError(f"model {model!r} needs an image in_shape (C, H, W), got {tuple(in_shape)!r}")
-    return shape  # type: ignore[return-value]
+    channels, height, width = shape
+    return channels, height, width
 
 
 def init_conv_bn(module: nn.Module) -> None:

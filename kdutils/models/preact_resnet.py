@@ -84,7 +84,10 @@ class PreActBottleneck(nn.Module):
         return out + (x if self.shortcut is None else self.shortcut(x))
 
 
-def resolve_block(depth: int, block: str = "auto") -> tuple[type[nn.Module], int]:
+PreActBlock = type[PreActBasicBlock] | type[PreActBottleneck]
+
+
+def resolve_block(depth: int, block: str = "auto") -> tuple[PreActBlock, int]:
     """(block class, blocks per stage) for `depth`; "auto" follows the authors (bottleneck from depth 44)."""
     if isinstance(depth, bool) or not isinstance(depth, int):
         raise ValueError(f"depth must be an int, got {depth!r}")

@@ -126,13 +126,13 @@ def readable_text(text: str) -> str:
     return "".join(pieces)
 
 
-def fmt_mean_std(mean: float, std: float | None = None, digits: int = 4, n: int | None = None) -> str:
+def fmt_mean_std(mean: float | None, std: float | None = None, digits: int = 4, n: int | None = None) -> str:
     """"mean ± std" (std over seeds/folds); just the mean when std is missing (one run); "—" when no mean.
     `n` appends the number of runs, e.g. "0.9812 ± 0.0010 (n=3)"."""
-    if _is_missing(mean):
+    if mean is None or _is_missing(mean):
         return MISSING
     out = _fixed(mean, digits)
-    if not _is_missing(std):
+    if std is not None and not _is_missing(std):
         out += f" ± {_fixed(std, digits)}"
     if n is not None:
         out += f" (n={int(n)})"

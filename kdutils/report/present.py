@@ -17,11 +17,14 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.report.numbers import (MISSING, RATE_FORMATS, _fixed, _is_missing, _trim_common_zeros,  # noqa: F401
                                     claim_anchor, fmt_interval, fmt_mean_std, fmt_pct, fmt_sci, fmt_series_mean_std,
                                     fmt_value, readable, readable_text, short_device, shorten_devices, unify_units)
@@ -237,7 +240,7 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
         if c in paper:
             order.append((paper[c], f"{name} (paper)", True))
     has_status = status is not None and status in df.columns
-    if has_status:
+    if status is not None and has_status:
         order.append((status, columns.get(status, "status") if isinstance(columns, Mapping) else "status", False))
 
     data = df.reset_index(drop=True)

@@ -87,7 +87,7 @@ def chapter_verdicts(chapter: Chapter, profile: str, store: Any = None) -> tuple
     missing = _missing_run_errors()
     try:
         return list(fn(profile, **kwargs)), ""
-    except missing as err:  # type: ignore[misc]
+    except missing as err:
         return [], f"a run is not recorded ({err})"
 
 
@@ -97,7 +97,7 @@ def scorecard(profile: str = "cpu", store: Any = None, chapters: tuple[Chapter, 
     interval where the chapter gives one), evidence and the chapter's page. With `check`, a chapter that has
     records at `profile` but shows a claim as "not yet run" raises (see `check_recorded`)."""
     chapters = all_chapters() if chapters is None else chapters
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, str | bool]] = []  # text cells, and "scored" (whether the claim counts)
     for ch in chapters:
         verdicts, note = chapter_verdicts(ch, profile, store)
         base = {"chapter": ch.name, "paper": ch.paper, "title": ch.title, "page": ch.page}
@@ -110,7 +110,8 @@ def scorecard(profile: str = "cpu", store: Any = None, chapters: tuple[Chapter, 
                              "effect": present.readable_text(str(getattr(v, "effect", "") or "")),
                              "evidence": present.readable_text(str(v.evidence)),
                              "parts": present.readable_text(_parts_text(v)), "gates": _gates_text(v),
-                             "stability": _stability_text(v), "details": present.readable_text(_details(v)), "scored": bool(getattr(v, "scored", True)),
+                             "stability": _stability_text(v), "details": present.readable_text(_details(v)),
+                             "scored": bool(getattr(v, "scored", True)),
                              "code": getattr(v, "code", "") or code})
         else:
             for claim in ch.claims:

@@ -16,7 +16,7 @@ import sys
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, TypedDict
 
 import numpy as np
 import torch
@@ -102,7 +102,14 @@ def committed_source_sha256(commit: str = "HEAD", root: Path = PACKAGE_DIR) -> s
         return None
 
 
-def source_state() -> dict[str, object]:
+class SourceState(TypedDict):
+    """`source_state`'s answer, as recorded in a run's provenance."""
+
+    kdutils_sha256: str
+    kdutils_dirty: bool | None
+
+
+def source_state() -> SourceState:
     """This process's kdutils source hash and whether it differs from HEAD's (None when unknown). The Ray
     executor passes the driver's answer in `KDUTILS_SOURCE_DIRTY` to workers that have no .git."""
     sha, dirty = _local_source_state()

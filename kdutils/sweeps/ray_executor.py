@@ -254,18 +254,18 @@ def accept(result: TaskResult, store: ResultStore) -> int:
     return len(result.records)
 
 
-def _as_completed(ray, tasks: dict[Any, Any], bar) -> Iterator[tuple[Any, TaskResult | None, BaseException | None]]:
-    """(item, result, None) or (item, None, error) per task, in completion order (`ray.wait`)."""
+def _as_completed(ray, tasks: dict[Any, Any], bar) -> Iterator[tuple[Any, TaskResult | BaseException]]:
+    """(item, result) or (item, error) per task, in completion order (`ray.wait`)."""
     waiting = list(tasks)
     while waiting:
         ready, waiting = ray.wait(waiting, num_returns=1)
         for ref in ready:
             try:
-                outcome: tuple[TaskResult | None, BaseException | None] = (ray.get(ref), None)
+                outcome: TaskResult | BaseException = ray.get(ref)
             except Exception as err:  # the task raised, or its worker died (ray.exceptions.WorkerCrashedError)
-                outcome = (None, err)
+                outcome = err
             bar.update(1)
-            yield tasks[ref], *outcome
+            yield tasks[ref], outcome
 
 
 def _cause(err: BaseException) -> BaseException:
@@ -315,13 +315,13 @@ def _train_locked(ray, missing: list[RunConfig], store: ResultStore, options: di
                             _checkpoints_of([c.teacher for c in batch if c.teacher is not None], store),
                             stamp): batch for batch in batches}
         with tqdm(total=len(refs), desc=f"ray: {phase}", disable=not progress) as bar:
-            for batch, result, err in _as_completed(ray, refs, bar):
-                if err is not None:
-                    cause = _cause(err)
+            for batch, outcome in _as_completed(ray, refs, bar):
+                if isinstance(outcome, BaseException):
+                    cause = _cause(outcome)
                     failures.append(f"{batch[0].experiment}/{batch[0].role} x{len(batch)}: {type(cause).__name__}: "
                                     f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}")
                 else:
-                    recorded += accept(result, store)
+                    recorded += accept(outcome, store)
         if phase == "teachers" and failures:
             break  # students would each retrain the teacher: let the notebooks report it instead
     return recorded, failures
@@ -384,20 +384,21 @@ def _run_plan_ray(plan: SweepPlan, profile: str, address: str | None, progress: 
         refs[task.remote(notebook.name, text, params, records, _checkpoints_of(teachers, store), stamp)] = params
     with tqdm(total=len(points), initial=len(report.skipped), desc=f"sweep {notebook.stem} on ray",
               disable=not progress) as bar:
-        for params, result, err in _as_completed(ray, refs, bar):
+        for params, outcome in _as_completed(ray, refs, bar):
             name = point_name(params)
             output = folder / f"{name}.ipynb"
+            crash, result = (outcome, None) if isinstance(outcome, BaseException) else (None, outcome)
             try:
-                if err is not None:  # the worker died (after max_retries), or the task itself broke
-                    raise _cause(err) from None
-                accept(result, store)  # records first: a killed driver then loses only the marker
-                if result.notebook is not None:
-                    atomic_write_bytes(output, result.notebook.encode())
-                if result.error:
-                    raise NotebookFailed(result.error)
+                if isinstance(outcome, BaseException):  # the worker died (after max_retries), or the task broke
+                    raise _cause(outcome) from None
+                accept(outcome, store)  # records first: a killed driver then loses only the marker
+                if outcome.notebook is not None:
+                    atomic_write_bytes(output, outcome.notebook.encode())
+                if outcome.error:
+                    raise NotebookFailed(outcome.error)
             except Exception as failure:
                 detail = result.detail if result is not None and result.error else "".join(
-                    traceback.format_exception(err or failure))
+                    traceback.format_exception(crash or failure))
                 mark_failed(report, folder, params, failure, detail)
                 continue
             mark_done(report, markers / f"{name}.json", params, notebook, output)

@@ -106,11 +106,18 @@ def notebook_parameters(notebook: str | Path) -> dict[str, Any]:
     source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
     out: dict[str, Any] = {}
     for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets: list[ast.expr]
+        value: ast.expr | None
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign):  # `x: int = 1`, or `x: int` with no value
+            targets, value = [node.target], node.value
+        else:
+            continue
         for target in targets:
             if isinstance(target, ast.Name):
                 try:
-                    out[target.id] = ast.literal_eval(node.value) if node.value is not None else None
+                    out[target.id] = ast.literal_eval(value) if value is not None else None
                 except ValueError:
                     out[target.id] = None
     return out

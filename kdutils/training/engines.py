@@ -64,7 +64,8 @@ class _VmapEngine:
         self.base = base = copy.deepcopy(self.models[0])
         p_index = {id(t): i for i, t in enumerate(dict(base.named_parameters()).values())}
         b_index = {id(t): i for i, t in enumerate(dict(base.named_buffers()).values())}
-        slots = []  # (module's _parameters/_buffers dict, key, 0 = parameter / 1 = buffer, index); ties kept
+        # (module's _parameters/_buffers dict, key, 0 = parameter / 1 = buffer, index); ties kept
+        slots: list[tuple[dict[str, Any], str, int, int]] = []
         for module in base.modules():
             slots += [(module._parameters, key, 0, p_index[id(t)]) for key, t in module._parameters.items()
                       if t is not None]

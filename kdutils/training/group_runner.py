@@ -88,9 +88,10 @@ def partition(cfgs: list[RunConfig], max_group: int = 8) -> list[list[RunConfig]
 
 
 def run_grouped(cfgs: list[RunConfig], store: ResultStore | None = None, *, device: torch.device | None = None,
-                progress: bool = True, max_group: int = 8, mode: str = "auto") -> list[dict[str, Any]]:
+                progress: bool = True, max_group: int = 8, mode: str = "auto") -> list[dict[str, Any] | None]:
     """Train (together where possible) and record every config that has no record; return all records in input
-    order (duplicates get the same record). `mode` is passed to `fit_students` ("auto", "vmap" or "loop")."""
+    order (duplicates get the same record; None where the store holds no finished record, as `store.get`).
+    `mode` is passed to `fit_students` ("auto", "vmap" or "loop")."""
     store = store or ResultStore()
     device = torch.device(device) if device is not None else runner.default_device()
     unique: dict[str, RunConfig] = {}
@@ -114,9 +115,9 @@ def run_grouped(cfgs: list[RunConfig], store: ResultStore | None = None, *, devi
         with locks.hold([store.lock_path(c) for c in group]):  # another writer may have trained some meanwhile
             group = [c for c in group if store.get(c) is None]
             if len(group) == 1:
-                teacher_key = group[0].teacher.key() if group[0].teacher is not None else None
+                teacher = group[0].teacher
                 runner.run(group[0], store, device=device, progress=progress,
-                           notes=list(notes.get(teacher_key, [])))
+                           notes=list(notes.get(teacher.key(), [])) if teacher is not None else [])
             elif group:
                 _train_group(group, store, teachers, device, progress, mode, notes)
     return [store.get(cfg) for cfg in cfgs]
@@ -146,7 +147,7 @@ def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str,
                                              seed=cfg.seed)
         loaders.append(by_seed[cfg.seed])
     cached = None
-    if teacher is not None and any(c.alpha > 0 for c in group) and augment is None:
+    if teacher_cfg is not None and teacher is not None and any(c.alpha > 0 for c in group) and augment is None:
         cached = runner.teacher_logits_for(teacher_cfg, teacher, first.data, "train", splits.train.x, splits, device,
                                            found)
     specs = [dict(tau=c.tau, alpha=c.alpha, kd_direction=c.kd_direction, label_smoothing=c.label_smoothing)

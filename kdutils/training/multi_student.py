@@ -256,8 +256,8 @@ def _fit_in_sequence(models: list[nn.Module], loaders: list[Any], cfg: TrainConf
     starts = {id(ld): getattr(ld, "epoch", None) for ld in loaders}
     results = []
     for k, (model, spec, ld) in enumerate(zip(models, specs, loaders)):
-        if starts[id(ld)] is not None:
-            ld.set_epoch(starts[id(ld)])
+        if (start := starts[id(ld)]) is not None:
+            ld.set_epoch(start)
         if rng_states is not None:
             _restore_rng(rng_states[k], device)
         results.append(fit(model, ld, cfg, teacher=teacher if spec.alpha > 0 else None,
@@ -266,8 +266,8 @@ def _fit_in_sequence(models: list[nn.Module], loaders: list[Any], cfg: TrainConf
                            device=device, progress=progress, desc=f"{desc} {k + 1}/{len(models)}",
                            check_every=check_every, max_loss=max_loss, objective=objective))
     for ld in loaders:
-        if starts[id(ld)] is not None:
-            ld.set_epoch(starts[id(ld)] + cfg.epochs)
+        if (start := starts[id(ld)]) is not None:
+            ld.set_epoch(start + cfg.epochs)
     return results
 
 

@@ -392,8 +392,9 @@ def curve_evaluator(splits: Splits, device: torch.device) -> Callable[[nn.Module
     from kdutils.metrics import error_count
 
     def evaluate_now(model: nn.Module) -> dict[str, float]:
-        out = {"test_errors": error_count(predict_logits(model, splits.test.x, device=device, mean=splits.mean,
-                                                         std=splits.std), splits.test.y)}
+        out: dict[str, float] = {}
+        out["test_errors"] = error_count(predict_logits(model, splits.test.x, device=device, mean=splits.mean,
+                                                        std=splits.std), splits.test.y)
         if splits.val is not None:
             out["val_errors"] = error_count(predict_logits(model, splits.val.x, device=device, mean=splits.mean,
                                                            std=splits.std), splits.val.y)

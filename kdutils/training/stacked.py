@@ -111,6 +111,8 @@ def stacked_kd_objective(logits: torch.Tensor, targets: torch.Tensor, teacher_lo
     weight is 0 contributes exactly 0 and no gradient, as in `kd_objective`.
     """
     k, b, _ = logits.shape
+    if k == 0:
+        raise ValueError("logits must be (K, B, C) with K >= 1 students, got K = 0")
     st = specs if isinstance(specs, SpecTensors) else SpecTensors.build(specs, logits.device)
     if len(st.specs) != k:
         raise ValueError(f"got {len(st.specs)} student specs for {k} students' logits")
@@ -125,6 +127,7 @@ def stacked_kd_objective(logits: torch.Tensor, targets: torch.Tensor, teacher_lo
             per_ce = smoothed if st.smooth_mask is None else torch.where(st.smooth_mask, smoothed, per_ce)
         total = _weighted(st.one_minus_alpha, per_ce.mean(dim=-1), st.ce_mask)
     if not st.any_kd:
+        assert total is not None  # K >= 1 and every alpha is 0, so the CE term above was computed
         return total
     if teacher_logits is None:
         raise ValueError("teacher_logits is None but some student has alpha > 0")

@@ -135,7 +135,7 @@ def fit(
                 if alpha > 0:
                     if teacher_logits is not None:
                         t_logits = teacher_logits[batch.idx]
-                    else:
+                    elif teacher is not None:  # one of the two is set when alpha > 0 (checked above)
                         with torch.no_grad():
                             t_logits = teacher(batch.x)
             loss = batch_objective(logits.float(), batch.y, None if t_logits is None else t_logits.float(),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Hashable, Mapping
+from typing import Hashable, Mapping, TypeVar
 
 import numpy as np
 
@@ -57,6 +57,10 @@ class NestedInterval:
                 f"within {comp(self.within_var)})")
 
 
+Outer = TypeVar("Outer", bound=Hashable)  # the outer unit (e.g. a teacher seed)
+Inner = TypeVar("Inner", bound=Hashable)  # the inner unit (e.g. a student seed)
+
+
 def _check(values: Mapping) -> dict[Hashable, list[float]]:
     if not isinstance(values, Mapping):
         raise ValueError(f"values must be a mapping {{(outer, inner): value}}, got {type(values).__name__}")
@@ -71,7 +75,7 @@ def _check(values: Mapping) -> dict[Hashable, list[float]]:
     return groups
 
 
-def nested_interval(values: Mapping[tuple[Hashable, Hashable], float], confidence: float = 0.95) -> NestedInterval:
+def nested_interval(values: Mapping[tuple[Outer, Inner], float], confidence: float = 0.95) -> NestedInterval:
     """The two-level interval of the mean of ``values`` ({(outer, inner): value}, e.g. {(teacher seed, student
     seed): paired difference}); see the module docstring."""
     groups = _check(values)
@@ -92,8 +96,7 @@ def nested_interval(values: Mapping[tuple[Hashable, Hashable], float], confidenc
     return NestedInterval(iv, means, counts, between, within)
 
 
-def nested_paired_difference(a: Mapping[tuple[Hashable, Hashable], float],
-                             b: Mapping[tuple[Hashable, Hashable], float],
+def nested_paired_difference(a: Mapping[tuple[Outer, Inner], float], b: Mapping[tuple[Outer, Inner], float],
                              confidence: float = 0.95) -> NestedInterval:
     """Two-level interval of a - b over the (outer, inner) keys both arms have: the outer unit pairs a's unit
     with b's (e.g. LS teacher seed i with plain teacher seed i), the inner key pairs the students (same seed:

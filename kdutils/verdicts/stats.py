@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Hashable, Mapping, Sequence
+from typing import Hashable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -77,7 +77,7 @@ def t_quantile(df: int, confidence: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2.0, df))
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95, method: str = METHOD) -> Interval:
+def t_interval(values: Iterable[float], confidence: float = 0.95, method: str = METHOD) -> Interval:
     """t-interval of the mean of `values` (NaN values are an error: score failed runs before calling)."""
     x = np.asarray(list(values), dtype=float)
     if x.ndim != 1:
@@ -96,13 +96,16 @@ def t_interval(values: Sequence[float], confidence: float = 0.95, method: str = 
     return Interval(mean, mean - half, mean + half, n, sd, confidence, method)
 
 
-def paired_values(a: Mapping[Hashable, float], b: Mapping[Hashable, float]) -> tuple[list, np.ndarray]:
+K = TypeVar("K", bound=Hashable)  # a seed or fold id; both arms of a paired comparison use the same kind
+
+
+def paired_values(a: Mapping[K, float], b: Mapping[K, float]) -> tuple[list[K], np.ndarray]:
     """The keys (seeds/folds) present in both arms, sorted, and the differences a[k] - b[k] on them."""
     keys = sorted(set(a) & set(b), key=repr)
     return keys, np.array([float(a[k]) - float(b[k]) for k in keys], dtype=float)
 
 
-def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
+def paired_difference(a: Mapping[K, float], b: Mapping[K, float],
                       confidence: float = 0.95) -> Interval:
     """Interval of mean(a - b) over the seeds/folds both arms have (unpaired ones cannot enter a paired test)."""
     _, diffs = paired_values(a, b)

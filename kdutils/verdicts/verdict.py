@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Hashable, Mapping
+from typing import Any, Hashable, Mapping, TypeVar
 
 from kdutils.verdicts.stats import Interval
 
@@ -172,14 +172,17 @@ def chance_error_rate(num_classes: int) -> float:
     return 1.0 - 1.0 / num_classes
 
 
+K = TypeVar("K", bound=Hashable)  # a seed or fold id
+
+
 def scores_by_key(rows: Any, key: str, value: str, failed_value: float,
-                  status: str = "status") -> tuple[dict[Hashable, float], int]:
+                  status: str = "status") -> tuple[dict[Any, float], int]:
     """Per-seed (or per-fold) scores of one arm from its table rows, failed runs scored at `failed_value`.
 
     `rows` is a pandas DataFrame (or a list of dicts) with columns `key`, `value` and `status`. Returns the
     scores and how many runs failed. A row with status "ok" but no value is a broken record: an error."""
     records = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
-    scores: dict[Hashable, float] = {}
+    scores: dict[Any, float] = {}  # keyed by the table's `key` values (seeds or folds), of whatever type they have
     failed = 0
     for row in records:
         k = row[key]
@@ -199,12 +202,12 @@ def scores_by_key(rows: Any, key: str, value: str, failed_value: float,
     return scores, failed
 
 
-def gap_fractions(alone: Mapping[Hashable, float], treated: Mapping[Hashable, float],
-                  reference: Mapping[Hashable, float] | float) -> dict[Hashable, float]:
+def gap_fractions(alone: Mapping[K, float], treated: Mapping[K, float],
+                  reference: Mapping[K, float] | float) -> dict[K, float]:
     """Per key, the fraction of the (alone - reference) gap that the treated arm closes:
     (alone - treated) / (alone - reference). `reference` is the teacher (one value, or one per key). Keys
     where the gap is not positive are left out: the `testable` gate must have rejected such data first."""
-    out = {}
+    out: dict[K, float] = {}
     for k in sorted(set(alone) & set(treated), key=repr):
         if isinstance(reference, Mapping) and k not in reference:
             continue
