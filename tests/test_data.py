@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import pickle
 import shutil
 import types
@@ -13,15 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import DATA_ROOT, needs_fashion, needs_mnist
 from kdutils.data import datasets as kdata, registry
 from kdutils.data.datasets import NORMALIZATION, ArrayDataset, parse_idx, verify_checksums
 from kdutils.data.registry import load_dataset
 
-SHARED = Path(os.environ.get("KDUTILS_DATA", "/work/shared/data"))
-needs_mnist = pytest.mark.skipif(not (SHARED / "MNIST" / "raw").is_dir(),
-                                 reason=f"real MNIST not found under {SHARED}/MNIST/raw (set KDUTILS_DATA)")
-needs_fashion = pytest.mark.skipif(not (SHARED / "FashionMNIST" / "raw").is_dir(),
-                                   reason=f"real Fashion-MNIST not found under {SHARED}/FashionMNIST/raw")
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -80,8 +75,8 @@ def test_parse_idx_roundtrip_and_errors():
 def test_mnist_real_shapes_counts_and_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # content md5 matches the official one: no warning
-        train = load_dataset("mnist", "train", root=SHARED, download=False)
-        test = load_dataset("mnist", "test", root=SHARED, download=False)
+        train = load_dataset("mnist", "train", root=DATA_ROOT, download=False)
+        test = load_dataset("mnist", "test", root=DATA_ROOT, download=False)
     assert train.x.shape == (60000, 1, 28, 28) and train.x.dtype == torch.uint8
     assert train.y.shape == (60000,) and train.y.dtype == torch.int64
     assert test.x.shape == (10000, 1, 28, 28)
@@ -97,7 +92,7 @@ def test_mnist_real_shapes_counts_and_no_warning():
 
 @needs_mnist
 def test_mnist_via_env_and_checksums(monkeypatch):
-    monkeypatch.setenv("KDUTILS_DATA", str(SHARED))
+    monkeypatch.setenv("KDUTILS_DATA", str(DATA_ROOT))
     test = load_dataset("mnist", "test")  # root from $KDUTILS_DATA
     assert len(test) == 10000
     checks = verify_checksums("mnist")
@@ -106,8 +101,8 @@ def test_mnist_via_env_and_checksums(monkeypatch):
 
 @needs_fashion
 def test_fashion_real():
-    train = load_dataset("fashion_mnist", "train", root=SHARED, download=False)
-    test = load_dataset("fashion_mnist", "test", root=SHARED, download=False)
+    train = load_dataset("fashion_mnist", "train", root=DATA_ROOT, download=False)
+    test = load_dataset("fashion_mnist", "test", root=DATA_ROOT, download=False)
     assert train.x.shape == (60000, 1, 28, 28) and train.x.dtype == torch.uint8
     assert torch.bincount(train.y).tolist() == [6000] * 10
     assert torch.bincount(test.y).tolist() == [1000] * 10
@@ -122,8 +117,8 @@ def test_uncompressed_idx_and_modified_content_warns(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for base in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        (raw / base).write_bytes(gzip.open(SHARED / "MNIST" / "raw" / f"{base}.gz").read())
-    ref = load_dataset("mnist", "test", root=SHARED, download=False)
+        (raw / base).write_bytes(gzip.open(DATA_ROOT / "MNIST" / "raw" / f"{base}.gz").read())
+    ref = load_dataset("mnist", "test", root=DATA_ROOT, download=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain = load_dataset("mnist", "test", root=tmp_path, download=False)
@@ -142,8 +137,8 @@ def test_wrong_structure_raises(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     # labels file where the images should be
-    shutil.copy(SHARED / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz", raw / "t10k-images-idx3-ubyte.gz")
-    shutil.copy(SHARED / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz", raw / "t10k-labels-idx1-ubyte.gz")
+    shutil.copy(DATA_ROOT / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz", raw / "t10k-images-idx3-ubyte.gz")
+    shutil.copy(DATA_ROOT / "MNIST" / "raw" / "t10k-labels-idx1-ubyte.gz", raw / "t10k-labels-idx1-ubyte.gz")
     with pytest.raises(ValueError, match="magic number"):
         load_dataset("mnist", "test", root=tmp_path, download=False)
 
@@ -171,7 +166,7 @@ def test_download_fetches_missing_files_with_official_md5(tmp_path, monkeypatch)
 
     def fake_download_url(url, root, filename=None, md5=None):  # stands in for torchvision's (offline machine)
         calls.append((url, filename, md5))
-        shutil.copy(SHARED / "MNIST" / "raw" / filename, Path(root) / filename)
+        shutil.copy(DATA_ROOT / "MNIST" / "raw" / filename, Path(root) / filename)
 
     fake = types.SimpleNamespace(download_url=fake_download_url)
     monkeypatch.setattr(kdata, "_tv_download_utils", lambda: fake)

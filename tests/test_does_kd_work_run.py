@@ -15,20 +15,10 @@ from kdutils.verdicts.verdict import (INCONCLUSIVE, MIXED, NOT_REPRODUCED, NOT_T
 data_available = pytest.importorskip("kdutils.data.datasets")
 
 
-@pytest.fixture
-def scratch(tmp_path, monkeypatch, one_thread):
-    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KDUTILS_PROGRESS", "0")
-    monkeypatch.delenv("KDUTILS_LOAD_ONLY", raising=False)
-    frun._TEACHERS.clear()
-    yield ResultStore(tmp_path / "results")
-    frun._TEACHERS.clear()
-
-
-def test_spec_trains_at_smoke_resumes_and_records_fidelity(scratch):
+def test_spec_trains_at_smoke_resumes_and_records_fidelity(dkw_scratch):
     spec = dkw.claim_specs(6, "smoke", teacher_lr=0.1, lrs={"none": 0.05})[0]
     assert spec.r == 0.5
-    rec = frun.run_spec(spec, scratch, progress=False)
+    rec = frun.run_spec(spec, dkw_scratch, progress=False)
     assert rec["status"] in ("ok", "chance") and rec["key"] == spec.key()
     m = rec["metrics"]
     for k in ("accuracy", "nll", "ece", "agreement", "kl", "train_agreement", "train_kl", "val_accuracy",
@@ -37,16 +27,16 @@ def test_spec_trains_at_smoke_resumes_and_records_fidelity(scratch):
     assert rec["lr_used"] == pytest.approx(0.05 * 0.5)  # lr scaled by r, as the authors do
     assert rec["line"]["t"] == list(frun.LINE_POINTS) and len(rec["line"]["loss"]) == len(frun.LINE_POINTS)
     assert rec["provenance"]["device"] and rec["wall_time_s"] > 0
-    assert scratch.get(spec) == rec
-    again = frun.run_spec(spec, scratch, progress=False)  # resumes: the stored record, nothing trained
+    assert dkw_scratch.get(spec) == rec
+    again = frun.run_spec(spec, dkw_scratch, progress=False)  # resumes: the stored record, nothing trained
     assert again == rec
 
 
-def test_load_only_raises_missing_run(scratch, monkeypatch):
+def test_load_only_raises_missing_run(dkw_scratch, monkeypatch):
     monkeypatch.setenv("KDUTILS_LOAD_ONLY", "1")
     spec = dkw.claim_specs(1, "smoke")[0]
     with pytest.raises(MissingRunError, match="does_kd_work --profile smoke"):
-        frun.run_spec(spec, scratch, progress=False)
+        frun.run_spec(spec, dkw_scratch, progress=False)
 
 
 def test_empty_store_gives_not_yet_run(tmp_path):

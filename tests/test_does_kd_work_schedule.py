@@ -14,16 +14,6 @@ from kdutils.training.runner import prepare_data
 pytest.importorskip("kdutils.data.datasets")
 
 
-@pytest.fixture
-def scratch(tmp_path, monkeypatch, one_thread):
-    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KDUTILS_PROGRESS", "0")
-    monkeypatch.delenv("KDUTILS_LOAD_ONLY", raising=False)
-    frun._TEACHERS.clear()
-    yield ResultStore(tmp_path / "results")
-    frun._TEACHERS.clear()
-
-
 def test_assign_is_disjoint_covering_balanced_and_deterministic():
     jobs = schedule.phase_jobs(3, "cpu", ("fashion_mnist", "mnist"), dkw.RUN_ORDER, "v2", ResultStore(),
                                planned=True)
@@ -69,18 +59,18 @@ def test_unlabelled_pool_is_disjoint_from_the_teachers_images():
     assert not rows(pool) & rows(splits.val)
 
 
-def test_baselines_and_the_unlabelled_arm_run_at_smoke(scratch):
+def test_baselines_and_the_unlabelled_arm_run_at_smoke(dkw_scratch):
     base = dkw.baseline_specs("smoke", teacher_lr=0.1, lrs={"crop_flip": 0.05, "none": 0.05})
     ceiling = next(b for b in base if b.evaluate == "init" and b.r == 0.0)
-    rec = frun.run_spec(ceiling, scratch, progress=False)
+    rec = frun.run_spec(ceiling, dkw_scratch, progress=False)
     assert rec["status"] == "ok" and 0.0 <= rec["metrics"]["agreement"] <= 1.0 and "train_distill_loss" in rec["metrics"]
     plain = next(b for b in base if b.evaluate == "plain")
-    rec = frun.run_spec(plain, scratch, progress=False)
-    other = scratch.get(dkw.teacher_config("smoke", plain.plain_member, lr=0.1))
+    rec = frun.run_spec(plain, dkw_scratch, progress=False)
+    other = dkw_scratch.get(dkw.teacher_config("smoke", plain.plain_member, lr=0.1))
     assert other is not None  # the plain model was trained (teacher recipe, another seed) and compared
     assert rec["metrics"]["accuracy"] == pytest.approx(other["metrics"]["accuracy"])
     arm = next(s for s in dkw.claim_specs(7, "smoke", "mnist", teacher_lr=0.1, lrs={"crop_flip": 0.05})
                if s.n_unlabelled)
-    rec = frun.run_spec(arm, scratch, progress=False)
+    rec = frun.run_spec(arm, dkw_scratch, progress=False)
     assert rec["n_distill"] == dkw.recipe("smoke", "mnist").n_train + arm.n_unlabelled
     assert torch.isfinite(torch.tensor(rec["metrics"]["agreement"]))

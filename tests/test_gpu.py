@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import needs_mnist
 from kdutils.config import DataConfig
 from kdutils.gpu import pack as packing
 from kdutils.gpu.cli import DeadlineExceeded, deadline
 from kdutils.gpu.workload import ChapterWork, Timing, Work, allocate, estimate
-from kdutils.paths import REPO_ROOT, data_root
+from kdutils.paths import REPO_ROOT
 from kdutils.store.profiles import capped, seed_cap
 
 DATA = DataConfig(dataset="mnist")
@@ -250,9 +251,6 @@ def gpu_command(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code, "gpu", "--device", "cpu", "--profile", "smoke",
                            "--out", str(tmp_path / "out"), *args], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=600)
-
-
-needs_mnist = pytest.mark.skipif(not (Path(data_root()) / "MNIST" / "raw").is_dir(), reason="MNIST files not found")
 
 
 @needs_mnist

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from chapter_fakes import install_fake_chapter
+from helpers import needs_mnist
 from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.data import pointsets, registry
 from kdutils.data.datasets import ArrayDataset
@@ -29,22 +30,8 @@ from kdutils.training import group_runner, runner
 
 REPO = Path(__file__).resolve().parents[1]
 PROBE = Path(__file__).parent / "fixtures" / "sweep_probe.ipynb"
-SHARED_DATA = Path("/work/shared/data")
-needs_mnist = pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="needs the shared MNIST")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def private(tmp_path, monkeypatch):
-    """A private results store and cache, the shared data root, load-only mode off."""
-    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDUTILS_DATA", str(SHARED_DATA))
-    monkeypatch.delenv("KDUTILS_LOAD_ONLY", raising=False)
-    runner._LOGIT_CACHE.clear()
-    yield ResultStore(tmp_path / "results")
-    runner._LOGIT_CACHE.clear()
 
 
 def teacher_cfg(**kw):

@@ -2,12 +2,11 @@
 tests are not vacuous (a model without the mechanism, or a non-symmetry, does change the output)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
+from helpers import DATA_ROOT
 from kdutils.data.symmetry import (circular_shift, permute_set, random_circular_shift, shape_preserving_roll,
                                    translate_points)
 from kdutils.models import aps_resnet, deepsets, dgcnn
@@ -95,7 +94,7 @@ def test_aps_resnet_float32_invariance_and_head_contract():
 def test_aps_resnet_invariant_to_authors_shift_on_real_mnist():
     """On real digits (normalised, so the background is a nonzero constant) the authors' IM shift is a
     circular shift, so an untrained APS-ResNet already has IM ~ 0 in float32."""
-    root = Path("/work/shared/data")
+    root = DATA_ROOT
     if not (root / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real MNIST absent under {root}")
     from kdutils.data.registry import load_dataset

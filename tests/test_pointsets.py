@@ -3,10 +3,8 @@ official layouts), hls4ml jets (small file in the official HDF5 layout), and the
 from __future__ import annotations
 
 import csv
-import io
 import os
 import stat
-import tarfile
 from pathlib import Path
 
 import h5py
@@ -14,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import DATA_ROOT, write_tar_gz
 import kdutils.data.datasets
 import kdutils.data.registry
 from kdutils.data.datasets import ArrayDataset
@@ -22,9 +21,8 @@ from kdutils.data.modelnet import (MODELNET40_SPLIT_COUNTS, find_modelnet40_resa
                                    load_modelnet40_h5, modelnet40_split_files)
 from kdutils.data.pointsets import load_set_mnist, mnist_to_pointset, normalize_points
 
-SHARED = Path("/work/shared/data")
-SUBSET_ARCHIVE = SHARED / "ModelNet40" / "modelnet40_normal_resampled_subset156.tar.xz"
-MANIFEST = SHARED / "ModelNet40" / "subset156_manifest.csv"
+SUBSET_ARCHIVE = DATA_ROOT / "ModelNet40" / "modelnet40_normal_resampled_subset156.tar.xz"
+MANIFEST = DATA_ROOT / "ModelNet40" / "subset156_manifest.csv"
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +93,9 @@ def test_set_mnist_loader_converts_the_mnist_split(monkeypatch):
 
 
 def test_set_mnist_on_real_mnist_if_present():
-    if not (SHARED / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"real MNIST absent under {SHARED}")
-    images = kdutils.data.registry.load_dataset("mnist", "test", root=SHARED).x[:500]
+    if not (DATA_ROOT / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST absent under {DATA_ROOT}")
+    images = kdutils.data.registry.load_dataset("mnist", "test", root=DATA_ROOT).x[:500]
     pts = mnist_to_pointset(images, n_points=100, seed=0)
     cols = torch.round((pts[..., 0] + 1) * 27 / 2).long()
     rows = torch.round((1 - pts[..., 1]) * 27 / 2).long()
@@ -116,8 +114,8 @@ def subset(cache):
     if not SUBSET_ARCHIVE.is_file():
         pytest.skip(f"shared ModelNet40 subset archive absent: {SUBSET_ARCHIVE}")
     before = sorted(p.name for p in SUBSET_ARCHIVE.parent.iterdir())
-    train = load_modelnet40("train", root=SHARED)
-    test = load_modelnet40("test", root=SHARED)
+    train = load_modelnet40("train", root=DATA_ROOT)
+    test = load_modelnet40("test", root=DATA_ROOT)
     after = sorted(p.name for p in SUBSET_ARCHIVE.parent.iterdir())
     assert before == after, "the loader wrote into the read-only shared folder"
     return train, test
@@ -134,7 +132,7 @@ def test_modelnet40_subset_shapes_classes_and_split(subset, cache):
         assert ds.x.mean(dim=1).abs().max() < 1e-5
         torch.testing.assert_close(ds.x.abs().amax(dim=(1, 2)), torch.full((len(ds),), 0.999999))
     # extracted into the private cache, not next to the archive
-    ds_dir = find_modelnet40_resampled(SHARED)
+    ds_dir = find_modelnet40_resampled(DATA_ROOT)
     assert cache in ds_dir.parents
     # the derived split equals the manifest's official_split_derived column
     with open(MANIFEST, newline="") as f:
@@ -150,10 +148,10 @@ def test_modelnet40_subset_shapes_classes_and_split(subset, cache):
 
 
 def test_modelnet40_subset_first_points_by_hand_and_cache(subset, cache):
-    ds_dir = find_modelnet40_resampled(SHARED)
+    ds_dir = find_modelnet40_resampled(DATA_ROOT)
     rel = modelnet40_split_files(ds_dir, "test")[0]
     raw = np.loadtxt(ds_dir / rel, delimiter=",", dtype=np.float64)[:200]
-    ds = load_modelnet40("test", root=SHARED, n_points=200, sampling="first", normals=True, cache=False)
+    ds = load_modelnet40("test", root=DATA_ROOT, n_points=200, sampling="first", normals=True, cache=False)
     c = raw[:, :3] - raw[:, :3].mean(0)
     expected = c / (np.abs(c).max() / 0.999999)
     np.testing.assert_allclose(ds.x[0, :, :3].numpy(), expected, atol=1e-6)
@@ -178,18 +176,12 @@ def _write_resampled_archive(path: Path, n_lines: int = 30) -> dict[str, np.ndar
              "bed/bed_0001.txt": None, "bed/bed_0600.txt": None}
     filelist = [f"{c}/{c}_{i:04d}.txt" for c in ("airplane", "bed")
                 for i in range(1, sum(MODELNET40_SPLIT_COUNTS[c]) + 1)]
-    with tarfile.open(path, "w:gz") as tf:
-        def add(name: str, text: str) -> None:
-            data = text.encode()
-            info = tarfile.TarInfo(f"data/modelnet40_normal_resampled/{name}")
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-        add("modelnet40_shape_names.txt", "\n".join(names) + "\n")
-        add("filelist.txt", "\n".join(filelist) + "\n")
-        for rel in files:
-            arr = rng.normal(size=(n_lines, 6)) + np.array([5.0, -2.0, 1.0, 0, 0, 0])
-            files[rel] = arr
-            add(rel, "\n".join(",".join(f"{v:.6f}" for v in row) for row in arr) + "\n")
+    members = {"modelnet40_shape_names.txt": "\n".join(names) + "\n", "filelist.txt": "\n".join(filelist) + "\n"}
+    for rel in files:
+        arr = rng.normal(size=(n_lines, 6)) + np.array([5.0, -2.0, 1.0, 0, 0, 0])
+        files[rel] = arr
+        members[rel] = "\n".join(",".join(f"{v:.6f}" for v in row) for row in arr) + "\n"
+    write_tar_gz(path, {f"data/modelnet40_normal_resampled/{name}": text for name, text in members.items()})
     return files
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import DATA_ROOT, needs_mnist, write_tar_gz
 from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.data import datasets as data_mod, pointsets, modelnet, registry
 from kdutils.data.device_loader import DeviceLoader
@@ -30,23 +31,9 @@ from kdutils.training.stacked import stacked_kd_objective
 from kdutils.training.train import fit
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path("/work/shared/data")
 PROBE = Path(__file__).parent / "fixtures" / "sweep_probe.ipynb"
-needs_mnist = pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(), reason="needs the shared MNIST")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def private(tmp_path, monkeypatch):
-    """A private results store, cache and (shared, read-only) data root; load-only mode off."""
-    monkeypatch.setenv("KDUTILS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("KDUTILS_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("KDUTILS_DATA", str(SHARED_DATA))
-    monkeypatch.delenv("KDUTILS_LOAD_ONLY", raising=False)
-    runner._LOGIT_CACHE.clear()
-    yield ResultStore(tmp_path / "results")
-    runner._LOGIT_CACHE.clear()
 
 
 DATA = DataConfig(dataset="mnist", n_train=256, n_test=256)
@@ -199,7 +186,7 @@ def test_item4_damaged_record_is_named_skipped_and_rewritten(tmp_path):
 def test_item4_truncated_mnist_gz_names_the_file(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    src = SHARED_DATA / "MNIST" / "raw"
+    src = DATA_ROOT / "MNIST" / "raw"
     if not src.is_dir():
         pytest.skip("needs the shared MNIST")
     shutil.copy(src / "t10k-labels-idx1-ubyte.gz", raw)
@@ -296,18 +283,8 @@ def test_item5_one_invalid_point_does_not_stop_grouping_the_others(tmp_path, mon
 
 # ---------------------------------------------------------------------------------------------- item 6
 def _tiny_resampled_archive(path: Path) -> None:
-    import io
-    import tarfile
-
-    with tarfile.open(path, "w:gz") as tf:
-        def add(name: str, text: str) -> None:
-            blob = text.encode()
-            info = tarfile.TarInfo(f"modelnet40_normal_resampled/{name}")
-            info.size = len(blob)
-            tf.addfile(info, io.BytesIO(blob))
-
-        add("modelnet40_shape_names.txt", "bed\n")
-        add("bed/bed_0001.txt", "0,0,0,0,0,1\n1,1,1,0,0,1\n")
+    write_tar_gz(path, {"modelnet40_normal_resampled/modelnet40_shape_names.txt": "bed\n",
+                        "modelnet40_normal_resampled/bed/bed_0001.txt": "0,0,0,0,0,1\n1,1,1,0,0,1\n"})
 
 
 def test_item6_data_root_that_refuses_writes_is_never_written(tmp_path, monkeypatch):
