@@ -95,7 +95,7 @@ def test_tgeo_part_of_and_shard_select_the_same_deal(monkeypatch, capsys):
     from kdutils.chapters.tgeo import campaign
 
     calls = []
-    monkeypatch.setattr(campaign, "run_campaign", lambda profile, part, of, poll_s: calls.append((part, of)))
+    monkeypatch.setattr(campaign, "run_campaign", lambda profile, part, of, poll_s, **kw: calls.append((part, of)))
     for argv in (["--part", "0", "--of", "2"], ["--shard", "1/2"], ["--part", "1", "--of", "2"], ["--shard", "2/2"],
                  [], ["--of", "2"]):
         campaign.main(["--profile", "cpu", *argv])

@@ -114,7 +114,9 @@ def smoke_store(tmp_path_factory):
     if not (Path(os.environ.get("KDUTILS_DATA", "")) / "FashionMNIST").exists():
         pytest.skip("Fashion-MNIST is not under KDUTILS_DATA")
     store = ResultStore(tmp_path_factory.mktemp("tgeo_cf"))
-    campaign.run_campaign("smoke", 0, 1, store=store, rates=RATES, poll_s=0.01, max_wait_s=0.05, log=lambda m: None)
+    # force: two smoke seeds of two epochs give no room-gate interval worth the name; the tests below read every arm
+    campaign.run_campaign("smoke", 0, 1, store=store, rates=RATES, poll_s=0.01, max_wait_s=0.05, log=lambda m: None,
+                          force=True)
     return store
 
 
@@ -157,13 +159,208 @@ def test_campaign_records_every_run_with_its_spec_and_the_verdicts_read_them(smo
 
 
 def test_deal_is_disjoint_balanced_and_the_dry_run_prints_both_commands(smoke_store):
-    items = campaign.stage_items("smoke", 3, smoke_store, RATES)
+    items = campaign.stage_items("smoke", campaign.FINALS, smoke_store, RATES)
     a, b = campaign.deal(items, 2)
     assert {i.name for i in a}.isdisjoint({i.name for i in b}) and len(a) + len(b) == len(items)
     assert abs(sum(i.cost for i in a) - sum(i.cost for i in b)) <= max(i.cost for i in items)
     text = campaign.dry_run("smoke", 2, smoke_store, RATES)
     assert "--shard 1/2" in text and "--shard 2/2" in text and "--part" not in text and "total" in text
-    assert "KD room preview (validation" in text
+    assert "KD room preview (validation" in text and "stage 3 room gate" in text
+    assert "main: vanilla_a" in text and "minus alone" in text  # the gate, recorded
+
+
+# ---- the room gate before the finals (synthetic cpu records: no training) --------------------------------------
+GATE_VANILLA = "vanilla_a0.3"
+
+
+def _ok(metrics: dict) -> dict:
+    return {"status": "ok", "metrics": metrics, "wall_time_s": 1.0}
+
+
+def _selected(root) -> tuple:
+    """A store with every cpu selection run recorded (hand-made validation numbers that choose the teacher's lr 0.3
+    and vanilla KD at alpha 0.3); returns (store, resolved, finals' configs)."""
+    from kdutils.store.store import ResultStore
+
+    store = ResultStore(root)
+    for c in rc.teacher_selection("cpu"):
+        store.put(c, _ok({"val_accuracy": 0.87 if c.train.lr == 0.3 else 0.85, "val_nll": 0.4}))
+    from kdutils.chapters.tgeo.crossfit import part_configs
+
+    t0 = rc.teacher_part0("cpu", campaign.resolved("cpu", store).teacher_lr)
+    for p in part_configs(t0):
+        store.put(p, _ok({"accuracy": 0.87}))
+    r = rc.cf_recipe("cpu")
+    cands = [c for a in rc.CF_ARMS for c in rc.selection_candidates("cpu", t0, a)]
+    for model, kw in r.hetero:
+        cands += rc.selection_candidates("cpu", t0, "alone", model=model, model_kwargs=kw, tag=f"het:{model}:")
+    for c in cands:
+        best = c.role.endswith(":" + GATE_VANILLA) and c.train.lr == 0.03
+        store.put(c, _ok({"val_accuracy": 0.86 if best else 0.85 - c.train.lr / 10, "val_nll": 0.5}))
+    res = campaign.resolved("cpu", store)
+    assert res.teacher_lr == 0.3 and res.vanilla == GATE_VANILLA
+    return store, res, campaign.final_configs("cpu", res, t0)
+
+
+def _record_gate(store, fc: dict, kd_minus_alone: dict[str, list[float]]) -> None:
+    """Gate runs: alone at 85% + a seed term, vanilla at alone + the student's per-seed difference (pts)."""
+    from kdutils.chapters.tgeo import gate
+
+    for name, arms in gate.students(fc).items():
+        for s, c in arms["alone"].items():
+            alone = 85.0 + 0.3 * ((s * 7) % 5 - 2)
+            store.put(c, _ok({"accuracy": alone / 100}))
+            store.put(arms[GATE_VANILLA][s], _ok({"accuracy": (alone + kd_minus_alone[name][s]) / 100}))
+
+
+PASS = [1.6, 1.8, 1.5, 1.7, 1.9, 1.6, 1.4, 1.8, 1.7, 1.5]  # mean 1.65, SD 0.158: 95% interval [1.54, 1.76]
+NEAR = [0.5, 0.7, 0.6, 0.4, 0.8, 0.6, 0.5, 0.7, 0.6, 0.4]  # mean 0.58 (the validation preview's size): fails
+WIDE = [2.9, -0.4, 3.1, 0.2, 2.6, -0.1, 3.0, 0.4, 2.8, 0.0]  # mean 1.45, above +1, but interval [0.36, 2.54]: fails
+
+
+@pytest.fixture()
+def fake_training(monkeypatch):
+    """Replaces the arms' training by a record of what would have been trained (already recorded ones are loaded,
+    as the real `run_arm` does); a teacher run that is not recorded fails the test."""
+    from kdutils.chapters.tgeo import crossfit, runs
+    from kdutils.training import runner
+
+    trained: list = []
+
+    def loaded(cfg, store, **kw):
+        assert (rec := store.get(cfg)) is not None, f"would train {cfg.role}"
+        return rec
+
+    def run_arm(cfg, spec, store, progress=True):
+        if (rec := store.get(cfg)) is not None:
+            return rec
+        trained.append(cfg)
+        return store.put(cfg, _ok({"accuracy": 0.5}))
+
+    def run_motivation(pre, cont, store, progress=True):
+        return [run_arm(c, None, store) for c in [pre, *cont.values()]]
+
+    monkeypatch.setattr(runs, "run_arm", run_arm)
+    monkeypatch.setattr(runs, "run_motivation", run_motivation)
+    monkeypatch.setattr(runner, "run", loaded)
+    monkeypatch.setattr(crossfit, "run_part", loaded)
+    return trained
+
+
+def _keys(cfgs) -> set[str]:
+    return {c.key() for c in cfgs}
+
+
+def test_gate_stage_is_alone_and_the_chosen_vanilla_of_every_student_and_finals_are_the_rest(tmp_path):
+    from kdutils.chapters.tgeo import gate
+
+    store, res, fc = _selected(tmp_path)
+    seeds = rc.cf_recipe("cpu").seeds
+    gate_items = campaign.stage_items("cpu", campaign.GATE, store, RATES)
+    rest = campaign.stage_items("cpu", campaign.FINALS, store, RATES)
+    studs = gate.students(fc)
+    assert list(studs) == ["main", "cap:8", "cap:16", "cap:128", "het:lenet5"]
+    want = [c for arms in studs.values() for a in ("alone", GATE_VANILLA) for c in arms[a].values()]
+    assert _keys(c for it in gate_items for c in it.configs) == _keys(want)
+    assert len(gate_items) == len(studs) * 2 * len(seeds) and all(len(it.configs) == 1 for it in gate_items)
+    finals = {c.key() for c in claims_cf._configs(fc)}
+    rest_keys = _keys(c for it in rest for c in it.configs)
+    assert rest_keys.isdisjoint(_keys(want)) and rest_keys | _keys(want) == finals  # a split of the same configs
+    assert not any(c.role.endswith(("alone", GATE_VANILLA)) for it in rest for c in it.configs
+                   if not c.role.startswith("motivation"))
+    only_main = campaign.stage_items("cpu", campaign.FINALS, store, RATES, ["main"])
+    assert {c.role for it in only_main for c in it.configs} == (
+        {a for a in rc.CF_ARMS if a not in ("alone", GATE_VANILLA)} | {c.role for s in fc["motivation"].values()
+                                                                     for c in [s[0], *s[1].values()]})
+    assert campaign.stage_items("cpu", campaign.FINALS, store, RATES, []) == []
+    with pytest.raises(ValueError, match="unknown students \\['cap:9'\\]"):
+        campaign.stage_items("cpu", campaign.FINALS, store, RATES, ["cap:9"])
+
+
+#: sha256 of the sorted keys of every config the finals stage planned on the committed records before the room gate
+#: had a stage of its own (commit cd204d1, `stage_items("cpu", 3, ...)`: 290 items, 340 configs).
+PREVIOUS_FINALS_DIGEST = "39947c706e3359ef8ebc73c6b786656dcef7816bbec20f9efe8e0328f1fcc5cd"
+
+
+def test_gate_and_finals_stages_plan_exactly_the_previous_finals_keys_on_the_committed_records():
+    import hashlib
+
+    store = campaign.repo_results()
+    res = campaign.resolved("cpu", store)
+    if res.vanilla is None or res.vanilla != "vanilla_a0.3":
+        pytest.skip("the cross-fitted selections of cd204d1 are not in this checkout")
+    gate_keys = _keys(c for it in campaign.stage_items("cpu", campaign.GATE, store, RATES) for c in it.configs)
+    rest = campaign.stage_items("cpu", campaign.FINALS, store, RATES)
+    rest_keys = _keys(c for it in rest for c in it.configs)
+    both = sorted(gate_keys | rest_keys)
+    assert len(gate_keys) == 100 and len(rest_keys) == 240 and len(both) == 340
+    assert hashlib.sha256("\n".join(both).encode()).hexdigest() == PREVIOUS_FINALS_DIGEST
+    # the two finals recorded by the old finals stage (the conv student's TGeo-KD, seeds 0 and 1) are found
+    assert sum(store.get(c) is not None for it in rest for c in it.configs) >= 2
+
+
+@pytest.mark.parametrize("diffs, passes", [(PASS, True), (NEAR, False), (WIDE, False)])
+def test_room_gate_reads_the_paired_interval_and_agrees_with_the_claims_rule(tmp_path, diffs, passes):
+    from scipy import stats
+
+    from kdutils.chapters.tgeo import gate
+
+    store, res, fc = _selected(tmp_path)
+    _record_gate(store, fc, {name: diffs for name in gate.students(fc)})
+    gates = campaign.room_gates("cpu", store)
+    assert [x.passed for x in gates] == [passes] * 5
+    iv = gates[0].interval
+    half = stats.t.ppf(0.975, 9) * np.std(diffs, ddof=1) / np.sqrt(10)
+    assert iv.mean == pytest.approx(np.mean(diffs), abs=1e-9) and iv.n == 10
+    assert (iv.low, iv.high) == pytest.approx((np.mean(diffs) - half, np.mean(diffs) + half), abs=1e-9)
+    scores = claims_cf._scores({a: fc["main"][a] for a in ("alone", GATE_VANILLA)}, store)
+    assert claims_cf.room_gate(scores, GATE_VANILLA).passed == passes  # the verdicts' rule, same records
+    assert ("passes" if passes else "fails") in gates[0].describe()
+
+
+def test_campaign_stops_before_the_finals_when_no_gate_passes_and_force_overrides(tmp_path, fake_training):
+    from kdutils.chapters.tgeo import gate
+
+    store, res, fc = _selected(tmp_path)
+    _record_gate(store, fc, {name: NEAR for name in gate.students(fc)})
+    logs: list[str] = []
+    gates = campaign.run_campaign("cpu", 0, 1, store=store, rates=RATES, poll_s=0.0, max_wait_s=0.0, log=logs.append)
+    assert fake_training == [] and not any(x.passed for x in gates)
+    assert "no student's gate passes" in logs[-1] and "main: vanilla_a0.3 minus alone +0.58 pts" in logs[-1]
+    assert "stage 4 finals (for no student: the room gate): 0 items" in campaign.dry_run("cpu", 2, store, RATES)
+    campaign.run_campaign("cpu", 0, 1, store=store, rates=RATES, poll_s=0.0, max_wait_s=0.0, log=logs.append,
+                          force=True)
+    finals = _keys(c for it in campaign.stage_items("cpu", campaign.FINALS, store, RATES) for c in it.configs)
+    assert _keys(fake_training) == finals and len(finals) == 240
+
+
+def test_campaign_runs_the_finals_of_the_students_whose_gate_passes_only(tmp_path, fake_training):
+    from kdutils.chapters.tgeo import gate
+
+    store, res, fc = _selected(tmp_path)
+    _record_gate(store, fc, {name: PASS if name in ("main", "cap:8") else NEAR for name in gate.students(fc)})
+    logs: list[str] = []
+    gates = campaign.run_campaign("cpu", 0, 1, store=store, rates=RATES, poll_s=0.0, max_wait_s=0.0, log=logs.append)
+    assert [x.student for x in gates if x.passed] == ["main", "cap:8"]
+    want = campaign.stage_items("cpu", campaign.FINALS, store, RATES, ["main", "cap:8"])
+    assert _keys(fake_training) == _keys(c for it in want for c in it.configs)
+    assert {c.role.split(":")[0] for c in fake_training} >= {"tgeo_both", "anl", "motivation_pre", "cap"}
+    assert not any(c.role.startswith(("cap:16", "cap:128", "het:")) for c in fake_training)
+    assert "finals for: main, cap:8" in logs[-1]
+
+
+def test_gate_only_stops_after_the_gate_stage_and_the_shards_split_it(tmp_path, fake_training):
+    store, res, fc = _selected(tmp_path)
+    logs: list[str] = []
+    gate_keys = _keys(c for it in campaign.stage_items("cpu", campaign.GATE, store, RATES) for c in it.configs)
+    campaign.run_campaign("cpu", 1, 2, store=store, rates=RATES, log=logs.append, last_stage=campaign.GATE)
+    second = _keys(fake_training)
+    assert second < gate_keys and "not recorded yet" in logs[-1] and "the finals wait" in logs[-1]
+    gates = campaign.run_campaign("cpu", 0, 2, store=store, rates=RATES, log=logs.append, last_stage=campaign.GATE)
+    assert _keys(fake_training) == gate_keys and len(fake_training) == len(gate_keys)  # disjoint halves, no finals
+    assert all(x.decided for x in gates)
+    with pytest.raises(ValueError, match="last_stage must be 0..4"):
+        campaign.run_campaign("cpu", 0, 1, store=store, rates=RATES, last_stage=5)
 
 
 # ---- power -----------------------------------------------------------------------------------------------------

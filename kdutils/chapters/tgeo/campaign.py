@@ -3,13 +3,19 @@
     python -m kdutils.chapters.tgeo.campaign --profile cpu --dry-run           # the plan and its cost
     python -m kdutils.chapters.tgeo.campaign --profile cpu --shard 1/2         # process 1
     python -m kdutils.chapters.tgeo.campaign --profile cpu --shard 2/2         # process 2
+    python -m kdutils.chapters.tgeo.campaign --profile cpu --gate-only         # stop after the room gate
 
 (`kdutils.sweeps.shards`; the old spelling ``--part K --of N``, K from 0, still works: it is ``--shard K+1/N``.)
 
 Stages, each waiting for the records of the one before (the other process may be training them):
 0 the teacher's lr candidates; 1 the cross-fitted teachers; 2 every arm's lr (and f_w-rate) candidates,
-the convolutional students' lr candidates; 3 the finals: every arm x seed, the motivation experiment per seed,
-the capacity runs and the heterogeneous-pair runs. Within a stage the items are dealt to the processes by
+the convolutional students' lr candidates; 3 the room gate: for every student of the recipe (the main MLP, each
+capacity width, each convolutional student) the two arms the KD-room gate reads, the student alone and vanilla KD
+at the alpha chosen on validation, every seed; 4 the finals' other arms (TGeo-KD, baselines, controls, the other
+vanilla alphas, the motivation experiment with the main student) only for the students whose room gate passes
+(`gate`; a failed gate makes their claims "not testable at this scale"), unless ``--force`` (give it to every
+shard, or the shards deal different lists). The gate arms are final configs: their keys are those the finals
+always had. Within a stage the items are dealt to the processes by
 estimated cost (longest first, to the least-loaded), the same deal in every process, so they train disjoint
 runs. Finished records are loaded, not retrained: kill and restart at will.
 
@@ -20,8 +26,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
+from kdutils.chapters.tgeo import gate as gt
 from kdutils.chapters.tgeo import recipe_cf as rc
 from kdutils.chapters.tgeo.plan import MOTIVATION_ALPHAS
 from kdutils.config import RunConfig
@@ -30,10 +37,11 @@ from kdutils.sweeps.cost import RateSamples, balance, hours, per_shard, seconds_
 from kdutils.sweeps.shards import Shard, command_parser, shard_of
 from kdutils.sweeps.tuning import _rank, validation_view
 
-__all__ = ["Item", "Rates", "choose_candidate", "deal", "dry_run", "final_configs", "main", "measured_rates",
-           "repo_results", "resolved", "room_preview", "run_campaign", "stage_items"]
+__all__ = ["FINALS", "GATE", "Item", "Rates", "choose_candidate", "deal", "dry_run", "final_configs", "main",
+           "measured_rates", "repo_results", "resolved", "room_gates", "room_preview", "run_campaign", "stage_items"]
 
-STAGES = ("teacher lr", "cross-fitted teachers", "student selections", "finals")
+STAGES = ("teacher lr", "cross-fitted teachers", "student selections", "room gate", "finals")
+GATE, FINALS = 3, 4  # stage numbers
 CAPACITY_ARMS = ("alone", "VANILLA", "tgeo_both")  # VANILLA: the vanilla arm chosen on validation
 HETERO_ARMS = ("alone", "VANILLA", "tgeo_both")
 
@@ -159,8 +167,10 @@ def _student_cost(cfg: RunConfig, rates: Rates, n: int) -> float:
     return per * n * cfg.train.epochs
 
 
-def stage_items(profile: str, stage: int, store: ResultStore, rates: Rates) -> list[Item]:
-    """The items of one stage as far as the records resolve them (placeholder rates where not yet chosen)."""
+def stage_items(profile: str, stage: int, store: ResultStore, rates: Rates,
+                students: Collection[str] | None = None) -> list[Item]:
+    """The items of one stage as far as the records resolve them (placeholder rates where not yet chosen); the
+    finals' only for `students` (`gate.students` names; None: every student)."""
     from kdutils.chapters.tgeo.crossfit import part_configs, run_part
     from kdutils.chapters.tgeo.runs import run_arm, run_motivation
     from kdutils.training import runner
@@ -182,9 +192,13 @@ def stage_items(profile: str, stage: int, store: ResultStore, rates: Rates) -> l
         for model, kw in r.hetero:
             cands += rc.selection_candidates(profile, t0, "alone", model=model, model_kwargs=kw, tag=f"het:{model}:")
         return [arm_item(f"{c.role} lr {c.train.lr:g}", c) for c in cands]
-    if stage != 3:
+    if stage not in (GATE, FINALS):
         raise ValueError(f"stage must be 0..{len(STAGES) - 1}, got {stage!r}")
-    return _final_items(profile, r, res, t0, rates, n, arm_item, run_motivation)
+    by_student = _final_items(profile, res, t0, rates, n, arm_item, run_motivation)
+    if students is not None and (unknown := set(students) - set(by_student)):
+        raise ValueError(f"unknown students {sorted(unknown)}; the recipe's are {list(by_student)}")
+    return [it for name, (gate_items, rest) in by_student.items()
+            for it in (gate_items if stage == GATE else rest if students is None or name in students else [])]
 
 
 def _rates_of(res: Resolved, arm: str, r: rc.CrossFitRecipe) -> tuple[float, float | None]:
@@ -231,17 +245,33 @@ def final_configs(profile: str, res: Resolved, t0: RunConfig) -> dict[str, Any]:
     return out
 
 
-def _final_items(profile, r, res, t0, rates, n, arm_item, run_motivation) -> list[Item]:
+def _final_items(profile, res, t0, rates, n, arm_item, run_motivation) -> dict[str, tuple[list[Item], list[Item]]]:
+    """Student (`gate.students`) -> (its room-gate items, its other finals); the motivation experiment goes with
+    the main student (it trains that student, and its records at a scale without room would be orphaned when the
+    scale changes)."""
     fc = final_configs(profile, res, t0)
-    items = [arm_item(f"{arm} seed {s}", c) for arm, by in fc["main"].items() for s, c in by.items()]
+    vanilla = res.vanilla or rc.VANILLA_CF[0]
+    prefix = {gt.MAIN: "", **{t: f"{t} " for t in fc["capacity"]}, **{f"het:{m}": f"{m} " for m in fc["hetero"]}}
+    out: dict[str, tuple[list[Item], list[Item]]] = {}
+    for name, arms in gt.students(fc).items():
+        gate_arms = gt.gate_arms(arms, vanilla)
+        items = lambda which: [arm_item(f"{prefix[name]}{a} seed {s}", c)  # noqa: E731
+                               for a, by in arms.items() if (a in gate_arms) == which for s, c in by.items()]
+        out[name] = (items(True), items(False))
     for s, (pre, cont) in fc["motivation"].items():
         cost = sum(_student_cost(c, rates, n) for c in [pre, *cont.values()])
-        items.append(Item(f"motivation seed {s}", [pre, *cont.values()],
-                          lambda st, pre=pre, cont=cont: run_motivation(pre, cont, st, progress=False), cost))
-    for group in ("capacity", "hetero"):
-        for tag, arms in fc[group].items():
-            items += [arm_item(f"{tag} {a} seed {s}", c) for a, by in arms.items() for s, c in by.items()]
-    return items
+        out[gt.MAIN][1].append(Item(f"motivation seed {s}", [pre, *cont.values()],
+                                    lambda st, pre=pre, cont=cont: run_motivation(pre, cont, st, progress=False), cost))
+    return out
+
+
+def room_gates(profile: str, store: ResultStore) -> list[gt.StudentGate] | None:
+    """Every student's room gate from the records (None while the selections are not recorded: the gate arms'
+    configs are not decided yet)."""
+    res = resolved(profile, store)
+    if res.teacher_lr is None or res.vanilla is None:
+        return None
+    return gt.room_gates(final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr)), res.vanilla, store)
 
 
 def deal(items: list[Item], parts: int) -> list[list[Item]]:
@@ -256,17 +286,41 @@ def _recorded(items: list[Item], store: ResultStore) -> bool:
     return all(store.get(c) is not None for it in items for c in it.configs)
 
 
+def gated_students(gates: list[gt.StudentGate], force: bool = False) -> list[str]:
+    """The students whose finals run: those whose room gate passes, or (`force`) every student."""
+    return [x.student for x in gates if force or x.passed]
+
+
+def _gate_report(gates: list[gt.StudentGate], force: bool) -> str:
+    run = gated_students(gates, force)
+    head = (f"KD-room gate (test accuracy, vanilla KD at the alpha chosen on validation minus the student alone, paired "
+            f"over seeds, 95% interval wholly above +{gt.ROOM_MARGIN:g} pts):")
+    if not all(x.decided for x in gates):
+        tail = "the finals wait until every student's gate runs are recorded"
+    elif run:
+        tail = "finals for: " + ", ".join(run) + (" (--force: every student, whatever its gate)" if force else "")
+    else:
+        tail = "no student's gate passes: the finals' other arms are not run at this scale (--force runs them anyway)"
+    return "\n".join([head, *[f"  {x.describe()}" for x in gates], tail])
+
+
 def run_campaign(profile: str = "cpu", part: int = 0, of: int = 1, store: ResultStore | None = None,
                  rates: Rates | None = None, poll_s: float = 30.0, max_wait_s: float = 6 * 3600.0,
-                 log: Callable[[str], None] = print) -> None:
-    """Run this process's share of every stage, waiting at each stage for the other processes' records."""
+                 log: Callable[[str], None] = print, force: bool = False,
+                 last_stage: int = FINALS) -> list[gt.StudentGate] | None:
+    """Run this process's share of every stage up to `last_stage`, waiting at each stage for the other processes'
+    records. Before the finals, every student's room gate is read from the records and logged; the finals run only
+    for the students whose gate passes (every student with `force`). Returns the gates (None if not reached)."""
     from kdutils.progress import tqdm
 
     if not (0 <= part < of):
         raise ValueError(f"need 0 <= part < of, got part={part}, of={of}")
+    if last_stage not in range(len(STAGES)):
+        raise ValueError(f"last_stage must be 0..{len(STAGES) - 1}, got {last_stage!r}")
     store = store or ResultStore()
     rates = rates or measured_rates()
-    for stage, name in enumerate(STAGES):
+    gates = None
+    for stage, name in enumerate(STAGES[:last_stage + 1]):
         waited = 0.0
         while stage and not _recorded(stage_items(profile, stage - 1, store, rates), store):
             if waited >= max_wait_s:
@@ -275,13 +329,26 @@ def run_campaign(profile: str = "cpu", part: int = 0, of: int = 1, store: Result
             log(f"waiting for stage {stage - 1} ({STAGES[stage - 1]}) records from the other process(es)")
             time.sleep(poll_s)
             waited += poll_s
-        mine = deal(stage_items(profile, stage, store, rates), of)[part]
+        students = None
+        if stage == FINALS:
+            gates = room_gates(profile, store) or []
+            log(_gate_report(gates, force))
+            students = gated_students(gates, force)
+            if not students:
+                return gates
+        mine = deal(stage_items(profile, stage, store, rates, students), of)[part]
         for it in tqdm(mine, desc=f"stage {stage}: {name} (shard {Shard.at(part, of)})"):
             it.run(store)
+        if stage == GATE and last_stage == GATE:  # as far as recorded: other shards may still be training theirs
+            gates = room_gates(profile, store) or []
+            log(_gate_report(gates, force))
+    return gates
 
 
-def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None, rates: Rates | None = None) -> str:
-    """The plan: items and estimated core-hours per stage and per process, from measured rates."""
+def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None, rates: Rates | None = None,
+            force: bool = False) -> str:
+    """The plan: items and estimated core-hours per stage and per process, from measured rates; once the gate
+    stage is recorded, each student's room gate and the finals of the students it lets through."""
     store = store or ResultStore()
     rates = rates or measured_rates()
     r = rc.cf_recipe(profile)
@@ -290,17 +357,28 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
              f"conv student {1e6 * rates.conv_student:.0f} us per image-epoch; TGeo step x{rates.tgeo_ratio:.2f}",
              f"power: {rc.power_summary()}"]
     totals = [0.0] * of
+    gates = room_gates(profile, store)
+    decided = gates is not None and all(x.decided for x in gates)
     for stage, name in enumerate(STAGES):
-        items = stage_items(profile, stage, store, rates)
+        students, note = None, ""
+        if stage == FINALS:
+            if decided:
+                students = gated_students(gates, force)
+                note = f" (for {', '.join(students) or 'no student'}: {'--force' if force else 'the room gate'})"
+            else:
+                note = " (every student's; each runs only if its room gate passes, or with --force)"
+        items = stage_items(profile, stage, store, rates, students)
         shares = [sum(i.cost for i in d) for d in deal(items, of)]
         done = sum(1 for i in items if all(store.get(c) is not None for c in i.configs))
         totals = [a + b for a, b in zip(totals, shares)]
-        lines.append(f"stage {stage} {name}: {len(items)} items ({done} recorded), "
+        lines.append(f"stage {stage} {name}{note}: {len(items)} items ({done} recorded), "
                      f"{sum(i.cost for i in items) / 3600:.2f} core-h; per process: " + per_shard(shares))
     lines.append(f"total {sum(totals) / 3600:.2f} core-hours; wall about {hours(max(totals))} in {of} "
                  "single-thread processes (each run's recorded wall time: training and evaluation; process start, "
                  "data loading and the waits at stage barriers come on top)")
     lines.append(room_preview(profile, store))
+    if gates is not None:
+        lines.append(_gate_report(gates, force))
     cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils.chapters.tgeo.campaign"
     lines += [f"  {cmd} --profile {profile} --shard {k}" for k in Shard.every(of)]
     return "\n".join(lines)
@@ -323,12 +401,16 @@ def room_preview(profile: str, store: ResultStore) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = command_parser("python -m kdutils.chapters.tgeo.campaign", __doc__.split("\n")[0], part_alias=True)
     ap.add_argument("--poll", type=float, default=30.0)
+    ap.add_argument("--force", action="store_true", help="run the finals for every student, even where its KD-room "
+                    "gate fails (give it to every shard, or the shards deal different lists)")
+    ap.add_argument("--gate-only", action="store_true", help="stop after the room-gate stage and print the gates")
     a = ap.parse_args(argv)
     shard = shard_of(a, ap)
     if a.dry_run:
-        print(dry_run(a.profile, 2 if shard.count == 1 else shard.count))
+        print(dry_run(a.profile, 2 if shard.count == 1 else shard.count, force=a.force))
         return
-    run_campaign(a.profile, shard.position, shard.count, poll_s=a.poll)
+    run_campaign(a.profile, shard.position, shard.count, poll_s=a.poll, force=a.force,
+                 last_stage=GATE if a.gate_only else FINALS)
 
 
 if __name__ == "__main__":
