@@ -166,7 +166,16 @@ def test_deal_is_disjoint_balanced_and_the_dry_run_prints_both_commands(smoke_st
     text = campaign.dry_run("smoke", 2, smoke_store, RATES)
     assert "--shard 1/2" in text and "--shard 2/2" in text and "--part" not in text and "total" in text
     assert "KD room preview (validation" in text and "stage 3 room gate" in text
-    assert "main: vanilla_a" in text and "minus alone" in text  # the gate, recorded
+    assert "main: vanilla_a" in text and "minus alone" in text and "--gate-only" in text  # the gate, recorded
+
+
+def test_command_passes_force_and_gate_only_to_the_campaign(monkeypatch):
+    calls = []
+    monkeypatch.setattr(campaign, "run_campaign", lambda *a, **kw: calls.append((a, kw)))
+    campaign.main(["--profile", "cpu", "--shard", "2/2"])
+    campaign.main(["--profile", "cpu", "--force", "--gate-only"])
+    assert calls[0][1]["force"] is False and calls[0][1]["last_stage"] == campaign.FINALS and calls[0][0][1:] == (1, 2)
+    assert calls[1][1]["force"] is True and calls[1][1]["last_stage"] == campaign.GATE
 
 
 # ---- the room gate before the finals (synthetic cpu records: no training) --------------------------------------

@@ -255,9 +255,12 @@ def _final_items(profile, res, t0, rates, n, arm_item, run_motivation) -> dict[s
     out: dict[str, tuple[list[Item], list[Item]]] = {}
     for name, arms in gt.students(fc).items():
         gate_arms = gt.gate_arms(arms, vanilla)
-        items = lambda which: [arm_item(f"{prefix[name]}{a} seed {s}", c)  # noqa: E731
-                               for a, by in arms.items() if (a in gate_arms) == which for s, c in by.items()]
-        out[name] = (items(True), items(False))
+        gate_items: list[Item] = []
+        rest: list[Item] = []
+        for a, by in arms.items():
+            (gate_items if a in gate_arms else rest).extend(arm_item(f"{prefix[name]}{a} seed {s}", c)
+                                                           for s, c in by.items())
+        out[name] = (gate_items, rest)
     for s, (pre, cont) in fc["motivation"].items():
         cost = sum(_student_cost(c, rates, n) for c in [pre, *cont.values()])
         out[gt.MAIN][1].append(Item(f"motivation seed {s}", [pre, *cont.values()],
@@ -362,7 +365,7 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
     for stage, name in enumerate(STAGES):
         students, note = None, ""
         if stage == FINALS:
-            if decided:
+            if decided and gates is not None:
                 students = gated_students(gates, force)
                 note = f" (for {', '.join(students) or 'no student'}: {'--force' if force else 'the room gate'})"
             else:
@@ -381,6 +384,8 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
         lines.append(_gate_report(gates, force))
     cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils.chapters.tgeo.campaign"
     lines += [f"  {cmd} --profile {profile} --shard {k}" for k in Shard.every(of)]
+    lines.append(f"  {cmd} --profile {profile} --gate-only   # the room-gate stage only (with --shard K/N beside "
+                 "the others)")
     return "\n".join(lines)
 
 

@@ -87,12 +87,13 @@ def room_gates(fc: Mapping[str, Any], vanilla: str, store: ResultStore) -> list[
     out = []
     for name, arms in students(fc).items():
         pair = gate_arms(arms, vanilla)
-        scores = {a: {s: accuracy_pts(store.get(c)) for s, c in by.items()} for a, by in pair.items()}
-        planned = sum(len(v) for v in scores.values())
-        recorded = sum(v is not None for by in scores.values() for v in by.values())
+        got = {a: {s: accuracy_pts(store.get(c)) for s, c in by.items()} for a, by in pair.items()}
+        scores = {a: {s: v for s, v in by.items() if v is not None} for a, by in got.items()}
+        planned = sum(len(by) for by in got.values())
+        recorded = sum(len(by) for by in scores.values())
         if recorded < planned:
             out.append(StudentGate(name, vanilla, recorded, planned))
             continue
-        iv = paired_difference(scores[vanilla], scores[ALONE])
+        iv = paired_difference(scores[vanilla], scores[ALONE])  # type: ignore[arg-type]  # int seeds are Hashable
         out.append(StudentGate(name, vanilla, recorded, planned, iv, g.has_room(iv, ROOM_MARGIN)))
     return out
