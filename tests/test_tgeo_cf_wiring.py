@@ -150,3 +150,29 @@ def test_page_section_says_not_yet_run_without_records_and_formats_numbers_from_
 def test_status_names_the_campaign_command(tmp_path, profile):
     md = page_cf.status_markdown(profile, ResultStore(tmp_path))
     assert f"--profile {profile} --shard 1/2" in md and "--shard 2/2" in md
+
+
+def test_a_failed_room_gate_is_the_recipe_s_result_and_makes_the_unrun_claims_not_testable(tmp_path):
+    """The campaign trains a student's other arms only where its gate passes: with the gate arms alone recorded
+    and no room, the chapter shows this recipe, and every claim whose arms were not run is 'not testable'."""
+    store, fc = _selected_store(tmp_path)
+    no_room = {"alone": 0.0, VANILLA: 0.2}
+    for arm in ("alone", VANILLA):
+        for s, c in fc["main"][arm].items():
+            store.put(c, _ok({"accuracy": _acc(arm, s, no_room) / 100}))
+    pr = claims_cf.progress(PROFILE, store)
+    assert pr.gates["main"].decided and not pr.gates["main"].passed and pr.complete
+    got = _by_claim(verdicts.chapter_verdicts(PROFILE, store))
+    assert list(got) == [c.text for c in claims_cf.CLAIMS_CF]
+    for c in (claims.MOTIVATION, claims.COMPARISON, claims.INTER, claims.CONTROLS, claims.ALPHA):
+        v = got[c.text]
+        assert v.label == NOT_TESTABLE and "KD has room (main student)" in v.reason, (c.text, v.reason)
+    assert got[claims.GAP.text].label == NOT_TESTABLE and got[claims.HETERO.text].label == NOT_TESTABLE
+    assert not got[claims.ALPHA.text].scored and got[claims.COMPARISON.text].scored
+    assert "KD has no room for the main student" in page_cf.status_markdown(PROFILE, store)
+    # the same gate arms with room, the other arms not yet run: the first recipe stays the chapter's
+    store2, fc2 = _selected_store(tmp_path / "room")
+    for arm in ("alone", VANILLA):
+        for s, c in fc2["main"][arm].items():
+            store2.put(c, _ok({"accuracy": _acc(arm, s, _offsets(1.0)) / 100}))
+    assert claims_cf.progress(PROFILE, store2).gates["main"].passed and not claims_cf.cf_recorded(PROFILE, store2)

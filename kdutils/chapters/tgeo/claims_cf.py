@@ -10,7 +10,7 @@ per-seed scores (arm -> seed -> test accuracy), so synthetic cases test them; `c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -156,21 +156,27 @@ def _count(store, *nodes: Any) -> tuple[int, int]:
 @dataclass(frozen=True)
 class Progress:
     """How far the cross-fitted recipe's records go at a profile: whether its selections are decided (the
-    teacher's rate and the vanilla arm chosen on validation), and per group of finals (recorded, planned)."""
+    teacher's rate and the vanilla arm chosen on validation), per group of finals (recorded, planned), and each
+    student's KD-room gate (`gate.StudentGate`; the campaign runs a student's other arms only where it passes)."""
 
     selected: bool
     finals: dict[str, tuple[int, int]]
+    gates: dict[str, Any] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
-        """The main comparison is recorded: every arm at every seed (the other groups may still be running)."""
+        """The main student's result is decided: its gate failed (so its other arms are not run at this scale), or
+        every arm at every seed is recorded (the other students may still be running)."""
         done, total = self.finals.get("main", (0, 0))
-        return self.selected and total > 0 and done == total
+        main = self.gates.get("main")
+        no_room = main is not None and main.decided and not main.passed
+        return self.selected and total > 0 and (done == total or no_room)
 
     def describe(self) -> str:
         if not self.selected:
             return "its selection runs (the teacher's rate, every arm's rates) are not all recorded yet"
-        return "recorded finals: " + ", ".join(f"{g} {d} of {t}" for g, (d, t) in self.finals.items())
+        return ("recorded finals: " + ", ".join(f"{g} {d} of {t}" for g, (d, t) in self.finals.items())
+                + "; KD-room gates: " + "; ".join(x.describe() for x in self.gates.values()))
 
 
 def progress(profile: str = "cpu", store=None) -> Progress:
@@ -179,17 +185,21 @@ def progress(profile: str = "cpu", store=None) -> Progress:
     from kdutils.chapters.tgeo.campaign import final_configs, resolved
     from kdutils.store.store import ResultStore
 
+    from kdutils.chapters.tgeo.gate import room_gates
+
     store = store or ResultStore()
     res = resolved(profile, store)
     if res.teacher_lr is None or res.vanilla is None:
         return Progress(False, {})
     fc = final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr))
-    return Progress(True, {g: _count(store, fc[g]) for g in ("main", "capacity", "hetero", "motivation")})
+    return Progress(True, {g: _count(store, fc[g]) for g in ("main", "capacity", "hetero", "motivation")},
+                    {x.student: x for x in room_gates(fc, res.vanilla, store)})
 
 
 def cf_recorded(profile: str = "cpu", store=None) -> bool:
-    """Does the chapter show this recipe as its main result? Yes once its selections are decided and its main
-    comparison (every arm at every seed) is recorded: a half-recorded recipe never replaces the first one."""
+    """Does the chapter show this recipe as its main result? Yes once its selections are decided and the main
+    student's result is (`Progress.complete`: every arm at every seed recorded, or its KD-room gate failed, which
+    is then the result): a half-recorded recipe never replaces the first one."""
     return progress(profile, store).complete
 
 
@@ -221,14 +231,15 @@ def _scale(profile: str, recs: list[dict]) -> str:
             f"{', '.join(devices) or 'device unknown'}")
 
 
-def _students_by_width(profile: str, fc: Mapping, vanilla: str) -> dict[int, dict]:
-    """MLP width -> {arm: {seed: cfg}} for the arms the gap claim compares: the capacity runs and the main student."""
+def _students_by_width(profile: str, fc: Mapping, vanilla: str) -> dict[int, tuple[str, dict]]:
+    """MLP width -> (student name as `gate.students` gives it, {arm: {seed: cfg}}) for the arms the gap claim
+    compares: the capacity runs and the main student."""
     from kdutils.chapters.tgeo import recipe_cf as rc
 
-    out = {int(t.split(":")[1].split("-")[0]): arms for t, arms in fc["capacity"].items()}
+    out = {int(t.split(":")[1].split("-")[0]): (t, arms) for t, arms in fc["capacity"].items()}
     hidden = rc.cf_recipe(profile).student_kwargs.get("hidden") or []
     if len(hidden) == 1 and hidden[0] not in out:
-        out[int(hidden[0])] = {a: fc["main"][a] for a in ("alone", vanilla, "tgeo_both")}
+        out[int(hidden[0])] = ("main", {a: fc["main"][a] for a in ("alone", vanilla, "tgeo_both")})
     return out
 
 
@@ -265,13 +276,23 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
     room_arms = {a: fc["main"][a] for a in ("alone", v)}
     room = room_gate(main, v)
     seeds = sorted(main.get("alone", {}))
+    gates = progress(profile, store).gates
 
     def stab(label_on, full: str, keys=seeds):
         return None if full in (NOT_TESTABLE, NOT_YET_RUN) or len(keys) < 4 else stability(keys, label_on, full)
 
-    def verdict(claim: Claim, nodes: tuple, make) -> Verdict:
-        """`make()` -> (judgement, evidence, stability) once `nodes` are recorded (or with `partial`)."""
+    def verdict(claim: Claim, nodes: tuple, make, students: tuple[str, ...] = ("main",)) -> Verdict:
+        """`make()` -> (judgement, evidence, stability) once `nodes` are recorded (or with `partial`); while they
+        are not, "not testable" when the KD-room gate of a student it needs has failed (the campaign does not run
+        that student's other arms), else "not yet run"."""
         done, total = _count(store, *nodes)
+        failed = [x for x in (gates.get(n) for n in students) if x is not None and x.decided and not x.passed]
+        if done < total and not partial and failed:
+            j = judge(claim, [], [replace(x.gate, name=f"KD has room ({x.student} student)") for x in failed])
+            return to_verdict(j, f"Not run at this scale: the KD-room gate fails for the "
+                              f"{', '.join(x.student for x in failed)} student, and the campaign trains a student's "
+                              f"other arms only where KD has room ({done} of the {total} runs it would need are "
+                              "recorded).", scale, "; ".join(x.describe() for x in failed), None, code)
         if done < total and not partial:
             return Verdict(claim.text, NOT_YET_RUN, f"{done} of the {total} runs it needs are recorded.", scale,
                            scored=claim.scored, code=code)
@@ -303,7 +324,7 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
             stab(lambda k: judge_comparison(_sub(main, k), v).label, j.label)
 
     def gap(students: dict, small: int, large: int):
-        cap = {w: _scores(students[w], store) for w in (small, large)}
+        cap = {w: _scores(students[w][1], store) for w in (small, large)}
         j = judge_gap(cap[small], cap[large], v, room)
         return j, (f"Per seed, (TGeo-KD minus vanilla KD) with the narrowest MLP student ({small} hidden units) "
                    f"minus the same with the widest ({large}); widths in the recipe: {sorted(students)}; the KD-room "
@@ -348,12 +369,13 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
                    comparison)]
     students = _students_by_width(profile, fc, v)
     small, large = (min(students), max(students)) if len(students) >= 2 else (None, None)
-    out.append(verdict(GAP, (room_arms, students[small], students[large]), lambda: gap(students, small, large))
+    out.append(verdict(GAP, (room_arms, students[small][1], students[large][1]), lambda: gap(students, small, large),
+                       ("main", students[small][0], students[large][0]))
                if small is not None else Verdict(GAP.text, NOT_TESTABLE, "This profile's recipe trains no other "
                                                  "student width.", scale, reason="one student width at this profile"))
     model = next(iter(fc["hetero"]), None)
-    out.append(verdict(HETERO, (room_arms, fc["main"]["tgeo_both"], fc["hetero"][model]), lambda: hetero(model))
-               if model else Verdict(HETERO.text, NOT_TESTABLE, "This profile's recipe trains no convolutional "
+    out.append(verdict(HETERO, (room_arms, fc["main"]["tgeo_both"], fc["hetero"][model]), lambda: hetero(model),
+                       ("main", f"het:{model}")) if model else Verdict(HETERO.text, NOT_TESTABLE, "This profile's recipe trains no convolutional "
                                      "student.", scale, reason="no convolutional student at this profile"))
     out.append(verdict(INTER, (room_arms, {a: fc["main"][a] for a in ("tgeo_intra", "tgeo_inter", "tgeo_both")}),
                        inter))

@@ -37,9 +37,13 @@ def status_markdown(profile: str, store: ResultStore | None = None) -> str:
     store = store or ResultStore()
     pr = claims_cf.progress(profile, store)
     run = f"`{CAMPAIGN} --profile {profile} --shard 1/2` (and `--shard 2/2` beside it; `--dry-run` for the plan)"
+    main = pr.gates.get("main")
+    no_room = (" KD has no room for the main student at this scale (its gate fails; table below), so its TGeo-KD "
+               "arms, baselines and controls are not trained and the claims that need them are not testable here."
+               if main is not None and main.decided and not main.passed else "")
     if pr.complete:
         return (f"**The chapter's main result.** The verdicts at the top of the page and on the scorecard are this "
-                f"recipe's ({pr.describe()}). Rerun, or resume, with {run}.")
+                f"recipe's ({pr.describe()}).{no_room} Rerun, or resume, with {run}.")
     if not pr.selected:
         return (f"**Not yet run** at profile `{profile}`: {pr.describe()}. Until its selections and main comparison "
                 f"are recorded, the verdicts at the top of the page are the first recipe's (below). It runs with {run}.")
