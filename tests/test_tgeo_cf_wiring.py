@@ -170,6 +170,8 @@ def test_a_failed_room_gate_is_the_recipe_s_result_and_makes_the_unrun_claims_no
     assert got[claims.GAP.text].label == NOT_TESTABLE and got[claims.HETERO.text].label == NOT_TESTABLE
     assert not got[claims.ALPHA.text].scored and got[claims.COMPARISON.text].scored
     assert "KD has no room for the main student" in page_cf.status_markdown(PROFILE, store)
+    assert "not run at this scale" in page_cf.alpha_missing_markdown(PROFILE, store)
+    assert "not measured" in page_cf.power_markdown(PROFILE, store)
     # the same gate arms with room, the other arms not yet run: the first recipe stays the chapter's
     store2, fc2 = _selected_store(tmp_path / "room")
     for arm in ("alone", VANILLA):

@@ -290,7 +290,7 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
         if done < total and not partial and failed:
             j = judge(claim, [], [replace(x.gate, name=f"KD has room ({x.student} student)") for x in failed])
             return to_verdict(j, f"Not run at this scale: the KD-room gate fails for the "
-                              f"{', '.join(x.student for x in failed)} student, and the campaign trains a student's "
+                              f"{', '.join(x.student for x in failed)} student{'s' if len(failed) > 1 else ''}, and the campaign trains a student's "
                               f"other arms only where KD has room ({done} of the {total} runs it would need are "
                               "recorded).", scale, "; ".join(x.describe() for x in failed), None, code)
         if done < total and not partial:

@@ -15,7 +15,7 @@ from kdutils.store.store import ResultStore
 from kdutils.verdicts.power import ALPHA, POWER, detectable_effect
 
 __all__ = ["alpha_caption", "arms_view", "power_markdown", "protocol_markdown", "room_view", "status_markdown",
-           "teachers_view", "verdicts_markdown"]
+           "teachers_view", "verdicts_markdown", "alpha_missing_markdown"]
 
 CAMPAIGN = "python -m kdutils.chapters.tgeo.campaign"
 
@@ -30,6 +30,21 @@ def _label(arm: str) -> str:
 
 def _not_yet(what: str, profile: str) -> object:
     return present.markdown(f"{what} of profile `{profile}` are not recorded yet (**not yet run**).")
+
+
+def _no_room(profile: str, store: ResultStore) -> bool:
+    """Has the main student's KD-room gate failed (so the campaign trains none of its TGeo arms)?"""
+    main = claims_cf.progress(profile, store).gates.get("main")
+    return main is not None and main.decided and not main.passed
+
+
+def alpha_missing_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """What the page says where the alpha-over-training figure would be, without TGeo-KD finals."""
+    store = store or ResultStore()
+    if _no_room(profile, store):
+        return (f"No TGeo-KD final is trained at profile `{profile}`: KD has no room for the main student (the gate "
+                "above), so there is no learned α to show (**not run at this scale**).")
+    return f"No TGeo-KD final of profile `{profile}` is recorded yet (**not yet run**)."
 
 
 def status_markdown(profile: str, store: ResultStore | None = None) -> str:
@@ -166,7 +181,8 @@ def power_markdown(profile: str, store: ResultStore | None = None) -> str:
     s = claims_cf._scores({a: fc["main"][a] for a in ("tgeo_both", res.vanilla)}, store)
     keys = sorted(set(s["tgeo_both"]) & set(s[res.vanilla]))
     if len(keys) < 2:
-        return out + " The finals' own paired SD is not recorded yet."
+        return out + (" The finals' own paired SD is not measured: TGeo-KD is not trained where KD has no room."
+                      if _no_room(profile, store) else " The finals' own paired SD is not recorded yet.")
     d = np.array([s["tgeo_both"][k] - s[res.vanilla][k] for k in keys])
     sd = float(d.std(ddof=1))
     det = detectable_effect(sd, len(keys))
