@@ -187,6 +187,10 @@ def test_prose_from_records_reads_as_prose():
                                         "slope 0.00724; +2 pts")
     kept = r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.12345"
     assert present.readable_text(kept) == r"the loss $\tau=1$ and `--set tau=4` and version 2.13.0 and 0.123"
+    # an arXiv identifier and a link's target are names, not measurements; a large value keeps its digits
+    paper = "[arXiv:2312.15112](https://arxiv.org/abs/2312.15112); arXiv:1503.02531, took 1234.56789 s"
+    assert present.readable_text(paper) == ("[arXiv:2312.15112](https://arxiv.org/abs/2312.15112); "
+                                            "arXiv:1503.02531, took 1235 s")
 
 
 def test_rates_in_percent_like_the_chapters():

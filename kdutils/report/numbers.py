@@ -108,9 +108,16 @@ _PROSE = (
     (re.compile(r"(?<![\\\w])tau ?= ?(-?\d)"), r"τ = \1"),  # "tau=16" -> "τ = 16" (not LaTeX's \tau)
     (re.compile(r"\beta_(similar|dissimilar)\b"), r"η(\1)"),  # the diffusion index's column names
     (re.compile(r"(?<![\w.])(-?\d+\.\d{5,})(?![\w.])"),  # -0.349358 -> -0.349: no six decimals in prose
-     lambda m: f"{float(m.group(1)):.3g}"),
+     lambda m: _three_figures(float(m.group(1)))),
 )
-_SKIP = re.compile(r"(`[^`]*`|\$\$.*?\$\$|\$[^$\n]+\$)", re.S)  # code spans and maths stay as written
+#: left as written: code spans, maths, a link's target and an arXiv identifier (2312.15112 is a name, not a number)
+_SKIP = re.compile(r"(`[^`]*`|\$\$.*?\$\$|\$[^$\n]+\$|\]\([^)\s]*\)|arXiv:\S+?(?=[\]\s,;)]|$))", re.S)
+
+
+def _three_figures(x: float) -> str:
+    """Three significant figures, never in exponent form (1234.56789 reads 1235, not 1.23e+03)."""
+    s = f"{x:.3g}"
+    return f"{x:.0f}" if "e" in s else s
 
 
 def readable_text(text: str) -> str:

@@ -15,7 +15,7 @@ from kdutils.store.store import ResultStore
 from kdutils.verdicts.power import ALPHA, POWER, detectable_effect
 
 __all__ = ["alpha_caption", "arms_view", "power_markdown", "protocol_markdown", "room_view", "status_markdown",
-           "teachers_view", "verdicts_markdown", "alpha_missing_markdown"]
+           "teachers_view", "verdicts_markdown", "alpha_missing_markdown", "room_diagnosis_markdown"]
 
 CAMPAIGN = "python -m kdutils.chapters.tgeo.campaign"
 
@@ -107,6 +107,48 @@ def room_view(profile: str, store: ResultStore | None = None):
         caption="The gate every comparison needs: vanilla KD (its α chosen on validation) minus the student alone, "
                 "test accuracy paired over seeds, for every student the recipe trains (main MLP, the other widths, "
                 "the convolutional student); the gate passes when the whole 95% interval is above the margin.")
+
+
+def room_diagnosis_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """Why the main student's gate failed, from the records: how far the teachers are above each student alone.
+    Empty while the gate passes or is undecided (nothing to explain)."""
+    store = store or ResultStore()
+    if not _no_room(profile, store):
+        return ""
+    teachers, arms = report_cf.teachers_table(profile, store), report_cf.arms_table(profile, store)
+    alone = arms[arms.arm == "alone"].set_index("student")["mean"] if not arms.empty else {}
+    if teachers.empty or "main" not in alone:
+        return ""
+    test = teachers["test acc. (%)"]
+    best = float(test.max())
+    above = [f"{st} alone {acc:.2f}%" for st, acc in alone.items() if acc >= best]
+    text = (f"**Why there is no room here (from the records).** The cross-fitted teachers reach "
+            f"{' and '.join(f'{v:.2f}%' for v in test)} on the test set and {float(teachers['acc. out of fold (%)'].min()):.2f}"
+            f"-{float(teachers['acc. out of fold (%)'].max()):.2f}% on the images they label out of fold, only "
+            f"{best - float(alone['main']):.2f} pts above the main student alone ({float(alone['main']):.2f}%, mean "
+            f"over seeds)")
+    text += (f"; {', '.join(above)} is at or above the best teacher" if above else "") + ". "
+    return text + ("Each teacher learns from half of the labelled images, so it is barely better than the students it "
+                   "teaches, and its soft labels add little. The change of scale these records point to is a stronger "
+                   "teacher whose logits stay out of sample: one trained on training images disjoint from the "
+                   "student's labelled and validation images." + _narrower_note(profile, store))
+
+
+def _narrower_note(profile: str, store: ResultStore) -> str:
+    """" A narrower student does not help ..." when every narrower MLP width's gate difference is below the main
+    width's (the room table's rows), else nothing."""
+    room = report_cf.room_table(profile, store)
+    if room.empty or "main" not in set(room.student):
+        return ""
+    diff = room.set_index("student")["vanilla minus alone (pts)"]
+    main_width = rc.cf_recipe(profile).student_kwargs.get("hidden", [0])[-1]
+    narrower = {st: d for st, d in diff.items()
+                if st.startswith("cap:") and st[4:].isdigit() and int(st[4:]) < main_width}
+    if not narrower or any(d >= diff["main"] for d in narrower.values()):
+        return ""
+    shown = ", ".join(f"width {st[4:]} {d:+.2f} pts" for st, d in sorted(narrower.items(), key=lambda kv: int(kv[0][4:])))
+    return (f" A narrower student does not help: its room is smaller still ({shown}, against {diff['main']:+.2f} pts "
+            f"at width {main_width}).")
 
 
 def teachers_view(profile: str, store: ResultStore | None = None):
