@@ -4,12 +4,18 @@
     python -m kdutils.chapters.tgeo.campaign --profile cpu --shard 1/2         # process 1
     python -m kdutils.chapters.tgeo.campaign --profile cpu --shard 2/2         # process 2
     python -m kdutils.chapters.tgeo.campaign --profile cpu --gate-only         # stop after the room gate
+    python -m kdutils.chapters.tgeo.campaign --profile cpu --attempt 1 --dry-run   # an older attempt's plan
+
+``--attempt`` names the recipe's attempt (`recipe_cf.ATTEMPTS`; default the newest, `recipe_cf.LATEST`): 1 the
+cross-fitted teachers, 2 the held-out teacher (`heldout`). The library functions take `attempt` too (default 1,
+so every call that predates attempt 2 plans exactly what it did).
 
 (`kdutils.sweeps.shards`; the old spelling ``--part K --of N``, K from 0, still works: it is ``--shard K+1/N``.)
 
 Stages, each waiting for the records of the one before (the other process may be training them):
-0 the teacher's lr candidates; 1 the cross-fitted teachers; 2 every arm's lr (and f_w-rate) candidates,
-the convolutional students' lr candidates; 3 the room gate: for every student of the recipe (the main MLP, each
+0 the teacher's lr candidates; 1 the cross-fitted teachers (attempt 2: the held-out teacher); 2 every arm's lr
+(and f_w-rate) candidates, the convolutional students' lr candidates (attempt 2: every other student's lr
+candidates for alone and every vanilla alpha); 3 the room gate: for every student of the recipe (the main MLP, each
 capacity width, each convolutional student) the two arms the KD-room gate reads, the student alone and vanilla KD
 at the alpha chosen on validation, every seed; 4 the finals' other arms (TGeo-KD, baselines, controls, the other
 vanilla alphas, the motivation experiment with the main student) only for the students whose room gate passes
@@ -40,7 +46,7 @@ from kdutils.sweeps.tuning import _rank, validation_view
 __all__ = ["FINALS", "GATE", "Item", "Rates", "choose_candidate", "deal", "dry_run", "final_configs", "main",
            "measured_rates", "repo_results", "resolved", "room_gates", "room_preview", "run_campaign", "stage_items"]
 
-STAGES = ("teacher lr", "cross-fitted teachers", "student selections", "room gate", "finals")
+STAGES = ("teacher lr", "teachers", "student selections", "room gate", "finals")
 GATE, FINALS = 3, 4  # stage numbers
 CAPACITY_ARMS = ("alone", "VANILLA", "tgeo_both")  # VANILLA: the vanilla arm chosen on validation
 HETERO_ARMS = ("alone", "VANILLA", "tgeo_both")
@@ -128,26 +134,51 @@ class Resolved:
     """What the records have decided so far (None: not yet, placeholders are used for the cost estimate)."""
 
     teacher_lr: float | None
-    chosen: dict[str, RunConfig | None]  # arm -> chosen candidate (main student), "het:<model>" -> conv alone
+    chosen: dict[str, RunConfig | None]  # arm -> chosen candidate (main student), "het:<model>" -> conv alone,
+    #                                       "<student>:<arm>" -> another student's own choice (own_selections)
     vanilla: str | None
+    attempt: int = 1
 
 
-def resolved(profile: str, store: ResultStore) -> Resolved:
-    r = rc.cf_recipe(profile)
-    t = choose_candidate(rc.teacher_selection(profile), store)
+def other_students(r: rc.CrossFitRecipe) -> list[tuple[str, str | None, dict]]:
+    """(name as `gate.students` gives it, model or None for the recipe's MLP, model kwargs) of every student
+    but the main one."""
+    return ([("cap:" + "-".join(map(str, kw.get("hidden", []))), None, kw) for kw in r.capacity]
+            + [(f"het:{m}", m, kw) for m, kw in r.hetero])
+
+
+OWN_ARMS = ("alone", *rc.VANILLA_CF)  # the arms another student selects its own lr for (own_selections)
+
+
+def _own_candidates(profile: str, t0: RunConfig, r: rc.CrossFitRecipe) -> dict[str, list[RunConfig]]:
+    """"<student>:<arm>" -> that student's lr candidates: with `own_selections` every other student's alone and
+    vanilla arms; else the conv students' alone arm only (attempt 1)."""
+    out = {}
+    for tag, model, kw in other_students(r):
+        if not r.own_selections and model is None:
+            continue
+        for arm in OWN_ARMS if r.own_selections else ("alone",):
+            out[f"{tag}:{arm}"] = rc.selection_candidates(profile, t0, arm, model=model, model_kwargs=kw, tag=f"{tag}:")
+    return out
+
+
+def resolved(profile: str, store: ResultStore, attempt: int = 1) -> Resolved:
+    r = rc.cf_recipe(profile, attempt)
+    t = choose_candidate(rc.teacher_selection(profile, attempt), store)
     lr = None if t is None else t.train.lr
-    t0 = rc.teacher_part0(profile, lr if lr is not None else r.teacher_lrs[0])
+    t0 = rc.teacher_config(profile, lr if lr is not None else r.teacher_lrs[0], attempt)
     chosen: dict[str, RunConfig | None] = {}
     if lr is not None:
         chosen = {a: choose_candidate(rc.selection_candidates(profile, t0, a), store) for a in rc.CF_ARMS}
-        for model, kw in r.hetero:
-            chosen[f"het:{model}"] = choose_candidate(
-                rc.selection_candidates(profile, t0, "alone", model=model, model_kwargs=kw, tag=f"het:{model}:"), store)
+        for name, cands in _own_candidates(profile, t0, r).items():
+            chosen[name] = choose_candidate(cands, store)
+        for model, _ in r.hetero:
+            chosen[f"het:{model}"] = chosen[f"het:{model}:alone"]
     vanilla = None
     if all(chosen.get(a) is not None for a in rc.VANILLA_CF):
         views = {a: validation_view(store.get(chosen[a])) for a in rc.VANILLA_CF}
         vanilla = min(views, key=lambda a: _rank(views[a]))
-    return Resolved(lr, chosen, vanilla)
+    return Resolved(lr, chosen, vanilla, attempt)
 
 
 # ---- stages -------------------------------------------------------------------------------------------------
@@ -168,29 +199,32 @@ def _student_cost(cfg: RunConfig, rates: Rates, n: int) -> float:
 
 
 def stage_items(profile: str, stage: int, store: ResultStore, rates: Rates,
-                students: Collection[str] | None = None) -> list[Item]:
+                students: Collection[str] | None = None, attempt: int = 1) -> list[Item]:
     """The items of one stage as far as the records resolve them (placeholder rates where not yet chosen); the
     finals' only for `students` (`gate.students` names; None: every student)."""
     from kdutils.chapters.tgeo.crossfit import part_configs, run_part
+    from kdutils.chapters.tgeo.heldout import run_pool_teacher
     from kdutils.chapters.tgeo.runs import run_arm, run_motivation
     from kdutils.training import runner
 
-    r = rc.cf_recipe(profile)
+    r = rc.cf_recipe(profile, attempt)
     n = _n(r)
-    res = resolved(profile, store)
-    t0 = rc.teacher_part0(profile, res.teacher_lr if res.teacher_lr is not None else r.teacher_lrs[0])
+    res = resolved(profile, store, attempt)
+    t0 = rc.teacher_config(profile, res.teacher_lr if res.teacher_lr is not None else r.teacher_lrs[0], attempt)
     arm_item = lambda name, c: Item(name, [c], lambda s, c=c: run_arm(c, None, s, progress=False),  # noqa: E731
                                     _student_cost(c, rates, n))
     if stage == 0:
         return [Item(f"teacher lr {c.train.lr:g}", [c], lambda s, c=c: runner.run(c, s, progress=False),
-                     rates.teacher * n * c.train.epochs) for c in rc.teacher_selection(profile)]
+                     rates.teacher * n * c.train.epochs) for c in rc.teacher_selection(profile, attempt)]
+    if stage == 1 and r.teacher_logits == "heldout":
+        return [Item(t0.role, [t0], lambda s: run_pool_teacher(t0, s, progress=False),
+                     rates.teacher * r.teacher_pool * t0.train.epochs)]
     if stage == 1:
         return [Item(p.role, [p], lambda s, p=p: run_part(p, s, progress=False),
                      rates.teacher * n * (r.k_folds - 1) / r.k_folds * p.train.epochs) for p in part_configs(t0)]
     if stage == 2:
         cands = [c for a in rc.CF_ARMS for c in rc.selection_candidates(profile, t0, a)]
-        for model, kw in r.hetero:
-            cands += rc.selection_candidates(profile, t0, "alone", model=model, model_kwargs=kw, tag=f"het:{model}:")
+        cands += [c for cs in _own_candidates(profile, t0, r).values() for c in cs]
         return [arm_item(f"{c.role} lr {c.train.lr:g}", c) for c in cands]
     if stage not in (GATE, FINALS):
         raise ValueError(f"stage must be 0..{len(STAGES) - 1}, got {stage!r}")
@@ -208,11 +242,20 @@ def _rates_of(res: Resolved, arm: str, r: rc.CrossFitRecipe) -> tuple[float, flo
     return c.train.lr, (c.model_kwargs["arm_spec"] or {}).get("fusion_lr")
 
 
+def _own_rates(res: Resolved, tag: str, arm: str, vanilla: str, r: rc.CrossFitRecipe) -> tuple[float, float | None]:
+    """(lr, f_w rate) of another student's arm under `own_selections`: its own choice for alone and vanilla; its
+    TGeo arm the lr of its own vanilla choice and the main student's f_w rate."""
+    own = res.chosen.get(f"{tag}:{arm if arm in OWN_ARMS else vanilla}")
+    lr = own.train.lr if own is not None else r.student_lrs[0]
+    return lr, None if arm in OWN_ARMS else _rates_of(res, arm, r)[1]
+
+
 def final_configs(profile: str, res: Resolved, t0: RunConfig) -> dict[str, Any]:
     """Every final config by what it is for: "main" arm -> seed -> cfg; "capacity" tag -> arm -> seed -> cfg;
     "hetero" model -> arm -> seed -> cfg; "motivation" seed -> (pre, {alpha: continued}). Arms named by the
-    vanilla arm chosen on validation where the plan says VANILLA (the first vanilla arm until it is chosen)."""
-    r = rc.cf_recipe(profile)
+    vanilla arm chosen on validation where the plan says VANILLA (the first vanilla arm until it is chosen).
+    The attempt is the teacher's (`recipe_cf.attempt_of`)."""
+    r = rc.cf_recipe(profile, rc.attempt_of(t0))
     vanilla = res.vanilla or rc.VANILLA_CF[0]
     out: dict[str, Any] = {"main": {}, "capacity": {}, "hetero": {}, "motivation": {}}
     for arm in rc.CF_ARMS:
@@ -230,7 +273,7 @@ def final_configs(profile: str, res: Resolved, t0: RunConfig) -> dict[str, Any]:
         out["capacity"][tag] = {}
         for arm in CAPACITY_ARMS:
             a = vanilla if arm == "VANILLA" else arm
-            lr, f = _rates_of(res, a, r)
+            lr, f = _own_rates(res, tag, a, vanilla, r) if r.own_selections else _rates_of(res, a, r)
             out["capacity"][tag][a] = {s: rc.student_config(profile, t0, a, lr, s, fusion_lr=f, model_kwargs=kw,
                                                             role=f"{tag}:{a}") for s in r.seeds}
     for model, kw in r.hetero:
@@ -240,6 +283,8 @@ def final_configs(profile: str, res: Resolved, t0: RunConfig) -> dict[str, Any]:
         for arm in HETERO_ARMS:
             a = vanilla if arm == "VANILLA" else arm
             _, f = _rates_of(res, a, r)
+            if r.own_selections:
+                lr, f = _own_rates(res, f"het:{model}", a, vanilla, r)
             out["hetero"][model][a] = {s: rc.student_config(profile, t0, a, lr, s, fusion_lr=f, model=model,
                                                             model_kwargs=kw, role=f"het:{model}:{a}") for s in r.seeds}
     return out
@@ -268,13 +313,14 @@ def _final_items(profile, res, t0, rates, n, arm_item, run_motivation) -> dict[s
     return out
 
 
-def room_gates(profile: str, store: ResultStore) -> list[gt.StudentGate] | None:
+def room_gates(profile: str, store: ResultStore, attempt: int = 1) -> list[gt.StudentGate] | None:
     """Every student's room gate from the records (None while the selections are not recorded: the gate arms'
     configs are not decided yet)."""
-    res = resolved(profile, store)
+    res = resolved(profile, store, attempt)
     if res.teacher_lr is None or res.vanilla is None:
         return None
-    return gt.room_gates(final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr)), res.vanilla, store)
+    return gt.room_gates(final_configs(profile, res, rc.teacher_config(profile, res.teacher_lr, attempt)),
+                         res.vanilla, store)
 
 
 def deal(items: list[Item], parts: int) -> list[list[Item]]:
@@ -310,7 +356,7 @@ def _gate_report(gates: list[gt.StudentGate], force: bool) -> str:
 def run_campaign(profile: str = "cpu", part: int = 0, of: int = 1, store: ResultStore | None = None,
                  rates: Rates | None = None, poll_s: float = 30.0, max_wait_s: float = 6 * 3600.0,
                  log: Callable[[str], None] = print, force: bool = False,
-                 last_stage: int = FINALS) -> list[gt.StudentGate] | None:
+                 last_stage: int = FINALS, attempt: int = 1) -> list[gt.StudentGate] | None:
     """Run this process's share of every stage up to `last_stage`, waiting at each stage for the other processes'
     records. Before the finals, every student's room gate is read from the records and logged; the finals run only
     for the students whose gate passes (every student with `force`). Returns the gates (None if not reached)."""
@@ -325,7 +371,7 @@ def run_campaign(profile: str = "cpu", part: int = 0, of: int = 1, store: Result
     gates = None
     for stage, name in enumerate(STAGES[:last_stage + 1]):
         waited = 0.0
-        while stage and not _recorded(stage_items(profile, stage - 1, store, rates), store):
+        while stage and not _recorded(stage_items(profile, stage - 1, store, rates, attempt=attempt), store):
             if waited >= max_wait_s:
                 raise TimeoutError(f"stage {stage - 1} ({STAGES[stage - 1]}) is still not recorded after "
                                    f"{waited:.0f} s; is the other process running?")
@@ -334,33 +380,34 @@ def run_campaign(profile: str = "cpu", part: int = 0, of: int = 1, store: Result
             waited += poll_s
         students = None
         if stage == FINALS:
-            gates = room_gates(profile, store) or []
+            gates = room_gates(profile, store, attempt) or []
             log(_gate_report(gates, force))
             students = gated_students(gates, force)
             if not students:
                 return gates
-        mine = deal(stage_items(profile, stage, store, rates, students), of)[part]
+        mine = deal(stage_items(profile, stage, store, rates, students, attempt), of)[part]
         for it in tqdm(mine, desc=f"stage {stage}: {name} (shard {Shard.at(part, of)})"):
             it.run(store)
         if stage == GATE and last_stage == GATE:  # as far as recorded: other shards may still be training theirs
-            gates = room_gates(profile, store) or []
+            gates = room_gates(profile, store, attempt) or []
             log(_gate_report(gates, force))
     return gates
 
 
 def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None, rates: Rates | None = None,
-            force: bool = False) -> str:
+            force: bool = False, attempt: int = 1) -> str:
     """The plan: items and estimated core-hours per stage and per process, from measured rates; once the gate
     stage is recorded, each student's room gate and the finals of the students it lets through."""
     store = store or ResultStore()
     rates = rates or measured_rates()
-    r = rc.cf_recipe(profile)
-    lines = [f"TGeo-KD cross-fitted recipe, profile {profile}: {r.notes}",
+    r = rc.cf_recipe(profile, attempt)
+    lines = [f"TGeo-KD cross-fitted recipe, attempt {attempt} ({rc.ATTEMPTS[attempt][0]}), profile {profile}: "
+             f"{r.notes}",
              f"rates ({rates.source}): teacher {1e6 * rates.teacher:.0f} us, MLP-64 student {1e6 * rates.mlp:.1f} us, "
              f"conv student {1e6 * rates.conv_student:.0f} us per image-epoch; TGeo step x{rates.tgeo_ratio:.2f}",
              f"power: {rc.power_summary()}"]
     totals = [0.0] * of
-    gates = room_gates(profile, store)
+    gates = room_gates(profile, store, attempt)
     decided = gates is not None and all(x.decided for x in gates)
     for stage, name in enumerate(STAGES):
         students, note = None, ""
@@ -370,7 +417,7 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
                 note = f" (for {', '.join(students) or 'no student'}: {'--force' if force else 'the room gate'})"
             else:
                 note = " (every student's; each runs only if its room gate passes, or with --force)"
-        items = stage_items(profile, stage, store, rates, students)
+        items = stage_items(profile, stage, store, rates, students, attempt)
         shares = [sum(i.cost for i in d) for d in deal(items, of)]
         done = sum(1 for i in items if all(store.get(c) is not None for c in i.configs))
         totals = [a + b for a, b in zip(totals, shares)]
@@ -379,21 +426,21 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
     lines.append(f"total {sum(totals) / 3600:.2f} core-hours; wall about {hours(max(totals))} in {of} "
                  "single-thread processes (each run's recorded wall time: training and evaluation; process start, "
                  "data loading and the waits at stage barriers come on top)")
-    lines.append(room_preview(profile, store))
+    lines.append(room_preview(profile, store, attempt))
     if gates is not None:
         lines.append(_gate_report(gates, force))
     cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils.chapters.tgeo.campaign"
-    lines += [f"  {cmd} --profile {profile} --shard {k}" for k in Shard.every(of)]
-    lines.append(f"  {cmd} --profile {profile} --gate-only   # the room-gate stage only (with --shard K/N beside "
+    lines += [f"  {cmd} --profile {profile} --attempt {attempt} --shard {k}" for k in Shard.every(of)]
+    lines.append(f"  {cmd} --profile {profile} --attempt {attempt} --gate-only   # the room-gate stage only (with --shard K/N beside "
                  "the others)")
     return "\n".join(lines)
 
 
-def room_preview(profile: str, store: ResultStore) -> str:
+def room_preview(profile: str, store: ResultStore, attempt: int = 1) -> str:
     """Once the selections are recorded: the best vanilla arm's and the student alone's validation accuracy
     (seed 0, selection runs): an early look at whether KD has room, not the gate (that is judged on test, paired
     over the finals' seeds)."""
-    res = resolved(profile, store)
+    res = resolved(profile, store, attempt)
     alone = res.chosen.get("alone")
     if res.vanilla is None or alone is None:
         return "KD room preview: the selections are not recorded yet"
@@ -409,13 +456,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--force", action="store_true", help="run the finals for every student, even where its KD-room "
                     "gate fails (give it to every shard, or the shards deal different lists)")
     ap.add_argument("--gate-only", action="store_true", help="stop after the room-gate stage and print the gates")
+    ap.add_argument("--attempt", type=int, default=rc.LATEST, choices=sorted(rc.ATTEMPTS),
+                    help=f"the recipe's attempt (default {rc.LATEST}, the newest): "
+                         + "; ".join(f"{k} {v[0]}" for k, v in rc.ATTEMPTS.items()))
     a = ap.parse_args(argv)
     shard = shard_of(a, ap)
     if a.dry_run:
-        print(dry_run(a.profile, 2 if shard.count == 1 else shard.count, force=a.force))
+        print(dry_run(a.profile, 2 if shard.count == 1 else shard.count, force=a.force, attempt=a.attempt))
         return
     run_campaign(a.profile, shard.position, shard.count, poll_s=a.poll, force=a.force,
-                 last_stage=GATE if a.gate_only else FINALS)
+                 last_stage=GATE if a.gate_only else FINALS, attempt=a.attempt)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 from kdutils.chapters.tgeo.arms import ArmSpec, initial_fusion_net, train_arm
 from kdutils.chapters.tgeo.baselines import VanillaRule
 from kdutils.chapters.tgeo.crossfit import crossfit_logits, is_part
+from kdutils.chapters.tgeo.heldout import load_pool_teacher
 from kdutils.chapters.tgeo.spec import arm_spec_of, check_record_spec, requested_spec, spec_of, student_kwargs
 from kdutils.chapters.tgeo.geometry import teacher_class_means
 from kdutils.chapters.tgeo.motivation import MotivationGroups, group_accuracy, motivation_groups
@@ -59,7 +60,7 @@ def _check(cfg: RunConfig) -> None:
 def _setup(cfg: RunConfig, store: ResultStore, device: torch.device, progress: bool, notes: list[str]):
     """(splits, teacher module, teacher logits on the training split, on the validation split). A config whose
     spec asks for cross-fitted logits gets the out-of-fold ones (`crossfit`); its teacher module (the test
-    metrics' reference) is the fold-0 part."""
+    metrics' reference) is the fold-0 part. One asking for held-out logits gets the pool teacher's (`heldout`)."""
     splits = runner.prepare_data(cfg.data)
     spec = spec_of(cfg)
     if spec is not None and spec.get("teacher_logits") == "crossfit":
@@ -68,7 +69,10 @@ def _setup(cfg: RunConfig, store: ResultStore, device: torch.device, progress: b
                              f"{getattr(cfg.teacher, 'role', None)!r}")
         cf = crossfit_logits(cfg.teacher, store, device, progress)
         return splits, cf.teachers[0], cf.train.to(device), None if cf.val is None else cf.val.to(device)
-    teacher = freeze(runner.load_model(cfg.teacher, store, device, progress, notes))
+    if spec is not None and spec.get("teacher_logits") == "heldout":  # trained on a pool the student never sees
+        teacher = load_pool_teacher(cfg.teacher, store, device, progress)
+    else:
+        teacher = freeze(runner.load_model(cfg.teacher, store, device, progress, notes))
     t_train = runner.teacher_logits_for(cfg.teacher, teacher, cfg.data, "train", splits.train.x, splits, device,
                                         notes)
     t_val = None

@@ -20,8 +20,9 @@ __all__ = ["SPEC_KEY", "TEACHER_LOGITS", "arm_spec_of", "check_record_spec", "re
 
 SPEC_KEY = "arm_spec"
 #: Where a student's teacher logits on its training images come from: "in_sample" (one teacher trained on
-#: them, the first recipe) or "crossfit" (each image's logits from the teacher of the other fold, `crossfit`).
-TEACHER_LOGITS = ("in_sample", "crossfit")
+#: them, the first recipe), "crossfit" (each image's logits from the teacher of the other fold, `crossfit`) or
+#: "heldout" (one teacher trained on a pool of images disjoint from the student's, `heldout`).
+TEACHER_LOGITS = ("in_sample", "crossfit", "heldout")
 
 
 def spec_dict(spec: ArmSpec, *, fusion_lr: float | None = None, rw_lr: float | None = None,
