@@ -187,18 +187,18 @@ def test_room_diagnosis_names_the_teachers_and_the_narrower_widths(monkeypatch):
 
     from kdutils.chapters.tgeo import page_cf, report_cf
 
-    monkeypatch.setattr(page_cf, "_no_room", lambda profile, store: True)
-    monkeypatch.setattr(report_cf, "teachers_table", lambda profile, store=None: pd.DataFrame(
+    monkeypatch.setattr(page_cf, "_no_room", lambda profile, store, attempt=1: True)
+    monkeypatch.setattr(report_cf, "teachers_table", lambda profile, store=None, attempt=1: pd.DataFrame(
         {"test acc. (%)": [87.5, 87.0], "acc. out of fold (%)": [88.0, 88.2]}))
-    monkeypatch.setattr(report_cf, "arms_table", lambda profile, store=None: pd.DataFrame(
+    monkeypatch.setattr(report_cf, "arms_table", lambda profile, store=None, attempt=1: pd.DataFrame(
         {"student": ["main", "lenet5"], "arm": ["alone", "alone"], "mean": [85.0, 88.0]}))
     room = {"student": ["main", "cap:8", "cap:16"], "vanilla minus alone (pts)": [0.05, -0.5, -0.2]}
-    monkeypatch.setattr(report_cf, "room_table", lambda profile, store=None: pd.DataFrame(room))
-    text = page_cf.room_diagnosis_markdown("cpu", store=object())
+    monkeypatch.setattr(report_cf, "room_table", lambda profile, store=None, attempt=1: pd.DataFrame(room))
+    text = page_cf.room_diagnosis_markdown("cpu", store=object(), attempt=1)
     assert "87.50% and 87.00% on the test set" in text and "2.50 pts above the main student alone (85.00%" in text
     assert "lenet5 alone 88.00% is at or above the best teacher" in text
     assert "width 8 -0.50 pts, width 16 -0.20 pts, against +0.05 pts at width 32" in text
     room["vanilla minus alone (pts)"] = [0.05, 0.9, -0.2]  # a narrower width with more room: no such sentence
-    assert "narrower student does not help" not in page_cf.room_diagnosis_markdown("cpu", store=object())
-    monkeypatch.setattr(page_cf, "_no_room", lambda profile, store: False)
-    assert page_cf.room_diagnosis_markdown("cpu", store=object()) == ""
+    assert "narrower student does not help" not in page_cf.room_diagnosis_markdown("cpu", store=object(), attempt=1)
+    monkeypatch.setattr(page_cf, "_no_room", lambda profile, store, attempt=1: False)
+    assert page_cf.room_diagnosis_markdown("cpu", store=object(), attempt=1) == ""

@@ -4,7 +4,9 @@ direction, pre-registered minimum effect, parts and core, gates. Declared before
 The declarations are in `claims.py` (the three claims judged on the first recipe, plus GAP, HETERO, INTER,
 TABULAR and CONTROLS); this module judges them on the cross-fitted recipe's records. The chapter's
 `verdicts.chapter_verdicts` (the page's boxes, the scorecard) shows these verdicts once `cf_recorded` (the
-selections and every main final recorded), and the first recipe's before. The judge functions take plain
+selections and every main final recorded), and the first recipe's before; of the recipe's attempts
+(`recipe_cf.ATTEMPTS`) the newest whose main student's KD-room gate is decided (`shown_attempt`), the older ones
+beside it with their outcome (`attempt_outcome`). The judge functions take plain
 per-seed scores (arm -> seed -> test accuracy), so synthetic cases test them; `cf_verdicts` reads the records.
 """
 from __future__ import annotations
@@ -172,6 +174,12 @@ class Progress:
         no_room = main is not None and main.decided and not main.passed
         return self.selected and total > 0 and (done == total or no_room)
 
+    @property
+    def gate_decided(self) -> bool:
+        """The main student's KD-room gate is decided (every one of its gate runs recorded), passed or not."""
+        main = self.gates.get("main")
+        return self.selected and main is not None and main.decided
+
     def describe(self) -> str:
         if not self.selected:
             return "its selection runs (the teacher's rate, every arm's rates) are not all recorded yet"
@@ -179,8 +187,8 @@ class Progress:
                 + "; KD-room gates: " + "; ".join(x.describe() for x in self.gates.values()))
 
 
-def progress(profile: str = "cpu", store=None) -> Progress:
-    """The cross-fitted recipe's records at `profile` (nothing is trained)."""
+def progress(profile: str = "cpu", store=None, attempt: int = 1) -> Progress:
+    """The cross-fitted recipe's records at `profile`, attempt `attempt` (nothing is trained)."""
     from kdutils.chapters.tgeo import recipe_cf as rc
     from kdutils.chapters.tgeo.campaign import final_configs, resolved
     from kdutils.store.store import ResultStore
@@ -188,56 +196,95 @@ def progress(profile: str = "cpu", store=None) -> Progress:
     from kdutils.chapters.tgeo.gate import room_gates
 
     store = store or ResultStore()
-    res = resolved(profile, store)
+    res = resolved(profile, store, attempt)
     if res.teacher_lr is None or res.vanilla is None:
         return Progress(False, {})
-    fc = final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr))
+    fc = final_configs(profile, res, rc.teacher_config(profile, res.teacher_lr, attempt))
     return Progress(True, {g: _count(store, fc[g]) for g in ("main", "capacity", "hetero", "motivation")},
                     {x.student: x for x in room_gates(fc, res.vanilla, store)})
 
 
-def cf_recorded(profile: str = "cpu", store=None) -> bool:
+def cf_recorded(profile: str = "cpu", store=None, attempt: int = 1) -> bool:
     """Does the chapter show this recipe as its main result? Yes once its selections are decided and the main
     student's result is (`Progress.complete`: every arm at every seed recorded, or its KD-room gate failed, which
     is then the result): a half-recorded recipe never replaces the first one."""
-    return progress(profile, store).complete
+    return progress(profile, store, attempt).complete
 
 
-def cf_records(profile: str, store) -> list[dict]:
-    """This recipe's records at `profile`: the cross-fitted teachers (their lr candidates and parts) and every
-    student whose key holds cross-fitted teacher logits."""
+def shown_attempt(profile: str = "cpu", store=None) -> int | None:
+    """The attempt the chapter shows as its main result: the newest whose main student's result is decided (its
+    KD-room gate decided, or `Progress.complete`); None while no attempt's is (the first recipe's verdicts)."""
+    from kdutils.chapters.tgeo import recipe_cf as rc
+
+    for attempt in sorted(rc.ATTEMPTS, reverse=True):
+        pr = progress(profile, store, attempt)
+        if pr.gate_decided or pr.complete:
+            return attempt
+    return None
+
+
+def attempt_outcome(profile: str, store, attempt: int) -> str:
+    """One phrase for an attempt beside the main one: "not testable at this scale" when its main student's KD-room
+    gate failed, "gate passed" when it passed, else "not yet run" / "not complete"."""
+    pr = progress(profile, store, attempt)
+    main = pr.gates.get("main")
+    if not pr.selected:
+        return "not yet run"
+    if main is None or not main.decided:
+        return "not complete"
+    return "gate passed" if main.passed else "not testable at this scale"
+
+
+def attempts_sentence(profile: str, store, shown: int) -> str:
+    """The attempts other than `shown`, each with its name and outcome (`attempt_outcome`)."""
+    from kdutils.chapters.tgeo import recipe_cf as rc
+
+    return "; ".join(f"attempt {a} ({rc.ATTEMPTS[a][0]}): {attempt_outcome(profile, store, a)}"
+                     for a in sorted(rc.ATTEMPTS) if a != shown)
+
+
+def cf_records(profile: str, store, attempt: int = 1) -> list[dict]:
+    """This recipe's records at `profile`, attempt `attempt`: its teachers (their lr candidates, shared by the
+    attempts, and the cross-fitted parts or the held-out teacher) and every student whose key holds that attempt's
+    teacher logits."""
+    from kdutils.chapters.tgeo import recipe_cf as rc
     from kdutils.chapters.tgeo.plan import EXPERIMENT
 
+    logits = rc.cf_recipe(profile, attempt).teacher_logits
+    teacher = "cf_teacher" if logits == "crossfit" else "ho_teacher"
     out = []
     for rec in store.records(EXPERIMENT):
         c = rec.get("config") or {}
         spec = (c.get("model_kwargs") or {}).get("arm_spec") or {}
-        if c.get("profile") == profile and ("cf_teacher" in str(c.get("role", ""))
-                                            or spec.get("teacher_logits") == "crossfit"):
+        role = str(c.get("role", ""))
+        if c.get("profile") == profile and (teacher in role or "select:cf_teacher" in role
+                                            or spec.get("teacher_logits") == logits):
             out.append(rec)
     return out
 
 
-def _scale(profile: str, recs: list[dict]) -> str:
+def _scale(profile: str, recs: list[dict], attempt: int = 1) -> str:
     from kdutils.chapters.tgeo import recipe_cf as rc
     from kdutils.report.present import short_device
 
-    r = rc.cf_recipe(profile)
+    r = rc.cf_recipe(profile, attempt)
     devices = sorted({short_device(d) for rec in recs if (d := (rec.get("provenance") or {}).get("device"))})
     train = "all" if r.n_train is None else f"{r.n_train:,}"
-    return (f"profile `{profile}`, cross-fitted recipe: Fashion-MNIST ({train} labelled training images, "
-            f"{r.val_size:,} validation images held out), {r.k_folds} {r.teacher} teachers cross-fitted on "
-            f"{r.k_folds} folds -> MLP {r.student_kwargs.get('hidden')} student, {len(r.seeds)} seeds, "
-            f"{', '.join(devices) or 'device unknown'}")
+    teachers = (f"{r.k_folds} {r.teacher} teachers cross-fitted on {r.k_folds} folds" if r.teacher_logits == "crossfit"
+                else f"one {r.teacher} teacher on {r.teacher_pool:,} other training images (held out from the student)")
+    name = "cross-fitted recipe" if attempt == 1 else f"cross-fitted recipe, attempt {attempt} ({rc.ATTEMPTS[attempt][0]})"
+    return (f"profile `{profile}`, {name}: Fashion-MNIST ({train} labelled training images, "
+            f"{r.val_size:,} validation images held out), {teachers} -> MLP {r.student_kwargs.get('hidden')} "
+            f"student, {len(r.seeds)} seeds, {', '.join(devices) or 'device unknown'}")
 
 
-def _students_by_width(profile: str, fc: Mapping, vanilla: str) -> dict[int, tuple[str, dict]]:
+def _students_by_width(profile: str, fc: Mapping, vanilla: str, attempt: int = 1) -> dict[int, tuple[str, dict]]:
     """MLP width -> (student name as `gate.students` gives it, {arm: {seed: cfg}}) for the arms the gap claim
     compares: the capacity runs and the main student."""
     from kdutils.chapters.tgeo import recipe_cf as rc
 
     out = {int(t.split(":")[1].split("-")[0]): (t, arms) for t, arms in fc["capacity"].items()}
-    hidden = rc.cf_recipe(profile).student_kwargs.get("hidden") or []
+    hidden = rc.cf_recipe(profile, attempt).student_kwargs.get("hidden") or []
     if len(hidden) == 1 and hidden[0] not in out:
         out[int(hidden[0])] = ("main", {a: fc["main"][a] for a in ("alone", vanilla, "tgeo_both")})
     return out
@@ -251,11 +298,12 @@ def _sub(scores: Scores, keys) -> dict[str, dict[int, float]]:
     return {a: subset(s, keys) for a, s in scores.items()}
 
 
-def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list[Verdict]:
+def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False, attempt: int = 1) -> list[Verdict]:
     """One verdict per declared claim (`CLAIMS_CF`, in order) from the cross-fitted recipe's records. A claim
     whose runs are not all recorded is "not yet run", naming how many are; with `partial` it is judged on what
     is recorded instead and its evidence says so (a preliminary look while the campaign runs, never the page).
-    Nothing is trained."""
+    An attempt after the first names the others' outcomes in its scale line (`attempts_sentence`). Nothing is
+    trained."""
     from kdutils.chapters.tgeo import recipe_cf as rc
     from kdutils.chapters.tgeo.campaign import final_configs, resolved
     from kdutils.store.provenance import code_status_sentence
@@ -264,19 +312,21 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
     from kdutils.verdicts.verdict import NOT_YET_RUN
 
     store = store or ResultStore()
-    recs = cf_records(profile, store)
-    scale, code = _scale(profile, recs), code_status_sentence(recs)
-    res = resolved(profile, store)
+    recs = cf_records(profile, store, attempt)
+    scale, code = _scale(profile, recs, attempt), code_status_sentence(recs)
+    if attempt > 1:
+        scale += f" (beside it {attempts_sentence(profile, store, attempt)})"
+    res = resolved(profile, store, attempt)
     if res.teacher_lr is None or res.vanilla is None:
         return [tabular_verdict() if c is TABULAR else
                 Verdict(c.text, NOT_YET_RUN, "The cross-fitted recipe's selections are not recorded yet.", scale,
                         scored=c.scored) for c in CLAIMS_CF]
-    fc = final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr))
+    fc = final_configs(profile, res, rc.teacher_config(profile, res.teacher_lr, attempt))
     main, v = _scores(fc["main"], store), res.vanilla
     room_arms = {a: fc["main"][a] for a in ("alone", v)}
     room = room_gate(main, v)
     seeds = sorted(main.get("alone", {}))
-    gates = progress(profile, store).gates
+    gates = progress(profile, store, attempt).gates
 
     def stab(label_on, full: str, keys=seeds):
         return None if full in (NOT_TESTABLE, NOT_YET_RUN) or len(keys) < 4 else stability(keys, label_on, full)
@@ -335,7 +385,7 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
     def hetero(model: str):
         conv = _scores(fc["hetero"][model], store)
         j = judge_hetero(main, conv, v, room)
-        return j, (f"ResNet-8 teachers to the main MLP student and to a convolutional student ({model}), TGeo-KD "
+        return j, (f"ResNet-8 teacher{'s' if attempt == 1 else ''} to the main MLP student and to a convolutional student ({model}), TGeo-KD "
                    "minus vanilla KD paired over seeds."), \
             stab(lambda k: judge_hetero(_sub(main, k), _sub(conv, k), v, room_gate(_sub(main, k), v)).label,
                  j.label)
@@ -367,7 +417,7 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
     out = [verdict(MOTIVATION, (fc["motivation"],), motivation),
            verdict(COMPARISON, ({a: fc["main"][a] for a in ("alone", v, "anl", "ada", "wls", "rw", "tgeo_both")},),
                    comparison)]
-    students = _students_by_width(profile, fc, v)
+    students = _students_by_width(profile, fc, v, attempt)
     small, large = (min(students), max(students)) if len(students) >= 2 else (None, None)
     out.append(verdict(GAP, (room_arms, students[small][1], students[large][1]), lambda: gap(students, small, large),
                        ("main", students[small][0], students[large][0]))
@@ -386,6 +436,6 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False) -> list
     return out
 
 
-__all__ = ["CLAIMS_CF", "Progress", "cf_records", "cf_recorded", "cf_verdicts", "judge_comparison", "judge_controls",
+__all__ = ["CLAIMS_CF", "Progress", "attempt_outcome", "attempts_sentence", "cf_records", "cf_recorded", "cf_verdicts", "judge_comparison", "judge_controls",
            "judge_gap", "judge_hetero", "judge_inter", "judge_motivation", "judge_premise", "motivation_seed_stats",
-           "progress", "room_gate", "tabular_verdict"]
+           "progress", "room_gate", "shown_attempt", "tabular_verdict"]

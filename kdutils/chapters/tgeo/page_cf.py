@@ -1,6 +1,10 @@
 """The cross-fitted recipe's section of the chapter page (notebooks/tgeo_report.ipynb): its prose, tables and
 verdicts, formatted from the records (`report_cf`'s frames, `claims_cf`'s verdicts) so the notebook stays thin
 and every number in its prose comes from a record. A profile without the records says "not yet run".
+
+Every function takes `attempt` (`recipe_cf.ATTEMPTS`); None (the default) is the attempt the chapter shows as
+its main result (`claims_cf.shown_attempt`), or the newest while none is decided. `attempts_markdown` and
+`other_attempts` put the other attempts beside it, each with its outcome and its KD-room gate table.
 """
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ from kdutils.report import present
 from kdutils.store.store import ResultStore
 from kdutils.verdicts.power import ALPHA, POWER, detectable_effect
 
-__all__ = ["alpha_caption", "arms_view", "power_markdown", "protocol_markdown", "room_view", "status_markdown",
-           "teachers_view", "verdicts_markdown", "alpha_missing_markdown", "room_diagnosis_markdown"]
+__all__ = ["alpha_caption", "alpha_missing_markdown", "arms_view", "attempts_markdown", "other_attempts",
+           "power_markdown", "protocol_markdown", "room_diagnosis_markdown", "room_view", "shown", "status_markdown",
+           "teachers_view", "verdicts_markdown"]
 
 CAMPAIGN = "python -m kdutils.chapters.tgeo.campaign"
 
@@ -32,32 +37,67 @@ def _not_yet(what: str, profile: str) -> object:
     return present.markdown(f"{what} of profile `{profile}` are not recorded yet (**not yet run**).")
 
 
-def _no_room(profile: str, store: ResultStore) -> bool:
+def shown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> int:
+    """`attempt`, or the attempt the chapter shows (`claims_cf.shown_attempt`), or the newest while none is."""
+    if attempt is not None:
+        return rc.check_attempt(attempt)
+    found = claims_cf.shown_attempt(profile, store or ResultStore())
+    return rc.LATEST if found is None else found
+
+
+def _no_room(profile: str, store: ResultStore, attempt: int = 1) -> bool:
     """Has the main student's KD-room gate failed (so the campaign trains none of its TGeo arms)?"""
-    main = claims_cf.progress(profile, store).gates.get("main")
+    main = claims_cf.progress(profile, store, attempt).gates.get("main")
     return main is not None and main.decided and not main.passed
 
 
-def alpha_missing_markdown(profile: str, store: ResultStore | None = None) -> str:
+def attempts_markdown(profile: str, store: ResultStore | None = None) -> str:
+    """Which attempt is the main result and what became of each other one (`claims_cf.attempt_outcome`)."""
+    store = store or ResultStore()
+    main = shown(profile, store)
+    def line(a: int, name: str) -> str:
+        if a == main:
+            return f"- **Attempt {a} ({name})**: the main result on this page"
+        outcome = claims_cf.attempt_outcome(profile, store, a)
+        where = ("its KD-room gate below" if outcome in ("not testable at this scale", "gate passed") else
+                 f"`{CAMPAIGN} --profile {profile} --attempt {a} --dry-run` for its plan")
+        return f"- **Attempt {a} ({name})**: {outcome} ({where})"
+
+    lines = [line(a, name) for a, (name, _) in sorted(rc.ATTEMPTS.items(), reverse=True)]
+    return "**Attempts at a setting where KD has room.**\n\n" + "\n".join(lines)
+
+
+def other_attempts(profile: str, store: ResultStore | None = None) -> list[tuple[int, str, object]]:
+    """(attempt, one heading line with its outcome, its KD-room gate table) of every attempt but the shown one,
+    newest first: attempt 1 stays on the page as "not testable at this scale" with its gate table."""
+    store = store or ResultStore()
+    main = shown(profile, store)
+    return [(a, f"**Attempt {a} ({name}): {claims_cf.attempt_outcome(profile, store, a)}.**",
+             room_view(profile, store, a)) for a, (name, _) in sorted(rc.ATTEMPTS.items(), reverse=True) if a != main]
+
+
+def alpha_missing_markdown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> str:
     """What the page says where the alpha-over-training figure would be, without TGeo-KD finals."""
     store = store or ResultStore()
-    if _no_room(profile, store):
+    if _no_room(profile, store, shown(profile, store, attempt)):
         return (f"No TGeo-KD final is trained at profile `{profile}`: KD has no room for the main student (the gate "
                 "above), so there is no learned α to show (**not run at this scale**).")
     return f"No TGeo-KD final of profile `{profile}` is recorded yet (**not yet run**)."
 
 
-def status_markdown(profile: str, store: ResultStore | None = None) -> str:
+def status_markdown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> str:
     """Where the recipe stands at `profile`, and which recipe the verdicts at the top of the page come from."""
     store = store or ResultStore()
-    pr = claims_cf.progress(profile, store)
-    run = f"`{CAMPAIGN} --profile {profile} --shard 1/2` (and `--shard 2/2` beside it; `--dry-run` for the plan)"
+    a = shown(profile, store, attempt)
+    pr = claims_cf.progress(profile, store, a)
+    run = (f"`{CAMPAIGN} --profile {profile} --attempt {a} --shard 1/2` (and `--shard 2/2` beside it; `--dry-run` "
+           "for the plan)")
     main = pr.gates.get("main")
     no_room = (" KD has no room for the main student at this scale (its gate fails; table below), so its TGeo-KD "
                "arms, baselines and controls are not trained and the claims that need them are not testable here."
                if main is not None and main.decided and not main.passed else "")
-    if pr.complete:
-        return (f"**The chapter's main result.** The verdicts at the top of the page and on the scorecard are this "
+    if a == claims_cf.shown_attempt(profile, store):
+        return (f"**The chapter's main result** (attempt {a}, {rc.ATTEMPTS[a][0]}). The verdicts at the top of the page and on the scorecard are this "
                 f"recipe's ({pr.describe()}).{no_room} Rerun, or resume, with {run}.")
     if not pr.selected:
         return (f"**Not yet run** at profile `{profile}`: {pr.describe()}. Until its selections and main comparison "
@@ -67,25 +107,32 @@ def status_markdown(profile: str, store: ResultStore | None = None) -> str:
             f"It resumes with {run}.")
 
 
-def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
+def protocol_markdown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> str:
     """The recipe at `profile` (from `recipe_cf`) and what the records chose (teacher rate, vanilla KD's alpha)."""
     from kdutils.chapters.tgeo.campaign import resolved
 
     store = store or ResultStore()
-    r = rc.cf_recipe(profile)
-    res = resolved(profile, store)
+    a = shown(profile, store, attempt)
+    r = rc.cf_recipe(profile, a)
+    res = resolved(profile, store, a)
     train = "all" if r.n_train is None else f"{r.n_train:,}"
     widths = ", ".join(str(kw.get("hidden")) for kw in r.capacity) or "none"
     convs = ", ".join(m for m, _ in r.hetero) or "none"
     chosen = ("" if res.teacher_lr is None else f" Chosen on validation: teacher rate {res.teacher_lr:g}"
               + ("" if res.vanilla is None else
                  f", vanilla KD at α = {rc.CF_ARMS[res.vanilla].alpha:g} (\"vanilla KD\" in the verdicts)") + ".")
-    return (f"**Scale (`{profile}`).** Fashion-MNIST, {train} labelled training images, {r.val_size:,} validation "
+    teachers = (f"Teachers: {r.k_folds} {r.teacher} parts, each trained for {_n(r.teacher_epochs, 'epoch')} on "
+                f"{r.k_folds - 1} of the {r.k_folds} folds; each training image's teacher logits come from the part "
+                "that did not see it" if r.teacher_logits == "crossfit" else
+                f"Teacher: one {r.teacher}, trained for {_n(r.teacher_epochs, 'epoch')} on {r.teacher_pool:,} other "
+                "training images, disjoint from the student's labelled and validation images, so its logits on "
+                "every image the student sees are out of sample")
+    return (f"**Scale (`{profile}`, attempt {a}: {rc.ATTEMPTS[a][0]}).** Fashion-MNIST, {train} labelled training "
+            f"images, {r.val_size:,} validation "
             f"images held out (f_w's outer objective and every rate's selection), the "
-            f"{'whole' if r.n_test is None else f'{r.n_test:,}-image'} test set for the numbers. Teachers: "
-            f"{r.k_folds} {r.teacher} parts, each trained for {_n(r.teacher_epochs, 'epoch')} on {r.k_folds - 1} "
-            f"of the {r.k_folds} folds; each training image's teacher logits come from the part that did not see "
-            f"it (rate from {list(r.teacher_lrs)} after {_n(r.select_teacher_epochs, 'epoch')}). Students: "
+            f"{'whole' if r.n_test is None else f'{r.n_test:,}-image'} test set for the numbers. {teachers} "
+            f"(rate from {list(r.teacher_lrs)} after {_n(r.select_teacher_epochs, 'epoch')} on the labelled images"
+            f"{'' if a == 1 else ', the selection attempt 1 recorded'}). Students: "
             f"MLP {r.student_kwargs.get('hidden')}, {_n(r.student_epochs, 'epoch')}, tau = {r.tau:g}; each arm's rate from "
             f"{list(r.student_lrs)} and f_w's Adam rate from {list(r.fusion_lrs)} on validation (seed 0), then "
             f"{_n(len(r.seeds), 'seed')}. Every TGeo arm's lookahead takes the real optimiser's step (momentum, weight "
@@ -93,8 +140,8 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
             f"{widths}; convolutional student: {convs}. {r.notes[:1].upper() + r.notes[1:]}.{chosen}")
 
 
-def room_view(profile: str, store: ResultStore | None = None):
-    t = report_cf.room_table(profile, store)
+def room_view(profile: str, store: ResultStore | None = None, attempt: int | None = None):
+    t = report_cf.room_table(profile, store, shown(profile, store, attempt))
     t = t[t.n > 0] if not t.empty else t  # a student none of whose paired runs is recorded yet has no row
     if t.empty:
         return _not_yet("The KD-room gate's runs (student alone and vanilla KD at every seed)", profile)
@@ -109,13 +156,15 @@ def room_view(profile: str, store: ResultStore | None = None):
                 "the convolutional student); the gate passes when the whole 95% interval is above the margin.")
 
 
-def room_diagnosis_markdown(profile: str, store: ResultStore | None = None) -> str:
-    """Why the main student's gate failed, from the records: how far the teachers are above each student alone.
-    Empty while the gate passes or is undecided (nothing to explain)."""
+def room_diagnosis_markdown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> str:
+    """Why the main student's gate failed in a cross-fitted attempt, from the records: how far the teachers are
+    above each student alone. Empty while the gate passes or is undecided (nothing to explain), and for an attempt
+    with a held-out teacher (its own explanation is for when its records exist)."""
     store = store or ResultStore()
-    if not _no_room(profile, store):
+    a = shown(profile, store, attempt)
+    if rc.cf_recipe(profile, a).teacher_logits != "crossfit" or not _no_room(profile, store, a):
         return ""
-    teachers, arms = report_cf.teachers_table(profile, store), report_cf.arms_table(profile, store)
+    teachers, arms = report_cf.teachers_table(profile, store, a), report_cf.arms_table(profile, store, a)
     alone = arms[arms.arm == "alone"].set_index("student")["mean"] if not arms.empty else {}
     if teachers.empty or "main" not in alone:
         return ""
@@ -131,17 +180,17 @@ def room_diagnosis_markdown(profile: str, store: ResultStore | None = None) -> s
     return text + ("Each teacher learns from half of the labelled images, so it is barely better than the students it "
                    "teaches, and its soft labels add little. The change of scale these records point to is a stronger "
                    "teacher whose logits stay out of sample: one trained on training images disjoint from the "
-                   "student's labelled and validation images." + _narrower_note(profile, store))
+                   "student's labelled and validation images." + _narrower_note(profile, store, a))
 
 
-def _narrower_note(profile: str, store: ResultStore) -> str:
+def _narrower_note(profile: str, store: ResultStore, attempt: int = 1) -> str:
     """" A narrower student does not help ..." when every narrower MLP width's gate difference is below the main
     width's (the room table's rows), else nothing."""
-    room = report_cf.room_table(profile, store)
+    room = report_cf.room_table(profile, store, attempt)
     if room.empty or "main" not in set(room.student):
         return ""
     diff = room.set_index("student")["vanilla minus alone (pts)"]
-    main_width = rc.cf_recipe(profile).student_kwargs.get("hidden", [0])[-1]
+    main_width = rc.cf_recipe(profile, attempt).student_kwargs.get("hidden", [0])[-1]
     narrower = {st: d for st, d in diff.items()
                 if st.startswith("cap:") and st[4:].isdigit() and int(st[4:]) < main_width}
     if not narrower or any(d >= diff["main"] for d in narrower.values()):
@@ -151,11 +200,22 @@ def _narrower_note(profile: str, store: ResultStore) -> str:
             f"at width {main_width}).")
 
 
-def teachers_view(profile: str, store: ResultStore | None = None):
-    t = report_cf.teachers_table(profile, store)
+def teachers_view(profile: str, store: ResultStore | None = None, attempt: int | None = None):
+    a = shown(profile, store, attempt)
+    t = report_cf.teachers_table(profile, store, a)
+    held = rc.cf_recipe(profile, a).teacher_logits == "heldout"
     if t.empty:
-        return _not_yet("The cross-fitted teachers", profile)
+        return _not_yet("The held-out teacher" if held else "The cross-fitted teachers", profile)
     pct = lambda v: f"{v:.2f}"  # noqa: E731
+    if held:
+        cols = [c for c in t.columns if c.endswith("(%)")]
+        return present.results_table(
+            t, {c: c for c in t.columns},
+            formats={"lr": lambda v: f"{v:g}", "epochs": lambda v: f"{int(v)}",
+                     "pool images": lambda v: f"{int(v):,}"} | {c: pct for c in cols}, status=None, device=None,
+            caption="The held-out teacher's accuracy on its own pool (its training accuracy), on the student's "
+                    "labelled images (out of sample: the logits the students learn from), on validation and on "
+                    "the test set.")
     return present.results_table(
         t, {"part": "part", "lr": "lr", "epochs": "epochs", "images fitted": "images trained on",
             "acc. own folds (%)": "training acc., own folds (%)", "images predicted out of fold": "images predicted",
@@ -168,8 +228,8 @@ def teachers_view(profile: str, store: ResultStore | None = None):
                 "predicts out of fold (the logits the students learn from there) and on the test set.")
 
 
-def arms_view(profile: str, store: ResultStore | None = None):
-    t = report_cf.arms_table(profile, store)
+def arms_view(profile: str, store: ResultStore | None = None, attempt: int | None = None):
+    t = report_cf.arms_table(profile, store, shown(profile, store, attempt))
     if t.empty:
         return _not_yet("The final runs", profile)
     t = t.assign(arm=[_label(a) + (" ← chosen on validation" if c else "") for a, c in
@@ -183,9 +243,10 @@ def arms_view(profile: str, store: ResultStore | None = None):
                 "the same hypergradient) and f_w frozen at its initialisation.")
 
 
-def alpha_caption(profile: str, store: ResultStore | None = None, arm: str = "tgeo_both") -> str:
+def alpha_caption(profile: str, store: ResultStore | None = None, arm: str = "tgeo_both",
+                  attempt: int | None = None) -> str:
     """The alpha-over-training figure's caption, its numbers (final-epoch share above 0.99) from the records."""
-    df = report_cf.alpha_epochs(profile, store, (arm,))
+    df = report_cf.alpha_epochs(profile, store, (arm,), shown(profile, store, attempt))
     text = ("The learned α_i = f_w(Δ_i) of every training sample at the end of each epoch of TGeo-KD (intra + "
             "inter), mean over seeds: left its mean, right the share of α_i above 0.99, for all samples and for "
             "the lowest- and highest-ST groups where the teacher is right (g1, g5) and wrong (g′1, g′5).")
@@ -203,28 +264,29 @@ def alpha_caption(profile: str, store: ResultStore | None = None, arm: str = "tg
     return text + "."
 
 
-def power_markdown(profile: str, store: ResultStore | None = None) -> str:
+def power_markdown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> str:
     """The pre-registered power (seeds from the known paired SDs) and, once recorded, the finals' own paired SD
     of TGeo-KD minus vanilla KD and the difference it can detect."""
     from kdutils.chapters.tgeo.campaign import final_configs, resolved
 
     store = store or ResultStore()
-    n_plan = len(rc.cf_recipe(profile).seeds)
+    a = shown(profile, store, attempt)
+    n_plan = len(rc.cf_recipe(profile, a).seeds)
     sds = (rc.RECORDED_PAIRED_SD, rc.ASSUMED_MAX_SD)
     planned = ", ".join(f"{100 * detectable_effect(sd, n_plan):.2f} pts at SD {100 * sd:.2f}" for sd in sds)
     out = (f"**Power.** Planned before the runs: {n_plan} seeds. The smallest difference they detect with "
            f"probability {POWER:g} (the paired two-sided {1 - ALPHA:.0%} interval excluding 0; exact noncentral t) "
            f"is {planned}: the first recipe's recorded paired SD of TGeo-KD minus vanilla KD, and an assumed larger "
            f"one. The pre-registered minimum effect is {100 * rc.MIN_EFFECT:.1f} pts.")
-    res = resolved(profile, store)
+    res = resolved(profile, store, a)
     if res.teacher_lr is None or res.vanilla is None:
         return out
-    fc = final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr))
+    fc = final_configs(profile, res, rc.teacher_config(profile, res.teacher_lr, a))
     s = claims_cf._scores({a: fc["main"][a] for a in ("tgeo_both", res.vanilla)}, store)
     keys = sorted(set(s["tgeo_both"]) & set(s[res.vanilla]))
     if len(keys) < 2:
         return out + (" The finals' own paired SD is not measured: TGeo-KD is not trained where KD has no room."
-                      if _no_room(profile, store) else " The finals' own paired SD is not recorded yet.")
+                      if _no_room(profile, store, a) else " The finals' own paired SD is not recorded yet.")
     d = np.array([s["tgeo_both"][k] - s[res.vanilla][k] for k in keys])
     sd = float(d.std(ddof=1))
     det = detectable_effect(sd, len(keys))
@@ -234,12 +296,13 @@ def power_markdown(profile: str, store: ResultStore | None = None) -> str:
 
 
 def verdicts_markdown(profile: str, store: ResultStore | None = None) -> str:
-    """Every claim's verdict in full (rule, parts, evidence: where the boxes at the top link to) once the recipe
-    is the chapter's main result; until then one "not yet run" sentence and no verdict."""
+    """Every claim's verdict in full (rule, parts, evidence: where the boxes at the top link to) of the attempt
+    that is the chapter's main result (`claims_cf.shown_attempt`); until one is, one "not yet run" sentence."""
     store = store or ResultStore()
-    if not claims_cf.cf_recorded(profile, store):
+    a = claims_cf.shown_attempt(profile, store)
+    if a is None:
         return (f"No verdict yet: the recipe's main comparison is not recorded at profile `{profile}` "
                 "(**not yet run**).")
-    vs = claims_cf.cf_verdicts(profile, store)
+    vs = claims_cf.cf_verdicts(profile, store, attempt=a)
     return "\n\n---\n\n".join(f"#### Claim {i}\n\n" + present.shorten_devices(v.to_markdown())
                               for i, v in enumerate(vs, 1))

@@ -14,23 +14,45 @@ from kdutils.chapters.tgeo.campaign import final_configs, resolved
 from kdutils.chapters.tgeo.crossfit import part_configs
 from kdutils.store.store import ResultStore
 
-__all__ = ["alpha_epochs", "alpha_epochs_figure", "arms_table", "room_table", "teachers_table"]
+__all__ = ["alpha_epochs", "alpha_epochs_figure", "arms_table", "heldout_teacher_table", "room_table",
+           "teachers_table"]
 
 TGEO_SHOWN = ("tgeo_both", "tgeo_both_sgdstep", "tgeo_const")
 
 
-def _finals(profile: str, store: ResultStore) -> dict[str, Any] | None:
-    res = resolved(profile, store)
+def _finals(profile: str, store: ResultStore, attempt: int = 1) -> dict[str, Any] | None:
+    res = resolved(profile, store, attempt)
     if res.teacher_lr is None:
         return None
-    return final_configs(profile, res, rc.teacher_part0(profile, res.teacher_lr)) | {"_vanilla": res.vanilla}
+    return final_configs(profile, res, rc.teacher_config(profile, res.teacher_lr, attempt)) | {"_vanilla": res.vanilla}
 
 
-def teachers_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
-    """One row per cross-fitted part: images it trained on and predicts out of fold, its accuracy there, on its
-    own folds and on the test set."""
+def heldout_teacher_table(profile: str, store: ResultStore | None = None, attempt: int = 2) -> pd.DataFrame:
+    """The held-out teacher of `attempt` (one row): its pool, its accuracy there, on the student's labelled images
+    (out of sample: the logits the students learn from), on validation and on the test set."""
     store = store or ResultStore()
-    res = resolved(profile, store)
+    res = resolved(profile, store, attempt)
+    if res.teacher_lr is None:
+        return pd.DataFrame()
+    c = rc.teacher_config(profile, res.teacher_lr, attempt)
+    rec = store.get(c)
+    if rec is None or rec.get("status") != "ok":
+        return pd.DataFrame()
+    h = rec["heldout"]
+    return pd.DataFrame([{"lr": c.train.lr, "epochs": c.train.epochs, "pool images": h["pool"],
+                          "acc. on its pool (%)": 100 * h["pool_accuracy"],
+                          "acc. on the student's images (%)": 100 * h["student_train_accuracy"],
+                          "val. acc. (%)": 100 * rec["metrics"].get("val_accuracy", float("nan")),
+                          "test acc. (%)": 100 * rec["metrics"]["accuracy"]}])
+
+
+def teachers_table(profile: str, store: ResultStore | None = None, attempt: int = 1) -> pd.DataFrame:
+    """One row per cross-fitted part: images it trained on and predicts out of fold, its accuracy there, on its
+    own folds and on the test set (an attempt with a held-out teacher: `heldout_teacher_table`)."""
+    store = store or ResultStore()
+    if rc.cf_recipe(profile, attempt).teacher_logits == "heldout":
+        return heldout_teacher_table(profile, store, attempt)
+    res = resolved(profile, store, attempt)
     if res.teacher_lr is None:
         return pd.DataFrame()
     rows = []
@@ -46,11 +68,11 @@ def teachers_table(profile: str, store: ResultStore | None = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def arms_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+def arms_table(profile: str, store: ResultStore | None = None, attempt: int = 1) -> pd.DataFrame:
     """Per arm (main, capacity and heterogeneous runs): recorded runs, failed ones (diverged / at chance), and
     mean and std over the others of test accuracy in pts (the verdicts score failed runs at chance instead)."""
     store = store or ResultStore()
-    fc = _finals(profile, store)
+    fc = _finals(profile, store, attempt)
     if fc is None:
         return pd.DataFrame()
     groups = {"main": {"": fc["main"]}, "capacity": fc["capacity"], "hetero": fc["hetero"]}
@@ -69,10 +91,10 @@ def arms_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def alpha_epochs(profile: str, store: ResultStore | None = None, arms=TGEO_SHOWN) -> pd.DataFrame:
+def alpha_epochs(profile: str, store: ResultStore | None = None, arms=TGEO_SHOWN, attempt: int = 1) -> pd.DataFrame:
     """Long table: arm, seed, epoch, group ("all" or g1..g5, g'1..g'5), mean alpha, share above 0.99."""
     store = store or ResultStore()
-    fc = _finals(profile, store)
+    fc = _finals(profile, store, attempt)
     rows = []
     for arm in arms if fc else ():
         for seed, c in fc["main"].get(arm, {}).items():
@@ -86,12 +108,12 @@ def alpha_epochs(profile: str, store: ResultStore | None = None, arms=TGEO_SHOWN
     return pd.DataFrame(rows, columns=["arm", "seed", "epoch", "group", "mean", "share_above_0.99"])
 
 
-def alpha_epochs_figure(profile: str, store: ResultStore | None = None, arm: str = "tgeo_both"):
+def alpha_epochs_figure(profile: str, store: ResultStore | None = None, arm: str = "tgeo_both", attempt: int = 1):
     """Mean alpha_i (left) and its share above 0.99 (right) per epoch, mean over seeds, for the whole training
     set and for the teacher-right / teacher-wrong groups of lowest and highest ST; None without records."""
     import matplotlib.pyplot as plt
 
-    df = alpha_epochs(profile, store, (arm,))
+    df = alpha_epochs(profile, store, (arm,), attempt)
     if df.empty:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), constrained_layout=True)
@@ -106,14 +128,14 @@ def alpha_epochs_figure(profile: str, store: ResultStore | None = None, arm: str
     return fig
 
 
-def room_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+def room_table(profile: str, store: ResultStore | None = None, attempt: int = 1) -> pd.DataFrame:
     """The KD-room gate for every student the recipe trains (main, each capacity width, each conv student): the
     vanilla arm chosen on validation minus the student alone, paired over seeds, against the +1 pt margin. The
     attempts at a setting with room, recorded whether or not the gate passes."""
     from kdutils.chapters.tgeo.claims_cf import _scores, room_gate
 
     store = store or ResultStore()
-    fc = _finals(profile, store)
+    fc = _finals(profile, store, attempt)
     if fc is None or fc["_vanilla"] is None:
         return pd.DataFrame()
     v = fc["_vanilla"]

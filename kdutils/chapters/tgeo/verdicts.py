@@ -14,13 +14,15 @@ __all__ = ["chapter_verdicts"]
 
 
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
-    """The cross-fitted recipe's verdicts (`claims_cf.cf_verdicts`, every claim of `claims.DECLARED_CF`) once its
-    selections and every main final are recorded at `profile` (`claims_cf.cf_recorded`), else the first
-    recipe's (`claims.first_recipe_verdicts`). The premise check (`claims.ALPHA`) and the f_w controls are the
+    """The cross-fitted recipe's verdicts (`claims_cf.cf_verdicts`, every claim of `claims.DECLARED_CF`) of the
+    newest attempt whose main student's result is decided at `profile` (`claims_cf.shown_attempt`: its KD-room
+    gate decided; the older attempts' outcomes named in its scale line), else the first recipe's
+    (`claims.first_recipe_verdicts`). The premise check (`claims.ALPHA`) and the f_w controls are the
     chapter's own checks: `scored` False, so the scorecard shows them and does not count them. Nothing is
     trained."""
     profile = check_profile(profile)
     store = store or ResultStore()
-    if claims_cf.cf_recorded(profile, store):
-        return claims_cf.cf_verdicts(profile, store)
+    attempt = claims_cf.shown_attempt(profile, store)
+    if attempt is not None:
+        return claims_cf.cf_verdicts(profile, store, attempt=attempt)
     return claims.first_recipe_verdicts(profile, store)
