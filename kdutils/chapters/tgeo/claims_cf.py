@@ -5,8 +5,8 @@ The declarations are in `claims.py` (the three claims judged on the first recipe
 TABULAR and CONTROLS); this module judges them on the cross-fitted recipe's records. The chapter's
 `verdicts.chapter_verdicts` (the page's boxes, the scorecard) shows these verdicts once `cf_recorded` (the
 selections and every main final recorded), and the first recipe's before; of the recipe's attempts
-(`recipe_cf.ATTEMPTS`) the newest whose main student's KD-room gate is decided (`shown_attempt`), the older ones
-beside it with their outcome (`attempt_outcome`). The judge functions take plain
+(`recipe_cf.ATTEMPTS`) the newest whose main result is decided (`shown_attempt`), the others beside it with their
+outcome (`attempt_outcome`). The judge functions take plain
 per-seed scores (arm -> seed -> test accuracy), so synthetic cases test them; `cf_verdicts` reads the records.
 """
 from __future__ import annotations
@@ -174,12 +174,6 @@ class Progress:
         no_room = main is not None and main.decided and not main.passed
         return self.selected and total > 0 and (done == total or no_room)
 
-    @property
-    def gate_decided(self) -> bool:
-        """The main student's KD-room gate is decided (every one of its gate runs recorded), passed or not."""
-        main = self.gates.get("main")
-        return self.selected and main is not None and main.decided
-
     def describe(self) -> str:
         if not self.selected:
             return "its selection runs (the teacher's rate, every arm's rates) are not all recorded yet"
@@ -212,13 +206,13 @@ def cf_recorded(profile: str = "cpu", store=None, attempt: int = 1) -> bool:
 
 
 def shown_attempt(profile: str = "cpu", store=None) -> int | None:
-    """The attempt the chapter shows as its main result: the newest whose main student's result is decided (its
-    KD-room gate decided, or `Progress.complete`); None while no attempt's is (the first recipe's verdicts)."""
+    """The attempt the chapter shows as its main result: the newest whose main student's result is decided
+    (`Progress.complete`: its KD-room gate failed, or it passed and every main final is recorded; a half-recorded
+    attempt never replaces a decided one); None while no attempt's is (the first recipe's verdicts)."""
     from kdutils.chapters.tgeo import recipe_cf as rc
 
     for attempt in sorted(rc.ATTEMPTS, reverse=True):
-        pr = progress(profile, store, attempt)
-        if pr.gate_decided or pr.complete:
+        if progress(profile, store, attempt).complete:
             return attempt
     return None
 

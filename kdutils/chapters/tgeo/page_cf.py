@@ -3,7 +3,7 @@ verdicts, formatted from the records (`report_cf`'s frames, `claims_cf`'s verdic
 and every number in its prose comes from a record. A profile without the records says "not yet run".
 
 Every function takes `attempt` (`recipe_cf.ATTEMPTS`); None (the default) is the attempt the chapter shows as
-its main result (`claims_cf.shown_attempt`), or the newest while none is decided. `attempts_markdown` and
+its main result (`claims_cf.shown_attempt`), or while none is decided the one under way (`shown`). `attempts_markdown` and
 `other_attempts` put the other attempts beside it, each with its outcome and its KD-room gate table.
 """
 from __future__ import annotations
@@ -38,11 +38,16 @@ def _not_yet(what: str, profile: str) -> object:
 
 
 def shown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> int:
-    """`attempt`, or the attempt the chapter shows (`claims_cf.shown_attempt`), or the newest while none is."""
+    """`attempt`, or the attempt the chapter shows (`claims_cf.shown_attempt`), or while none is the newest whose
+    selections are recorded (the one under way), else the newest."""
     if attempt is not None:
         return rc.check_attempt(attempt)
-    found = claims_cf.shown_attempt(profile, store or ResultStore())
-    return rc.LATEST if found is None else found
+    store = store or ResultStore()
+    found = claims_cf.shown_attempt(profile, store)
+    if found is None:
+        going = [a for a in rc.ATTEMPTS if claims_cf.progress(profile, store, a).selected]
+        found = max(going, default=rc.LATEST)
+    return found
 
 
 def _no_room(profile: str, store: ResultStore, attempt: int = 1) -> bool:
@@ -90,7 +95,7 @@ def status_markdown(profile: str, store: ResultStore | None = None, attempt: int
     store = store or ResultStore()
     a = shown(profile, store, attempt)
     pr = claims_cf.progress(profile, store, a)
-    run = (f"`{CAMPAIGN} --profile {profile} --attempt {a} --shard 1/2` (and `--shard 2/2` beside it; `--dry-run` "
+    run = (f"`{CAMPAIGN} --profile {profile} --shard 1/2 --attempt {a}` (and `--shard 2/2` beside it; `--dry-run` "
            "for the plan)")
     main = pr.gates.get("main")
     no_room = (" KD has no room for the main student at this scale (its gate fails; table below), so its TGeo-KD "
