@@ -1,0 +1,184 @@
+"""TGeo-KD attempt 2 ("held-out teacher"): the teacher's pool is disjoint from the student's images on the real
+cpu split, its keys never equal an attempt-1 key, the dry run plans it, and the page shows it as the main result
+beside attempt 1 ("not testable at this scale") once its main result is decided, on synthetic stores.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from kdutils.chapters.tgeo import campaign, claims, claims_cf, heldout, page_cf, recipe_cf as rc, verdicts
+from kdutils.store.store import ResultStore
+from kdutils.training import runner
+from kdutils.verdicts.verdict import NOT_REPRODUCED, REPRODUCED
+
+PROFILE = "cpu"
+VANILLA = "vanilla_a0.5"
+RATES = campaign.Rates(teacher=2.13e-3, mlp=2e-5, conv_student=2e-4, tgeo_ratio=3.0, source="fixed for the test")
+SEED_NOISE = (0.0, 0.3, -0.2, 0.1, -0.4, 0.2, 0.0, -0.1, 0.3, -0.3, 0.1, -0.2)
+
+
+# ---- the pool -------------------------------------------------------------------------------------------------
+def test_pool_is_disjoint_from_the_students_labelled_and_validation_images_on_the_cpu_split():
+    """On the loaded Fashion-MNIST training split: `index_sets` reproduces the student's own split (the images
+    `prepare_data` gives it), and the 30,000-image pool shares no index with its labelled or validation images."""
+    r = rc.cf_recipe(PROFILE, 2)
+    t = rc.teacher_config(PROFILE, 0.3, 2)
+    try:
+        whole = runner.prepare_data(replace(t.data, n_train=None, val_size=0)).train
+    except FileNotFoundError as err:  # pragma: no cover - the data root is part of the project's setup
+        pytest.skip(f"Fashion-MNIST not found: {err}")
+    sets = heldout.index_sets(t.data, len(whole), heldout.pool_size_of(t))
+    assert (len(sets["val"]), len(sets["labelled"]), len(sets["pool"])) == (r.val_size, r.n_train, 30_000)
+    for a, b in (("pool", "labelled"), ("pool", "val"), ("labelled", "val")):
+        assert not torch.isin(sets[a], sets[b]).any(), f"{a} and {b} share images"
+    assert len(torch.unique(sets["pool"])) == 30_000
+    student = runner.prepare_data(t.data)  # what every student of attempt 2 trains and is selected on
+    assert torch.equal(student.train.x, whole.x[sets["labelled"]]) and torch.equal(student.train.y, whole.y[sets["labelled"]])
+    assert torch.equal(student.val.x, whole.x[sets["val"]])
+
+
+def test_index_sets_refuse_a_pool_larger_than_what_is_left():
+    t = rc.teacher_config(PROFILE, 0.3, 2)
+    with pytest.raises(ValueError, match="only 45000 training images are left"):
+        heldout.index_sets(t.data, 60_000, 45_001)
+    assert len(heldout.index_sets(t.data, 60_000, 45_000)["pool"]) == 45_000
+
+
+def test_pool_role_round_trips_and_rejects_bad_sizes():
+    assert heldout.pool_size_of(rc.teacher_config(PROFILE, 0.3, 2)) == 30_000
+    assert rc.attempt_of(rc.teacher_config(PROFILE, 0.3, 2)) == 2 and rc.attempt_of(rc.teacher_part0(PROFILE, 0.3)) == 1
+    with pytest.raises(ValueError, match="positive int"):
+        heldout.pool_role(0)
+    with pytest.raises(ValueError, match="unknown attempt 3"):
+        rc.cf_recipe(PROFILE, 3)
+
+
+# ---- keys and plan --------------------------------------------------------------------------------------------
+def _all_keys(profile: str, attempt: int, store: ResultStore, stages=range(len(campaign.STAGES))) -> set[str]:
+    return {c.key() for s in stages for it in campaign.stage_items(profile, s, store, RATES, attempt=attempt)
+            for c in it.configs}
+
+
+@pytest.mark.parametrize("profile", ["smoke", PROFILE])
+def test_attempt_two_keys_never_equal_an_attempt_one_key_except_the_shared_teacher_selection(tmp_path, profile):
+    store = ResultStore(tmp_path)
+    one, two = _all_keys(profile, 1, store), _all_keys(profile, 2, store)
+    shared = {c.key() for c in rc.teacher_selection(profile, 1)}
+    assert {c.key() for c in rc.teacher_selection(profile, 2)} == shared  # attempt 2 reuses the recorded selection
+    assert one & two == shared
+    t0 = rc.teacher_config(profile, 0.3, 2)
+    specs = {rc.student_config(profile, t0, a, 0.1).model_kwargs["arm_spec"]["teacher_logits"] for a in rc.CF_ARMS}
+    assert specs == {"heldout"}
+
+
+def test_the_pool_teacher_fits_the_budget_and_the_dry_run_plans_attempt_two(tmp_path):
+    r = rc.cf_recipe(PROFILE, 2)
+    assert 2130e-6 * r.teacher_pool * r.teacher_epochs / 3600 <= 0.3  # the brief's ResNet-8 rate and budget
+    store = ResultStore(tmp_path)
+    (teacher,) = campaign.stage_items(PROFILE, 1, store, RATES, attempt=2)
+    assert teacher.configs[0].role == "ho_teacher_pool30000"
+    assert teacher.cost == pytest.approx(2.13e-3 * 30_000 * 16)
+    sel = campaign.stage_items(PROFILE, 2, store, RATES, attempt=2)
+    roles = {c.role for it in sel for c in it.configs}
+    for tag in ("cap:8", "cap:16", "cap:128", "het:lenet5"):  # every other student: its own alone and vanilla rates
+        assert {f"select:{tag}:{a}" for a in campaign.OWN_ARMS} <= roles
+    text = campaign.dry_run(PROFILE, 2, store, RATES, attempt=2)
+    assert "attempt 2 (held-out teacher)" in text and "stage 1 teachers: 1 items (0 recorded), 0.28 core-h" in text
+    assert "--attempt 2 --shard 1/2" in text and "--attempt 2 --shard 2/2" in text
+    assert "stage 1 teachers: 2 items" in campaign.dry_run(PROFILE, 2, store, RATES, attempt=1)
+
+
+def test_the_command_runs_the_newest_attempt_unless_told(monkeypatch):
+    calls = []
+    monkeypatch.setattr(campaign, "run_campaign", lambda *a, **k: calls.append(k))
+    monkeypatch.setattr(campaign, "dry_run", lambda *a, **k: calls.append(k) or "")
+    campaign.main(["--profile", PROFILE, "--shard", "1/2"])
+    campaign.main(["--profile", PROFILE, "--attempt", "1", "--dry-run"])
+    assert calls[0]["attempt"] == rc.LATEST == 2 and calls[1]["attempt"] == 1
+
+
+def test_own_selection_gives_the_conv_students_vanilla_arm_its_own_rate(tmp_path):
+    """LeNet-5's vanilla arm takes the rate its own selection chose, not the rate chosen for LeNet-5 alone."""
+    store, _ = _attempt_store(tmp_path, attempt=2)
+    t0 = rc.teacher_config(PROFILE, 0.1, 2)
+    for arm, lr in (("alone", 0.1), (VANILLA, 0.01)):
+        for c in rc.selection_candidates(PROFILE, t0, arm, model="lenet5", model_kwargs={}, tag="het:lenet5:"):
+            store.put(c, _ok({"val_accuracy": 0.9 if c.train.lr == lr else 0.8, "val_nll": 0.4}))
+    res = campaign.resolved(PROFILE, store, 2)
+    het = campaign.final_configs(PROFILE, res, t0)["hetero"]["lenet5"]
+    assert het["alone"][0].train.lr == 0.1 and het[VANILLA][0].train.lr == 0.01 and het["tgeo_both"][0].train.lr == 0.01
+
+
+# ---- the page and the verdicts --------------------------------------------------------------------------------
+def _ok(metrics: dict, **extra) -> dict:
+    return {"status": "ok", "metrics": metrics, **extra}
+
+
+def _attempt_store(root, attempt: int, store: ResultStore | None = None) -> tuple[ResultStore, dict]:
+    """Every main selection of `attempt` recorded (vanilla KD at alpha 0.5 chosen, the teacher at lr 0.1)."""
+    store = store or ResultStore(root)
+    for c in rc.teacher_selection(PROFILE, attempt):
+        store.put(c, _ok({"val_accuracy": 0.85 if c.train.lr == 0.1 else 0.80, "val_nll": 0.4}))
+    t0 = rc.teacher_config(PROFILE, 0.1, attempt)
+    for arm in rc.CF_ARMS:
+        for c in rc.selection_candidates(PROFILE, t0, arm):
+            store.put(c, _ok({"val_accuracy": 0.84 if arm == VANILLA and c.train.lr == 0.03 else 0.80, "val_nll": 0.5}))
+    res = campaign.resolved(PROFILE, store, attempt)
+    assert res.vanilla == VANILLA and res.teacher_lr == 0.1
+    return store, campaign.final_configs(PROFILE, res, t0)
+
+
+def _record(store: ResultStore, by_arm: dict, offsets: dict[str, float]) -> None:
+    for arm, by_seed in by_arm.items():
+        for s, c in by_seed.items():
+            acc = 80.0 + SEED_NOISE[s % len(SEED_NOISE)] + offsets.get(arm, 0.0) + 0.05 * ((s * 7 + len(arm)) % 5)
+            extra = ({"tgeo": {"heldout": {"wrong_minus_right": -0.1 - 0.01 * (s % 3), "kendall_right": 0.2}}}
+                     if arm == "tgeo_both" else {})
+            store.put(c, _ok({"accuracy": acc / 100}, **extra))
+
+
+def _two_attempts(tmp_path, tgeo_gain: float) -> ResultStore:
+    """Attempt 1: its main gate recorded and failing (vanilla KD = alone). Attempt 2: KD has room (+3 pts) and every
+    main final recorded, TGeo-KD at vanilla + `tgeo_gain`."""
+    store, fc1 = _attempt_store(tmp_path, 1)
+    _record(store, {a: fc1["main"][a] for a in ("alone", VANILLA)}, {})
+    _, fc2 = _attempt_store(tmp_path, 2, store)
+    _record(store, fc2["main"], {a: 3.0 + (tgeo_gain if a == "tgeo_both" else 0.0) for a in rc.CF_ARMS if a != "alone"})
+    return store
+
+
+def test_attempt_one_alone_is_shown_as_not_testable_and_attempt_two_not_yet_run(tmp_path):
+    store, fc1 = _attempt_store(tmp_path, 1)
+    _record(store, {a: fc1["main"][a] for a in ("alone", VANILLA)}, {})
+    assert claims_cf.shown_attempt(PROFILE, store) == 1
+    assert claims_cf.attempt_outcome(PROFILE, store, 1) == "not testable at this scale"
+    assert claims_cf.attempt_outcome(PROFILE, store, 2) == "not yet run"
+    md = page_cf.attempts_markdown(PROFILE, store)
+    assert "**Attempt 1 (cross-fitted teachers)**: the main result" in md and "--attempt 2 --dry-run" in md
+
+
+def test_attempt_two_is_the_main_result_once_decided_with_attempt_one_beside_it(tmp_path):
+    store = _two_attempts(tmp_path, tgeo_gain=1.0)
+    assert claims_cf.shown_attempt(PROFILE, store) == 2
+    vs = {v.claim: v for v in verdicts.chapter_verdicts(PROFILE, store)}
+    comp = vs[claims.COMPARISON.text]
+    assert comp.label == REPRODUCED and [g.passed for g in comp.gates] == [True]
+    assert "attempt 2 (held-out teacher)" in comp.scale
+    assert "attempt 1 (cross-fitted teachers): not testable at this scale" in comp.scale
+    md = page_cf.attempts_markdown(PROFILE, store)
+    assert "**Attempt 2 (held-out teacher)**: the main result" in md
+    assert "**Attempt 1 (cross-fitted teachers)**: not testable at this scale (its KD-room gate below)" in md
+    ((a, head, view),) = page_cf.other_attempts(PROFILE, store)
+    assert a == 1 and "not testable at this scale" in head and "✘ fails" in view.to_html()
+    assert "✔ passes" in page_cf.room_view(PROFILE, store).to_html()  # the shown attempt's gate
+    assert "attempt 2: held-out teacher" in page_cf.protocol_markdown(PROFILE, store)
+    assert "main result** (attempt 2" in page_cf.status_markdown(PROFILE, store)
+
+
+def test_tgeo_worse_than_vanilla_in_attempt_two_comes_out_not_reproduced(tmp_path):
+    store = _two_attempts(tmp_path, tgeo_gain=-1.0)
+    v = {v.claim: v for v in verdicts.chapter_verdicts(PROFILE, store)}[claims.COMPARISON.text]
+    assert v.label == NOT_REPRODUCED and "attempt 2" in v.scale
