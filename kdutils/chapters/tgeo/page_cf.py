@@ -210,7 +210,7 @@ def teachers_view(profile: str, store: ResultStore | None = None, attempt: int |
     t = report_cf.teachers_table(profile, store, a)
     held = rc.cf_recipe(profile, a).teacher_logits == "heldout"
     if t.empty:
-        return _not_yet("The held-out teacher" if held else "The cross-fitted teachers", profile)
+        return _not_yet("The held-out teacher's records" if held else "The cross-fitted teachers", profile)
     pct = lambda v: f"{v:.2f}"  # noqa: E731
     if held:
         cols = [c for c in t.columns if c.endswith("(%)")]
