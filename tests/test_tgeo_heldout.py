@@ -182,3 +182,33 @@ def test_tgeo_worse_than_vanilla_in_attempt_two_comes_out_not_reproduced(tmp_pat
     store = _two_attempts(tmp_path, tgeo_gain=-1.0)
     v = {v.claim: v for v in verdicts.chapter_verdicts(PROFILE, store)}[claims.COMPARISON.text]
     assert v.label == NOT_REPRODUCED and "attempt 2" in v.scale
+
+
+# ---- the smoke campaign of attempt 2, as far as the room gate ----------------------------------------------------
+def test_smoke_campaign_of_attempt_two_trains_the_pool_teacher_and_students_that_learn_from_its_logits(tmp_path):
+    """Stages 0-3 at smoke (seconds): the teacher is trained on its pool only (overlap 0, n_train = the pool), every
+    student record says it learned from held-out logits, and those logits are the pool teacher's own predictions."""
+    import os
+    from pathlib import Path
+
+    from kdutils.chapters.tgeo.runs import _setup
+    from kdutils.metrics import predict_logits
+
+    if not (Path(os.environ.get("KDUTILS_DATA", "")) / "FashionMNIST").exists():
+        pytest.skip("Fashion-MNIST is not under KDUTILS_DATA")
+    store = ResultStore(tmp_path)
+    gates = campaign.run_campaign("smoke", 0, 1, store=store, rates=RATES, poll_s=0.01, max_wait_s=0.05,
+                                  log=lambda m: None, last_stage=campaign.GATE, attempt=2)
+    assert gates and all(g.decided for g in gates)
+    res = campaign.resolved("smoke", store, 2)
+    t0 = rc.teacher_config("smoke", res.teacher_lr, 2)
+    rec = store.get(t0)
+    assert rec["n_train"] == 300 and rec["heldout"]["pool"] == 300 and rec["heldout"]["overlap"] == 0
+    students = [store.get(c) for it in campaign.stage_items("smoke", campaign.GATE, store, RATES, attempt=2)
+                for c in it.configs]
+    assert students and all(r["config"]["model_kwargs"]["arm_spec"]["teacher_logits"] == "heldout" for r in students)
+    cfg = campaign.final_configs("smoke", res, t0)["main"][res.vanilla][0]
+    splits, teacher, t_train, _ = _setup(cfg, store, torch.device("cpu"), False, [])
+    want = predict_logits(heldout.load_pool_teacher(t0, store, torch.device("cpu")), splits.train.x,
+                          device=torch.device("cpu"), mean=splits.mean, std=splits.std)
+    assert torch.allclose(t_train.cpu(), want, atol=1e-5)
