@@ -36,7 +36,8 @@ def test_pool_is_disjoint_from_the_students_labelled_and_validation_images_on_th
         assert not torch.isin(sets[a], sets[b]).any(), f"{a} and {b} share images"
     assert len(torch.unique(sets["pool"])) == 30_000
     student = runner.prepare_data(t.data)  # what every student of attempt 2 trains and is selected on
-    assert torch.equal(student.train.x, whole.x[sets["labelled"]]) and torch.equal(student.train.y, whole.y[sets["labelled"]])
+    assert torch.equal(student.train.x, whole.x[sets["labelled"]])
+    assert torch.equal(student.train.y, whole.y[sets["labelled"]])
     assert torch.equal(student.val.x, whole.x[sets["val"]])
 
 

@@ -431,7 +431,8 @@ def dry_run(profile: str = "cpu", of: int = 2, store: ResultStore | None = None,
         lines.append(_gate_report(gates, force))
     cmd = "OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils.chapters.tgeo.campaign"
     lines += [f"  {cmd} --profile {profile} --attempt {attempt} --shard {k}" for k in Shard.every(of)]
-    lines.append(f"  {cmd} --profile {profile} --attempt {attempt} --gate-only   # the room-gate stage only (with --shard K/N beside "
+    lines.append(f"  {cmd} --profile {profile} --attempt {attempt} --gate-only   # the room-gate stage only "
+                 "(with --shard K/N beside "
                  "the others)")
     return "\n".join(lines)
 

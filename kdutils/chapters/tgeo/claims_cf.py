@@ -266,7 +266,7 @@ def _scale(profile: str, recs: list[dict], attempt: int = 1) -> str:
     train = "all" if r.n_train is None else f"{r.n_train:,}"
     teachers = (f"{r.k_folds} {r.teacher} teachers cross-fitted on {r.k_folds} folds" if r.teacher_logits == "crossfit"
                 else f"one {r.teacher} teacher on {r.teacher_pool:,} other training images (held out from the student)")
-    name = "cross-fitted recipe" if attempt == 1 else f"cross-fitted recipe, attempt {attempt} ({rc.ATTEMPTS[attempt][0]})"
+    name = "cross-fitted recipe" + ("" if attempt == 1 else f", attempt {attempt} ({rc.ATTEMPTS[attempt][0]})")
     return (f"profile `{profile}`, {name}: Fashion-MNIST ({train} labelled training images, "
             f"{r.val_size:,} validation images held out), {teachers} -> MLP {r.student_kwargs.get('hidden')} "
             f"student, {len(r.seeds)} seeds, {', '.join(devices) or 'device unknown'}")
@@ -379,7 +379,8 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False, attempt
     def hetero(model: str):
         conv = _scores(fc["hetero"][model], store)
         j = judge_hetero(main, conv, v, room)
-        return j, (f"ResNet-8 teacher{'s' if attempt == 1 else ''} to the main MLP student and to a convolutional student ({model}), TGeo-KD "
+        return j, (f"ResNet-8 teacher{'s' if attempt == 1 else ''} to the main MLP student and to a convolutional "
+                   f"student ({model}), TGeo-KD "
                    "minus vanilla KD paired over seeds."), \
             stab(lambda k: judge_hetero(_sub(main, k), _sub(conv, k), v, room_gate(_sub(main, k), v)).label,
                  j.label)
@@ -430,6 +431,7 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False, attempt
     return out
 
 
-__all__ = ["CLAIMS_CF", "Progress", "attempt_outcome", "attempts_sentence", "cf_records", "cf_recorded", "cf_verdicts", "judge_comparison", "judge_controls",
+__all__ = ["CLAIMS_CF", "Progress", "attempt_outcome", "attempts_sentence", "cf_records", "cf_recorded", "cf_verdicts",
+           "judge_comparison", "judge_controls",
            "judge_gap", "judge_hetero", "judge_inter", "judge_motivation", "judge_premise", "motivation_seed_stats",
            "progress", "room_gate", "shown_attempt", "tabular_verdict"]

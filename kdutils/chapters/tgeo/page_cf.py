@@ -3,8 +3,8 @@ verdicts, formatted from the records (`report_cf`'s frames, `claims_cf`'s verdic
 and every number in its prose comes from a record. A profile without the records says "not yet run".
 
 Every function takes `attempt` (`recipe_cf.ATTEMPTS`); None (the default) is the attempt the chapter shows as
-its main result (`claims_cf.shown_attempt`), or while none is decided the one under way (`shown`). `attempts_markdown` and
-`other_attempts` put the other attempts beside it, each with its outcome and its KD-room gate table.
+its main result (`claims_cf.shown_attempt`), or while none is decided the one under way (`shown`).
+`attempts_markdown` and `other_attempts` put the other attempts beside it, each with its outcome and its KD-room gate table.
 """
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def status_markdown(profile: str, store: ResultStore | None = None, attempt: int
                "arms, baselines and controls are not trained and the claims that need them are not testable here."
                if main is not None and main.decided and not main.passed else "")
     if a == claims_cf.shown_attempt(profile, store):
-        return (f"**The chapter's main result** (attempt {a}, {rc.ATTEMPTS[a][0]}). The verdicts at the top of the page and on the scorecard are this "
+        return (f"**The chapter's main result** (attempt {a}, {rc.ATTEMPTS[a][0]}). The verdicts at the top of the "
+                f"page and on the scorecard are this "
                 f"recipe's ({pr.describe()}).{no_room} Rerun, or resume, with {run}.")
     if not pr.selected:
         return (f"**Not yet run** at profile `{profile}`: {pr.describe()}. Until its selections and main comparison "

@@ -33,7 +33,8 @@ from kdutils.store.profiles import check_profile
 from kdutils.sweeps.tuning import ROLE_PREFIX
 from kdutils.verdicts.power import detectable_effect, seeds_needed
 
-__all__ = ["ATTEMPTS", "CF_ARMS", "CF_RECIPES", "HO_RECIPES", "LATEST", "CrossFitRecipe", "attempt_of", "check_attempt", "MIN_EFFECT", "PILOT", "RECORDED_PAIRED_SD", "cf_recipe",
+__all__ = ["ATTEMPTS", "CF_ARMS", "CF_RECIPES", "HO_RECIPES", "LATEST", "CrossFitRecipe", "attempt_of",
+           "check_attempt", "MIN_EFFECT", "PILOT", "RECORDED_PAIRED_SD", "cf_recipe",
            "planned_seeds", "selection_candidates", "student_config", "teacher_config", "teacher_part0",
            "teacher_selection"]
 

@@ -16,8 +16,8 @@ __all__ = ["chapter_verdicts"]
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
     """The cross-fitted recipe's verdicts (`claims_cf.cf_verdicts`, every claim of `claims.DECLARED_CF`) of the
     newest attempt whose main student's result is decided at `profile` (`claims_cf.shown_attempt`: its KD-room
-    gate failed, or every main final recorded; the other attempts' outcomes named in its scale line), else the first recipe's
-    (`claims.first_recipe_verdicts`). The premise check (`claims.ALPHA`) and the f_w controls are the
+    gate failed, or every main final recorded; the other attempts' outcomes named in its scale line), else the first
+    recipe's (`claims.first_recipe_verdicts`). The premise check (`claims.ALPHA`) and the f_w controls are the
     chapter's own checks: `scored` False, so the scorecard shows them and does not count them. Nothing is
     trained."""
     profile = check_profile(profile)
