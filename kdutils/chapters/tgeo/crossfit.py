@@ -67,6 +67,25 @@ def part_indices(n: int, cfg: RunConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return kfold_indices(n, k, part, cfg.data.split_seed)
 
 
+
+def fit_on_subset(cfg: RunConfig, sub: "runner.Splits", device, progress: bool):
+    """Train `cfg`'s model on `sub.train` only (a teacher that must not see some images): the one training step
+    shared by the cross-fitted parts and the held-out teacher. Returns (model, fit result, start time)."""
+    runner.seed_everything(cfg.seed)
+    model = runner.build_for(cfg, sub)
+    loader = DeviceLoader(sub.train.x, sub.train.y, cfg.train.batch_size, shuffle=True,
+                          augment=parse_augment(cfg.train.augment), mean=sub.mean, std=sub.std, device=device,
+                          seed=cfg.seed)
+    started = time.perf_counter()
+    result = fit(model, loader, cfg.train, device=device, progress=progress, desc=f"{cfg.experiment}/{cfg.role}")
+    return model, result, started
+
+
+def subset_accuracy(model: torch.nn.Module, train, sub: "runner.Splits", idx: torch.Tensor, device) -> float:
+    """Accuracy of `model` on the training images at positions `idx` (normalised with `sub`'s statistics)."""
+    logits = predict_logits(model, train.x[idx], device=device, mean=sub.mean, std=sub.std)
+    return float((logits.argmax(1) == train.y[idx]).double().mean())
+
 def run_part(cfg: RunConfig, store: ResultStore | None = None, *, device: torch.device | None = None,
              progress: bool = True, force: bool = False) -> dict[str, Any]:
     """Train one part on its folds (unless recorded) and record it; the record adds its accuracy on the fold it
@@ -83,18 +102,10 @@ def run_part(cfg: RunConfig, store: ResultStore | None = None, *, device: torch.
         splits = runner.prepare_data(cfg.data)
         fit_idx, held_idx = part_indices(len(splits.train), cfg)
         sub = runner.Splits(splits.train.subset(fit_idx), splits.val, splits.test, splits.mean, splits.std)
-        runner.seed_everything(cfg.seed)
-        model = runner.build_for(cfg, sub)
-        loader = DeviceLoader(sub.train.x, sub.train.y, cfg.train.batch_size, shuffle=True,
-                              augment=parse_augment(cfg.train.augment), mean=sub.mean, std=sub.std, device=device,
-                              seed=cfg.seed)
-        started = time.perf_counter()
-        result = fit(model, loader, cfg.train, device=device, progress=progress, desc=f"{cfg.experiment}/{cfg.role}")
+        model, result, started = fit_on_subset(cfg, sub, device, progress)
         extra: dict[str, Any] = {}
         if result.status == "ok":
-            kw = dict(device=device, mean=sub.mean, std=sub.std)
-            acc = lambda idx: float((predict_logits(model, splits.train.x[idx], **kw).argmax(1)  # noqa: E731
-                                     == splits.train.y[idx]).double().mean())
+            acc = lambda idx: subset_accuracy(model, splits.train, sub, idx, device)  # noqa: E731
             extra["crossfit"] = {"part": part_of(cfg)[0], "k": part_of(cfg)[1], "n_fit": int(fit_idx.numel()),
                                  "n_oof": int(held_idx.numel()), "oof_accuracy": acc(held_idx),
                                  "fit_accuracy": acc(fit_idx)}

@@ -15,20 +15,18 @@ same splitting functions and the same seeds as `prepare_data`; tests check it ag
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import replace
 from typing import Any
 
 import torch
 
+from kdutils.chapters.tgeo.crossfit import fit_on_subset, subset_accuracy
 from kdutils.config import DataConfig, RunConfig
-from kdutils.data.device_loader import DeviceLoader, parse_augment
 from kdutils.data.splits import train_val_split
-from kdutils.metrics import predict_logits
 from kdutils.store.io import DamagedFileError, load_tensors
 from kdutils.store.store import ResultStore
 from kdutils.training import runner
-from kdutils.training.train import fit, freeze
+from kdutils.training.train import freeze
 
 __all__ = ["POOL_SEED_OFFSET", "index_sets", "is_pool_teacher", "load_pool_teacher", "pool_role", "pool_size_of",
            "run_pool_teacher"]
@@ -105,18 +103,10 @@ def run_pool_teacher(cfg: RunConfig, store: ResultStore | None = None, *, device
         if overlap:
             raise RuntimeError(f"the teacher pool shares {overlap} images with the student's; refusing to train")
         sub = runner.Splits(full.train.subset(sets["pool_pos"]), full.val, full.test, full.mean, full.std)
-        runner.seed_everything(cfg.seed)
-        model = runner.build_for(cfg, sub)
-        loader = DeviceLoader(sub.train.x, sub.train.y, cfg.train.batch_size, shuffle=True,
-                              augment=parse_augment(cfg.train.augment), mean=sub.mean, std=sub.std, device=device,
-                              seed=cfg.seed)
-        started = time.perf_counter()
-        result = fit(model, loader, cfg.train, device=device, progress=progress, desc=f"{cfg.experiment}/{cfg.role}")
+        model, result, started = fit_on_subset(cfg, sub, device, progress)
         extra: dict[str, Any] = {}
         if result.status == "ok":
-            kw = dict(device=device, mean=sub.mean, std=sub.std)
-            acc = lambda pos: float((predict_logits(model, full.train.x[pos], **kw).argmax(1)  # noqa: E731
-                                     == full.train.y[pos]).double().mean())
+            acc = lambda pos: subset_accuracy(model, full.train, sub, pos, device)  # noqa: E731
             extra["heldout"] = {"pool": int(sets["pool"].numel()), "overlap": overlap,
                                 "student_train_accuracy": acc(sets["labelled_pos"]),
                                 "pool_accuracy": acc(sets["pool_pos"])}
