@@ -161,6 +161,17 @@ def test_attempt_one_alone_is_shown_as_not_testable_and_attempt_two_not_yet_run(
     assert "**Attempt 1 (cross-fitted teachers)**: the main result" in md and "--attempt 2 --dry-run" in md
 
 
+def test_an_attempt_with_its_first_records_is_in_progress_not_yet_run(tmp_path):
+    store, fc1 = _attempt_store(tmp_path, 1)
+    _record(store, {a: fc1["main"][a] for a in ("alone", VANILLA)}, {})
+    assert claims_cf.attempt_outcome(PROFILE, store, 2) == "not yet run"  # the shared teacher-rate runs only
+    store.put(rc.teacher_config(PROFILE, 0.1, 2), _ok({"accuracy": 0.9}))
+    assert claims_cf.attempt_outcome(PROFILE, store, 2).startswith("in progress (its selection runs")
+    _attempt_store(tmp_path, 2, store)
+    assert claims_cf.attempt_outcome(PROFILE, store, 2).startswith("in progress (its KD-room gate")
+    assert claims_cf.shown_attempt(PROFILE, store) == 1
+
+
 def test_attempt_two_is_the_main_result_once_decided_with_attempt_one_beside_it(tmp_path):
     store = _two_attempts(tmp_path, tgeo_gain=1.0)
     assert claims_cf.shown_attempt(PROFILE, store) == 2

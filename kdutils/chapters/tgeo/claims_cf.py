@@ -219,13 +219,19 @@ def shown_attempt(profile: str = "cpu", store=None) -> int | None:
 
 def attempt_outcome(profile: str, store, attempt: int) -> str:
     """One phrase for an attempt beside the main one: "not testable at this scale" when its main student's KD-room
-    gate failed, "gate passed" when it passed, else "not yet run" / "not complete"."""
+    gate failed, "gate passed" when it passed, "in progress" once its own teacher is recorded (the teacher's rate
+    selection is shared by all attempts, so it does not count), else "not yet run"."""
+    from kdutils.chapters.tgeo import recipe_cf as rc
+    from kdutils.chapters.tgeo.campaign import resolved
+
     pr = progress(profile, store, attempt)
     main = pr.gates.get("main")
     if not pr.selected:
-        return "not yet run"
+        lr = resolved(profile, store, attempt).teacher_lr
+        started = lr is not None and store.get(rc.teacher_config(profile, lr, attempt)) is not None
+        return "in progress (its selection runs are not all recorded)" if started else "not yet run"
     if main is None or not main.decided:
-        return "not complete"
+        return "in progress (its KD-room gate is not decided yet)"
     return "gate passed" if main.passed else "not testable at this scale"
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -112,8 +112,10 @@ def run_part(cfg: RunConfig, store: ResultStore | None = None, *, device: torch.
         return runner.record_run(cfg, model, None, sub, result, store, device, started, **extra)
 
 
-def load_part(cfg: RunConfig, store: ResultStore, device: torch.device, progress: bool = True):
-    """The trained part (frozen), from its checkpoint or trained now."""
+def load_or_train(cfg: RunConfig, store: ResultStore, device: torch.device, train: Callable[..., Any],
+                  progress: bool = True):
+    """A trained teacher (frozen) from its checkpoint; with none, or a damaged one, `train(cfg, store, device=,
+    progress=, force=)` trains it again (forced where the record exists but the checkpoint does not)."""
     ckpt = store.checkpoint_path(cfg)
     state = None
     if ckpt.exists():
@@ -122,11 +124,16 @@ def load_part(cfg: RunConfig, store: ResultStore, device: torch.device, progress
         except DamagedFileError:
             state = None
     if state is None:
-        run_part(cfg, store, device=device, progress=progress, force=store.get(cfg) is not None)
+        train(cfg, store, device=device, progress=progress, force=store.get(cfg) is not None)
         state = load_tensors(ckpt)
     model = runner.build_for(cfg, runner.prepare_data(cfg.data))
     model.load_state_dict(state)
     return freeze(model.to(device))
+
+
+def load_part(cfg: RunConfig, store: ResultStore, device: torch.device, progress: bool = True):
+    """The trained part (frozen), from its checkpoint or trained now."""
+    return load_or_train(cfg, store, device, run_part, progress)
 
 
 @dataclass

@@ -20,13 +20,11 @@ from typing import Any
 
 import torch
 
-from kdutils.chapters.tgeo.crossfit import fit_on_subset, subset_accuracy
+from kdutils.chapters.tgeo.crossfit import fit_on_subset, load_or_train, subset_accuracy
 from kdutils.config import DataConfig, RunConfig
 from kdutils.data.splits import train_val_split
-from kdutils.store.io import DamagedFileError, load_tensors
 from kdutils.store.store import ResultStore
 from kdutils.training import runner
-from kdutils.training.train import freeze
 
 __all__ = ["POOL_SEED_OFFSET", "index_sets", "is_pool_teacher", "load_pool_teacher", "pool_role", "pool_size_of",
            "run_pool_teacher"]
@@ -117,16 +115,4 @@ def load_pool_teacher(cfg: RunConfig, store: ResultStore, device: torch.device, 
     """The trained held-out teacher (frozen), from its checkpoint or trained now."""
     if not is_pool_teacher(cfg):
         raise ValueError(f"held-out teacher logits need a ho_teacher_pool<size> teacher, got role {cfg.role!r}")
-    state = None
-    ckpt = store.checkpoint_path(cfg)
-    if ckpt.exists():
-        try:
-            state = load_tensors(ckpt)
-        except DamagedFileError:
-            state = None
-    if state is None:
-        run_pool_teacher(cfg, store, device=device, progress=progress, force=store.get(cfg) is not None)
-        state = load_tensors(ckpt)
-    model = runner.build_for(cfg, runner.prepare_data(cfg.data))
-    model.load_state_dict(state)
-    return freeze(model.to(device))
+    return load_or_train(cfg, store, device, run_pool_teacher, progress)
