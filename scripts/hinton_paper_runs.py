@@ -6,6 +6,7 @@
     python scripts/hinton_paper_runs.py kd-main     # waits for the teacher: 2x800 at T=20, then no3 and only78
     (kd-main is kd-finals, every T=20 seed, then kd-transfer, the no3 and only78 transfer sets)
     python scripts/hinton_paper_runs.py kd-sweep    # waits for the teacher: 2x30 and 2x300 at every T
+    python scripts/hinton_paper_runs.py kd-sweep-back   # the same runs from the last: a second process beside it
 
 Finished runs are skipped (records are keyed by config), so a killed part resumes where it stopped; with
 KDUTILS_SNAPSHOT_EVERY=2 a run killed part-way resumes from its last snapshot (in $KDUTILS_CACHE). Parts that
@@ -122,20 +123,27 @@ def part_kd_main(store: ResultStore) -> None:
     part_kd_transfer(store)
 
 
-def part_kd_sweep(store: ResultStore) -> None:
+def part_kd_sweep(store: ResultStore, backwards: bool = False) -> None:
+    """The 2x30 and 2x300 temperature sweeps (2x30, the sharper claim, first). `backwards` walks the same runs from
+    the last one: a second process started on `kd-sweep-back` meets the first in the middle (the per-run locks skip
+    what the other has trained) instead of waiting behind it."""
     r = H.recipe(PROFILE)
     teacher = wait_teacher(store)
-    for width in ("2x30", "2x300"):  # 2x30 (the sharper claim) first
+    batches = []
+    for width in ("2x30", "2x300"):
         lrs = {tau: select(P.sweep_selection(PROFILE, width, teacher, tau), P.sweep_arm(width, tau), store)
                for tau in P.SWEEP_TAUS}
         for seeds in (r.sweep_seeds[:3], r.sweep_seeds[3:]):
-            train([P.width_config(PROFILE, width, teacher, tau, lrs[tau], s) for tau in P.SWEEP_TAUS for s in seeds],
-                  store, f"{width} temperature finals, seeds {list(seeds)}")
+            batches.append(([P.width_config(PROFILE, width, teacher, tau, lrs[tau], s)
+                             for tau in P.SWEEP_TAUS for s in seeds], f"{width} temperature finals, seeds {list(seeds)}"))
+    for cfgs, what in (reversed(batches) if backwards else batches):
+        train(cfgs[::-1] if backwards else cfgs, store, what + (", from the last" if backwards else ""))
 
 
 PARTS = {"teacher": part_teacher, "teacher-select-low": part_teacher_select_low,
          "teacher-select-high": part_teacher_select_high, "teacher-final": part_teacher_final, "alone": part_alone, "kd-main": part_kd_main,
-         "kd-finals": part_kd_finals, "kd-transfer": part_kd_transfer, "kd-sweep": part_kd_sweep}
+         "kd-finals": part_kd_finals, "kd-transfer": part_kd_transfer, "kd-sweep": part_kd_sweep,
+         "kd-sweep-back": lambda store: part_kd_sweep(store, backwards=True)}
 
 
 def main(argv: list[str] | None = None) -> int:
