@@ -1,4 +1,4 @@
-"""TGeo-KD attempt 2 ("held-out teacher"): the teacher's pool is disjoint from the student's images on the real
+"""TGeo-KD attempts 2 and 3 ("held-out teacher", and with 2,500 labels): the teacher's pool is disjoint from the student's images on the real
 cpu split, its keys never equal an attempt-1 key, the dry run plans it, and the page shows it as the main result
 beside attempt 1 ("not testable at this scale") once its main result is decided, on synthetic stores.
 """
@@ -21,11 +21,12 @@ SEED_NOISE = (0.0, 0.3, -0.2, 0.1, -0.4, 0.2, 0.0, -0.1, 0.3, -0.3, 0.1, -0.2)
 
 
 # ---- the pool -------------------------------------------------------------------------------------------------
-def test_pool_is_disjoint_from_the_students_labelled_and_validation_images_on_the_cpu_split():
+@pytest.mark.parametrize("attempt", [2, 3])
+def test_pool_is_disjoint_from_the_students_labelled_and_validation_images_on_the_cpu_split(attempt):
     """On the loaded Fashion-MNIST training split: `index_sets` reproduces the student's own split (the images
     `prepare_data` gives it), and the 30,000-image pool shares no index with its labelled or validation images."""
-    r = rc.cf_recipe(PROFILE, 2)
-    t = rc.teacher_config(PROFILE, 0.3, 2)
+    r = rc.cf_recipe(PROFILE, attempt)
+    t = rc.teacher_config(PROFILE, 0.3, attempt)
     try:
         whole = runner.prepare_data(replace(t.data, n_train=None, val_size=0)).train
     except FileNotFoundError as err:  # pragma: no cover - the data root is part of the project's setup
@@ -35,7 +36,7 @@ def test_pool_is_disjoint_from_the_students_labelled_and_validation_images_on_th
     for a, b in (("pool", "labelled"), ("pool", "val"), ("labelled", "val")):
         assert not torch.isin(sets[a], sets[b]).any(), f"{a} and {b} share images"
     assert len(torch.unique(sets["pool"])) == 30_000
-    student = runner.prepare_data(t.data)  # what every student of attempt 2 trains and is selected on
+    student = runner.prepare_data(t.data)  # what every student of the attempt trains and is selected on
     assert torch.equal(student.train.x, whole.x[sets["labelled"]])
     assert torch.equal(student.train.y, whole.y[sets["labelled"]])
     assert torch.equal(student.val.x, whole.x[sets["val"]])
@@ -50,11 +51,15 @@ def test_index_sets_refuse_a_pool_larger_than_what_is_left():
 
 def test_pool_role_round_trips_and_rejects_bad_sizes():
     assert heldout.pool_size_of(rc.teacher_config(PROFILE, 0.3, 2)) == 30_000
-    assert rc.attempt_of(rc.teacher_config(PROFILE, 0.3, 2)) == 2 and rc.attempt_of(rc.teacher_part0(PROFILE, 0.3)) == 1
+    for profile in ("smoke", PROFILE):
+        assert [rc.attempt_of(rc.teacher_config(profile, 0.3, a)) for a in (1, 2, 3)] == [1, 2, 3]
+    stray = replace(rc.teacher_config(PROFILE, 0.3, 2), data=replace(rc.teacher_config(PROFILE, 0.3, 2).data, n_train=7))
+    with pytest.raises(ValueError, match="matches no attempt's recipe"):
+        rc.attempt_of(stray)
     with pytest.raises(ValueError, match="positive int"):
         heldout.pool_role(0)
-    with pytest.raises(ValueError, match="unknown attempt 3"):
-        rc.cf_recipe(PROFILE, 3)
+    with pytest.raises(ValueError, match="unknown attempt 4"):
+        rc.cf_recipe(PROFILE, 4)
 
 
 # ---- keys and plan --------------------------------------------------------------------------------------------
@@ -64,15 +69,32 @@ def _all_keys(profile: str, attempt: int, store: ResultStore, stages=range(len(c
 
 
 @pytest.mark.parametrize("profile", ["smoke", PROFILE])
-def test_attempt_two_keys_never_equal_an_attempt_one_key_except_the_shared_teacher_selection(tmp_path, profile):
+def test_attempts_keys_never_equal_another_attempts_except_the_shared_teacher_selection(tmp_path, profile):
     store = ResultStore(tmp_path)
-    one, two = _all_keys(profile, 1, store), _all_keys(profile, 2, store)
+    keys = {a: _all_keys(profile, a, store) for a in rc.ATTEMPTS}
     shared = {c.key() for c in rc.teacher_selection(profile, 1)}
-    assert {c.key() for c in rc.teacher_selection(profile, 2)} == shared  # attempt 2 reuses the recorded selection
-    assert one & two == shared
-    t0 = rc.teacher_config(profile, 0.3, 2)
-    specs = {rc.student_config(profile, t0, a, 0.1).model_kwargs["arm_spec"]["teacher_logits"] for a in rc.CF_ARMS}
-    assert specs == {"heldout"}
+    for a in rc.ATTEMPTS:  # later attempts reuse attempt 1's recorded teacher-rate selection
+        assert {c.key() for c in rc.teacher_selection(profile, a)} == shared
+    for a in rc.ATTEMPTS:
+        for b in rc.ATTEMPTS:
+            if a < b:
+                assert keys[a] & keys[b] == shared, (a, b)
+    for a in (2, 3):
+        t0 = rc.teacher_config(profile, 0.3, a)
+        specs = {rc.student_config(profile, t0, arm, 0.1).model_kwargs["arm_spec"]["teacher_logits"]
+                 for arm in rc.CF_ARMS}
+        assert specs == {"heldout"}
+
+
+def test_attempt_three_trains_mlp128_on_2500_labels_with_its_own_pool_teacher(tmp_path):
+    r = rc.cf_recipe(PROFILE, 3)
+    t2, t3 = rc.teacher_config(PROFILE, 0.3, 2), rc.teacher_config(PROFILE, 0.3, 3)
+    assert t3.key() != t2.key() and t3.data.n_train == 2_500 and t3.data.val_size == t2.data.val_size
+    c = rc.student_config(PROFILE, t3, "vanilla_a0.7", 0.03)
+    assert c.data.n_train == 2_500 and c.model_kwargs["hidden"] == [128] and c.teacher == t3
+    text = campaign.dry_run(PROFILE, 2, ResultStore(tmp_path), RATES, attempt=3)
+    assert "attempt 3 (held-out teacher, 2,500 labels)" in text and "--attempt 3 --shard 2/2" in text
+    assert [t for t, *_ in campaign.other_students(r)] == ["cap:8", "cap:32", "cap:512", "het:lenet5"]
 
 
 def test_the_pool_teacher_fits_the_budget_and_the_dry_run_plans_attempt_two(tmp_path):
@@ -98,7 +120,7 @@ def test_the_command_runs_the_newest_attempt_unless_told(monkeypatch):
     monkeypatch.setattr(campaign, "dry_run", lambda *a, **k: calls.append(k) or "")
     campaign.main(["--profile", PROFILE, "--shard", "1/2"])
     campaign.main(["--profile", PROFILE, "--attempt", "1", "--dry-run"])
-    assert calls[0]["attempt"] == rc.LATEST == 2 and calls[1]["attempt"] == 1
+    assert calls[0]["attempt"] == rc.LATEST == 3 and calls[1]["attempt"] == 1
 
 
 def test_own_selection_gives_the_conv_students_vanilla_arm_its_own_rate(tmp_path):
@@ -183,8 +205,10 @@ def test_attempt_two_is_the_main_result_once_decided_with_attempt_one_beside_it(
     md = page_cf.attempts_markdown(PROFILE, store)
     assert "**Attempt 2 (held-out teacher)**: the main result" in md
     assert "**Attempt 1 (cross-fitted teachers)**: not testable at this scale (its KD-room gate below)" in md
-    ((a, head, view),) = page_cf.other_attempts(PROFILE, store)
-    assert a == 1 and "not testable at this scale" in head and "✘ fails" in view.to_html()
+    others = {a: (head, view) for a, head, view in page_cf.other_attempts(PROFILE, store)}
+    assert sorted(others) == [1, 3] and "not yet run" in others[3][0]
+    head, view = others[1]
+    assert "not testable at this scale" in head and "✘ fails" in view.to_html()
     assert "✔ passes" in page_cf.room_view(PROFILE, store).to_html()  # the shown attempt's gate
     assert "attempt 2: held-out teacher" in page_cf.protocol_markdown(PROFILE, store)
     assert "main result** (attempt 2" in page_cf.status_markdown(PROFILE, store)
@@ -224,3 +248,17 @@ def test_smoke_campaign_of_attempt_two_trains_the_pool_teacher_and_students_that
     want = predict_logits(heldout.load_pool_teacher(t0, store, torch.device("cpu")), splits.train.x,
                           device=torch.device("cpu"), mean=splits.mean, std=splits.std)
     assert torch.allclose(t_train.cpu(), want, atol=1e-5)
+
+
+def test_a_failed_heldout_gate_is_explained_from_its_records_and_names_the_next_attempt(tmp_path):
+    store, fc2 = _attempt_store(tmp_path, 2)
+    _record(store, {a: fc2["main"][a] for a in ("alone", VANILLA)}, {VANILLA: 0.2})
+    store.put(rc.teacher_config(PROFILE, 0.1, 2), _ok({"accuracy": 0.9012, "val_accuracy": 0.91},
+                                                     heldout={"pool": 30_000, "overlap": 0, "pool_accuracy": 0.99,
+                                                              "student_train_accuracy": 0.9345}))
+    assert claims_cf.attempt_outcome(PROFILE, store, 2) == "not testable at this scale"
+    text = page_cf.room_diagnosis_markdown(PROFILE, store, attempt=2)
+    assert "90.12% on the test set and 93.45% on the student's 10,000 labelled images" in text
+    assert "MLP-32 (main) +0.20" in text and "Attempt 3 (held-out teacher, 2,500 labels)" in text
+    assert "MLP-128 the main student" in text
+    assert page_cf.room_diagnosis_markdown(PROFILE, store, attempt=3) == ""  # nothing recorded, nothing to explain

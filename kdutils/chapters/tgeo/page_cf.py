@@ -163,13 +163,15 @@ def room_view(profile: str, store: ResultStore | None = None, attempt: int | Non
 
 
 def room_diagnosis_markdown(profile: str, store: ResultStore | None = None, attempt: int | None = None) -> str:
-    """Why the main student's gate failed in a cross-fitted attempt, from the records: how far the teachers are
-    above each student alone. Empty while the gate passes or is undecided (nothing to explain), and for an attempt
-    with a held-out teacher (its own explanation is for when its records exist)."""
+    """Why the main student's gate failed in an attempt, from the records: how far the cross-fitted teachers are
+    above each student alone, or (a held-out teacher) how KD's room varies across the students. Empty while the
+    gate passes or is undecided (nothing to explain)."""
     store = store or ResultStore()
     a = shown(profile, store, attempt)
-    if rc.cf_recipe(profile, a).teacher_logits != "crossfit" or not _no_room(profile, store, a):
+    if not _no_room(profile, store, a):
         return ""
+    if rc.cf_recipe(profile, a).teacher_logits == "heldout":
+        return _heldout_diagnosis(profile, store, a)
     teachers, arms = report_cf.teachers_table(profile, store, a), report_cf.arms_table(profile, store, a)
     alone = arms[arms.arm == "alone"].set_index("student")["mean"] if not arms.empty else {}
     if teachers.empty or "main" not in alone:
@@ -187,6 +189,40 @@ def room_diagnosis_markdown(profile: str, store: ResultStore | None = None, atte
                    "teaches, and its soft labels add little. The change of scale these records point to is a stronger "
                    "teacher whose logits stay out of sample: one trained on training images disjoint from the "
                    "student's labelled and validation images." + _narrower_note(profile, store, a))
+
+
+def _heldout_diagnosis(profile: str, store: ResultStore, attempt: int) -> str:
+    """The held-out attempt's failed gate: the teacher's accuracy, then every student's room from smallest to largest,
+    and what the next attempt changes (named only where the recipe has a later attempt)."""
+    teacher, room = report_cf.teachers_table(profile, store, attempt), report_cf.room_table(profile, store, attempt)
+    if teacher.empty or room.empty:
+        return ""
+    r = rc.cf_recipe(profile, attempt)
+    diff = room.set_index("student")["vanilla minus alone (pts)"].sort_values()
+    main = "-".join(map(str, r.student_kwargs.get("hidden", [])))
+    name = lambda st: f"MLP-{main} (main)" if st == "main" else (  # noqa: E731
+        f"MLP-{st[4:]}" if st.startswith("cap:") else st.removeprefix("het:"))
+    rooms = ", ".join(f"{name(st)} {d:+.2f}" for st, d in diff.items())
+    on_students = float(teacher["acc. on the student's images (%)"].iloc[0])
+    text = (f"**Why there is no room here (from the records).** The held-out teacher reaches "
+            f"{float(teacher['test acc. (%)'].iloc[0]):.2f}% on the test set and "
+            f"{on_students:.2f}% on the "
+            f"student's {r.n_train:,} labelled images, which it never saw, yet vanilla KD's gain over the student alone "
+            f"(test accuracy, mean over seeds, pts) stays small: {rooms}. ")
+    widths = {int(main) if st == "main" else int(st[4:]): d for st, d in diff.items()
+              if st == "main" and main.isdigit() or st.startswith("cap:") and st[4:].isdigit()}
+    by_width = [widths[w] for w in sorted(widths)]
+    if len(by_width) > 2 and all(x < y for x, y in zip(by_width, by_width[1:])):
+        text += "Among the MLPs the gain rises with the width. "
+    later = [b for b in sorted(rc.ATTEMPTS) if b > attempt]
+    if later:
+        nxt = rc.cf_recipe(profile, later[0])
+        text += (f"Attempt {later[0]} ({rc.ATTEMPTS[later[0]][0]}) gives the student fewer labelled images "
+                 f"({nxt.n_train:,}), where the soft labels can add more beyond the labels, and makes "
+                 f"MLP-{'-'.join(map(str, nxt.student_kwargs.get('hidden', [])))} the main student: a scratch pilot "
+                 "(three seeds, validation accuracy, not records; `recipe_cf.PILOT_FEWER_LABELS`) measured the largest "
+                 "room there.")
+    return text
 
 
 def _narrower_note(profile: str, store: ResultStore, attempt: int = 1) -> str:
