@@ -98,8 +98,7 @@ def converged_gate(who: str, histories: Sequence[Sequence[Mapping[str, Any]]]) -
     if metric is None:
         return Gate(name, False, f"no learning curve (validation or test errors) in the {who}'s record(s)")
     which = ("the validation-error curve" if metric == "val_errors" else
-             "the test-error curve (these runs train on all training images and hold out no validation split, so "
-             "they record no validation curve; the curve decides testability only and chooses nothing)")
+             "the test-error curve (no validation split in these runs; it decides testability only)")
     curves = [curve(h, metric) for h in histories]
     n = min(len(e) for e, _ in curves)
     epochs = curves[0][0][:n]
