@@ -424,3 +424,23 @@ def test_paper_report_tables_and_figures_from_records(tmp_path):
     assert R.curves_figure(store) is not None and R.bias_shift_figure(store) is not None
     assert R.temperature_figure(store) is None  # no sweep run recorded
     assert "not yet run" in R.rank_check_markdown(store)
+
+
+@pytest.mark.parametrize("selection, full, expected", [
+    ((0.97, 0.96, 0.95, 0.90), (0.98, 0.97, 0.96, 0.91), "(the same order)"),
+    ((0.97, 0.96, 0.95, 0.90), (0.98, 0.96, 0.97, 0.91), "but the same best rate"),
+    ((0.97, 0.96, 0.95, 0.90), (0.96, 0.98, 0.95, 0.91), "a different best rate"),
+])
+def test_rank_check_says_whether_the_selection_length_picks_the_full_lengths_best_rate(tmp_path, selection, full,
+                                                                                       expected):
+    from kdutils.chapters.hinton import paper_plan as PP, paper_report as R
+    from kdutils.store.store import ResultStore
+
+    store = ResultStore(tmp_path)
+    for length, accs in (("selection", selection), ("full", full)):
+        cfgs = sorted(PP.rank_check_configs(PP.PROFILE)[length], key=lambda c: c.train.lr)
+        assert len(cfgs) == len(accs)
+        for c, acc in zip(cfgs, accs):
+            store.put(c, {"status": "ok", "metrics": {"val_accuracy": acc}})
+    text = R.rank_check_markdown(store)
+    assert expected in text, text

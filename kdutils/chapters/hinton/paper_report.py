@@ -182,9 +182,17 @@ def rank_check_markdown(store: ResultStore | None = None) -> str:
     same = (both[("rank", "full")] == both[("rank", "selection")]).all()
     order = lambda col: " > ".join(f"{lr:g}" for lr in both.sort_values(("rank", col)).index)  # noqa: E731
     r = hinton.recipe(P.PROFILE)
+    best = {col: set(both.index[both[("rank", col)] == 1]) for col in ("selection", "full")}
+    if same:
+        verdict = "the same order"
+    elif best["selection"] == best["full"]:
+        verdict = (f"a different order, but the same best rate ({', '.join(f'{lr:g}' for lr in sorted(best['full']))}), "
+                   "the only one the selection uses")
+    else:
+        verdict = "a different order and a different best rate: the selection length does not pick the rate full runs would"
     return (f"**Rank-order check** (2x30 student alone, validation accuracy): after {r.select_student_epochs} "
             f"epochs the rates rank {order('selection')}; after {r.student_epochs} epochs {order('full')} "
-            f"({'the same order' if same else 'a different order'}).")
+            f"({verdict}).")
 
 
 __all__ = ["bias_shift_figure", "curves_figure", "main_frame", "main_view", "rank_check_frame",
