@@ -42,3 +42,16 @@ def test_gates_parts_and_reason_are_shown_when_the_verdict_has_them():
 def test_different_scales_stay_in_their_boxes():
     html = verdict_box.verdict_boxes([_verdict(), _verdict("Other claim.", scale="profile full on H100")]).html
     assert "Scale of every verdict" not in html and "profile full on H100" in html and "profile cpu on CPU" in html
+
+
+def test_a_failed_gates_text_is_shown_once_under_gates_and_only_named_under_why():
+    from kdutils.verdicts.gates import Gate
+
+    room = Gate("KD has room (main student)", False, "vanilla KD minus alone does not lie wholly above 1",
+                {"mean": 0.325, "low": 0.149})
+    teacher = Gate("teacher converged", True, "curve flat")
+    html = verdict_box.box_html(_verdict(label=v.NOT_TESTABLE, gates=(teacher, room), reason=room.describe()))
+    assert html.count("does not lie wholly above 1") == 1
+    assert "failed gate: KD has room (main student) (measured under gates)" in html
+    own = verdict_box.box_html(_verdict(label=v.NOT_TESTABLE, gates=(room,), reason="the teacher is too weak"))
+    assert "the teacher is too weak" in own and "failed gate:" not in own  # a reason of its own stays

@@ -54,9 +54,13 @@ def box_html(v: Any, n: int | None = None, href: str | None = None, scale: bool 
            f'<p class="kd-vb-head">{num}{html.escape(str(badge))} {html.escape(label)}</p>',
            f"<p>{html.escape(str(v.claim))}</p>"]
     reason = str(getattr(v, "reason", "") or "")
+    gates = tuple(getattr(v, "gates", ()) or ())
+    failed = [g for g in gates if getattr(g, "passed", True) is False]
+    if failed and all(_describe(g) in reason for g in failed):  # the reason is the gates' own text: name them only
+        reason = ("failed gate" + ("s" if len(failed) > 1 else "") + ": "
+                  + "; ".join(str(getattr(g, "name", g)) for g in failed) + " (measured under gates)")
     if reason:
         out.append(f'<p><span class="kd-vb-k">why</span> {_plain(reason)}</p>')
-    gates = tuple(getattr(v, "gates", ()) or ())
     if gates:
         out.append('<p><span class="kd-vb-k">gates</span></p><ul>'
                    + "".join(f"<li>{_plain(_describe(g))}</li>" for g in gates) + "</ul>")
