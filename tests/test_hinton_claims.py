@@ -444,3 +444,22 @@ def test_rank_check_says_whether_the_selection_length_picks_the_full_lengths_bes
             store.put(c, {"status": "ok", "metrics": {"val_accuracy": acc}})
     text = R.rank_check_markdown(store)
     assert expected in text, text
+
+
+def test_a_distilled_temperature_still_improving_fails_the_sweep_gate_and_the_claim_is_not_testable():
+    import types
+
+    rec = lambda hist: {"history": hist}  # noqa: E731
+    sweep = {None: {0: rec(FLAT_CURVE)}, 2.5: {0: rec(FLAT_CURVE), 1: rec(FLAT_CURVE)}, 20.0: {0: rec(FLAT_CURVE)}}
+    recs = types.SimpleNamespace(teacher=rec(FLAT_CURVE), sweep={"2x30": sweep})
+    gates = P._sweep_gates(recs, "2x30", (2.5, 20.0))
+    assert [g.name for g in gates] == ["teacher converged", "2x30 student alone converged",
+                                       "distilled 2x30 students converged"]
+    assert all(g.passed for g in gates), [g.describe() for g in gates]
+    sweep[20.0] = {0: rec(FALLING_CURVE)}
+    kd = P._sweep_gates(recs, "2x30", (2.5, 20.0))[-1]
+    assert not kd.passed and "still improving: T=20" in kd.reason
+    errors = {t: {s: 100.0 + 10 * s for s in range(5)} for t in (*C.LOW_TAUS, *C.BAND_TAUS, *C.HIGH_TAUS)}
+    assert P.judge_band(errors, P._sweep_gates(recs, "2x30", (2.5, 20.0))).label == NOT_TESTABLE
+    del sweep[None]
+    assert not P._sweep_gates(recs, "2x30", (2.5,))[1].passed  # no student alone: its gate fails, not skipped

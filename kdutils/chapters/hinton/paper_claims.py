@@ -199,6 +199,28 @@ def _sweep(recs: PaperRecords, width: str) -> tuple[dict, list]:
             [r for t, by in runs.items() if t is not None for r in by.values()])
 
 
+def _sweep_gates(recs: PaperRecords, width: str, taus: Sequence[float]) -> list[Gate]:
+    """The teacher, the width's student alone and its distilled students (each temperature's mean curve, over the
+    temperatures recorded so far) converged: a temperature still improving at the end would rank by training
+    length, not by temperature."""
+    runs = recs.sweep.get(width, {})
+    hist = lambda by: [r["history"] for r in by.values() if r.get("history")]  # noqa: E731
+    alone = hist(runs.get(None, {}))
+    gates = [_teacher_gate(recs), C.converged_gate(f"{width} student alone", alone) if alone else
+             Gate(f"{width} student alone converged", False, "the student alone is not recorded")]
+    per_t = {t: C.converged_gate(f"{width} at {_t(t)}", hist(runs[t])) for t in taus if hist(runs.get(t, {}))}
+    name = f"distilled {width} students converged"
+    if not per_t:
+        return [*gates, Gate(name, False, "no distilled student is recorded")]
+    still = [_t(t) for t, g in per_t.items() if not g.passed]
+    falls = {_t(t): g.measured.get("fall over the last quarter (errors)", float("nan")) for t, g in per_t.items()}
+    worst = max(falls, key=lambda k: falls[k])
+    text = (f"each temperature's mean test-error curve over its seeds, {len(per_t)} temperature(s) recorded; largest "
+            f"fall over the last quarter {falls[worst]:+.1f} errors at {worst}")
+    return [*gates, Gate(name, not still, text + (f"; still improving: {', '.join(still)}" if still else ""),
+                         {"temperatures": len(per_t), "still improving": len(still)})]
+
+
 def temperature_verdicts(recs: PaperRecords) -> list[Verdict]:
     out = []
     seeds = recipe(PROFILE).sweep_seeds
@@ -206,7 +228,7 @@ def temperature_verdicts(recs: PaperRecords) -> list[Verdict]:
                                          (BAND, "2x30", (*C.LOW_TAUS, *C.BAND_TAUS, *C.HIGH_TAUS), judge_band)):
         errors, runs = _sweep(recs, width)
         scale = _scale(runs + ([recs.teacher] if recs.teacher else []))
-        gates = [_teacher_gate(recs)]
+        gates = _sweep_gates(recs, width, taus)
         j = judge_fn(errors, gates)
         have = {_t(t): len(errors.get(t, {})) for t in taus}
         if any(not set(seeds) <= set(errors.get(t, {})) for t in taus):
