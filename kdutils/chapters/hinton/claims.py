@@ -18,10 +18,13 @@ A failed run (diverged, at chance) is scored as a guessing classifier (9,000 err
 """
 from __future__ import annotations
 
-from typing import Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Mapping, Sequence
 
 from kdutils.chapters.hinton.plan import GAP_THRESHOLD, NUM_CLASSES, VERDICT_TAU, arm_name, recipe, results_table
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import gates as shared_gates, stats
@@ -68,7 +71,7 @@ def teacher_gate(alone: Mapping[Hashable, float], teacher: float, n_test: int) -
     return shared_gates.teacher_better(gap, min_testable_gap(rate, n_test) * n_test)
 
 
-def judge_main(claim: Claim, alone: Mapping[Hashable, float], kd: Mapping[Hashable, float], teacher: float,
+def judge_main(claim: Claim, alone: Mapping[Any, float], kd: Mapping[Any, float], teacher: float,
                n_test: int, extra_gates: Sequence[Gate] = ()) -> Judgement:
     """`claim` (a `main_claim`) on per-seed test errors of the student alone and at T=20 and the teacher's errors;
     `extra_gates` (e.g. convergence) come first."""

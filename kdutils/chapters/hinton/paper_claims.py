@@ -178,7 +178,7 @@ def main_verdict(recs: PaperRecords) -> Verdict:
     if recs.teacher is None:
         return _waiting(MAIN, "The teacher is not recorded yet", {"alone": len(alone), "T=20": len(kd)},
                         len(seeds), None, scale)
-    teacher, n_test = errors_of(recs.teacher), int(recs.teacher["n_test"])
+    teacher, n_test = errors_of(recs.teacher), int(recs.teacher["n_test"])  # recorded: checked above
     gates = [_teacher_gate(recs), C.converged_gate("student alone", [r.get("history") or [] for r in
                                                                      alone_recs.values() if r.get("history")])]
     j = judge_main(MAIN, alone, kd, teacher, n_test, gates)

@@ -28,7 +28,7 @@ from typing import Any
 
 from kdutils.chapters.hinton.plan import (DEFAULT_ALPHA, NUM_CLASSES, VERDICT_TAU, arm_name, arm_selection,
                                           distilled_config, recipe, student_config, teacher_config,
-                                          teacher_selection)
+                                          required_teacher, teacher_selection)
 from kdutils.config import RunConfig
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import load_selection, selection_configs
@@ -54,8 +54,9 @@ def width_config(profile: str, width: str, teacher: RunConfig | None, tau: float
     """A student of `width` units per hidden layer, alone (tau None) or distilled at tau (alpha as the main arm)."""
     if width not in WIDTHS:
         raise ValueError(f"unknown width {width!r}; choose one of: {', '.join(WIDTHS)}")
-    base = student_config(profile, lr, seed) if tau is None else distilled_config(profile, teacher, tau, lr,
-                                                                                 DEFAULT_ALPHA, seed)
+    base = (student_config(profile, lr, seed) if tau is None else
+            distilled_config(profile, required_teacher(teacher, f"the {width} student at T={tau:g}"), tau, lr,
+                             DEFAULT_ALPHA, seed))
     return base.with_(model="mlp", model_kwargs={"hidden": [WIDTHS[width]] * 2})
 
 
@@ -103,10 +104,8 @@ def teacher_run(profile: str, store: ResultStore) -> RunConfig | None:
 
 # ---- records -> claims (nothing is trained) -------------------------------------------------------------------
 
-def errors_of(record: dict[str, Any] | None) -> float | None:
-    """A run's test errors; a failed run (diverged, at chance) is scored as a guessing classifier."""
-    if record is None:
-        return None
+def errors_of(record: dict[str, Any]) -> float:
+    """A recorded run's test errors; a failed run (diverged, at chance) is scored as a guessing classifier."""
     if record["status"] in FAILED_STATUSES:
         return chance_error_rate(NUM_CLASSES) * record["n_test"]
     return float(record["metrics"]["errors"])
@@ -143,12 +142,14 @@ def paper_records(store: ResultStore | None = None, profile: str = PROFILE) -> P
         if lr is None:
             continue
         lrs[arm_name(tau)] = lr
-        main[arm_name(tau)] = _by_seed([student_config(profile, lr, s) if tau is None else
-                                        distilled_config(profile, teacher, tau, lr, DEFAULT_ALPHA, s)
-                                        for s in r.seeds], store)
-        if tau is not None:
-            for name in TRANSFER_SETS:
-                transfer[name] = _by_seed([transfer_config(profile, teacher, name, lr, s) for s in r.seeds], store)
+        if tau is None:
+            main[arm_name(tau)] = _by_seed([student_config(profile, lr, s) for s in r.seeds], store)
+            continue
+        t = required_teacher(teacher, f"the 2x800 student at T={tau:g}")
+        main[arm_name(tau)] = _by_seed([distilled_config(profile, t, tau, lr, DEFAULT_ALPHA, s) for s in r.seeds],
+                                       store)
+        for name in TRANSFER_SETS:
+            transfer[name] = _by_seed([transfer_config(profile, t, name, lr, s) for s in r.seeds], store)
     for width in WIDTHS:
         for tau in (None, *SWEEP_TAUS):
             if tau is not None and teacher is None:

@@ -151,7 +151,7 @@ def bias_shift_figure(store: ResultStore | None = None):
         ax.axvline(paper_shift, color="k", ls=":", lw=0.8, label="paper's shift")
         what = "raise class 3" if name == "no3" else "lower 7 and 8"
         ax.set(xlabel=f"bias shift ({what})", ylabel="test errors", yscale="log",
-               title=f"{name}: {len(bias)} seed(s)", xlim=(0, min(shifts.max(), 3 * max(chosen, paper_shift))))
+               title=f"{name}: {len(bias)} seed(s)", xlim=(0, min(float(shifts.max()), 3 * max(float(chosen), float(paper_shift)))))
     present.shared_legend(fig, axes=[axes[0]], ncol=4)
     return fig
 

@@ -177,12 +177,20 @@ def teacher_selection(profile: str) -> list[RunConfig]:
                              r.select_teacher_epochs, r.val_size)
 
 
-def arm_selection(profile: str, teacher: RunConfig, tau: float | None, alpha: float = DEFAULT_ALPHA
+def required_teacher(teacher: RunConfig | None, what: str) -> RunConfig:
+    """`teacher`, or a clear error naming what needed it (a distilled run cannot be configured without one)."""
+    if teacher is None:
+        raise ValueError(f"{what} needs the teacher's config, but none is given (is the teacher recorded?)")
+    return teacher
+
+
+def arm_selection(profile: str, teacher: RunConfig | None, tau: float | None, alpha: float = DEFAULT_ALPHA
                   ) -> list[RunConfig]:
-    """The lr grid of one student arm (tau None: the student alone)."""
+    """The lr grid of one student arm (tau None: the student alone, which needs no teacher)."""
     r = recipe(profile)
-    base = (student_config(profile, r.student_lrs[0]) if tau is None
-            else distilled_config(profile, teacher, tau, r.student_lrs[0], alpha))
+    base = (student_config(profile, r.student_lrs[0]) if tau is None else
+            distilled_config(profile, required_teacher(teacher, f"the distilled arm at tau={tau}"), tau,
+                             r.student_lrs[0], alpha))
     return selection_configs(base, arm_name(tau, alpha), r.student_lrs, r.select_student_epochs, r.val_size)
 
 
@@ -261,7 +269,7 @@ def point_configs(profile: str, tau: float = 20.0, alpha: float = DEFAULT_ALPHA,
     """The final configs one point of `notebooks/hinton_kd.ipynb` needs (teacher, alone, distilled at tau),
     so the sweep can train all points' students together. Runs the selections it depends on if missing."""
     p = plan(resolve_profile(profile), train=True, taus=(float(tau),), alphas=(float(alpha),), seeds=(int(seed),))
-    return [p.teacher] + [c for cfgs in p.finals.values() for c in cfgs]
+    return [required_teacher(p.teacher, "a sweep point")] + [c for cfgs in p.finals.values() for c in cfgs]
 
 
 def run_all(profile: str = "cpu", taus=None, alphas=(DEFAULT_ALPHA,), seeds=None, tau=None, alpha=None,
@@ -278,10 +286,15 @@ def run_all(profile: str = "cpu", taus=None, alphas=(DEFAULT_ALPHA,), seeds=None
     first = tuple(t for t in taus if float(t) == VERDICT_TAU)
     if first and len(taus) > 1 and DEFAULT_ALPHA in [float(a) for a in alphas]:
         p = plan(profile, store, train=True, taus=first, alphas=(DEFAULT_ALPHA,), seeds=seeds, progress=progress)
-        run_grouped([p.teacher] + [c for cfgs in p.finals.values() for c in cfgs], store, progress=progress)
+        run_grouped([required_teacher(p.teacher, "the verdict's arms")] + [c for cfgs in p.finals.values()
+                                                                            for c in cfgs], store, progress=progress)
     p = plan(profile, store, train=True, taus=taus, alphas=alphas, seeds=seeds, progress=progress)
-    cfgs = [p.teacher] + [c for cfgs in p.finals.values() for c in cfgs]
-    return run_grouped(cfgs, store, progress=progress)
+    cfgs = [required_teacher(p.teacher, "the sweep")] + [c for cfgs in p.finals.values() for c in cfgs]
+    records = run_grouped(cfgs, store, progress=progress)
+    missing = [c.role for c, rec in zip(cfgs, records) if rec is None]
+    if missing:  # run_grouped records every run it trains, a failed one included: this is a lost record
+        raise RuntimeError(f"runs trained but not recorded: {', '.join(missing)}")
+    return [rec for rec in records if rec is not None]
 
 
 # ---- tables ----------------------------------------------------------------------------------------------------

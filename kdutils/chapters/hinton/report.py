@@ -23,7 +23,7 @@ def _epochs(n: int) -> str:
     return f"{n} epoch" + ("" if n == 1 else "s")
 
 
-def _fmt(x: float, digits: int = 0) -> str:
+def _fmt(x: float | None, digits: int = 0) -> str:
     return present.MISSING if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.{digits}f}"
 
 
