@@ -463,3 +463,14 @@ def test_a_distilled_temperature_still_improving_fails_the_sweep_gate_and_the_cl
     assert P.judge_band(errors, P._sweep_gates(recs, "2x30", (2.5, 20.0))).label == NOT_TESTABLE
     del sweep[None]
     assert not P._sweep_gates(recs, "2x30", (2.5,))[1].passed  # no student alone: its gate fails, not skipped
+
+
+def test_a_distilled_config_without_a_teacher_is_a_clear_error_not_a_none_in_the_key():
+    from kdutils.chapters.hinton import paper_plan as PP
+    from kdutils.chapters.hinton import plan as H
+
+    with pytest.raises(ValueError, match="the distilled arm at tau=20.0 needs the teacher's config"):
+        H.arm_selection("paper", None, 20.0)
+    with pytest.raises(ValueError, match="the 2x30 student at T=4 needs the teacher's config"):
+        PP.width_config("paper", "2x30", None, 4.0, 0.03)
+    assert len(H.arm_selection("paper", None, None)) == len(H.recipe("paper").student_lrs)  # alone needs none
