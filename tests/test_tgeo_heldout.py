@@ -262,3 +262,22 @@ def test_a_failed_heldout_gate_is_explained_from_its_records_and_names_the_next_
     assert "MLP-32 (main) +0.20" in text and "Attempt 3 (held-out teacher, 2,500 labels)" in text
     assert "MLP-128 the main student" in text
     assert page_cf.room_diagnosis_markdown(PROFILE, store, attempt=3) == ""  # nothing recorded, nothing to explain
+
+
+def test_the_learned_alpha_table_reads_every_fw_arms_records(tmp_path):
+    from kdutils.chapters.tgeo import report_cf
+
+    store, fc = _attempt_store(tmp_path, 2)
+    for arm, (mean, share) in {"tgeo_const": (0.9998, 1.0), "tgeo_frozen": (0.5, 0.0),
+                               "tgeo_both": (0.9, 0.4)}.items():
+        for s, c in fc["main"][arm].items():
+            store.put(c, _ok({"accuracy": 0.84 + 0.001 * s},
+                             tgeo={"alpha_mean": mean, "alpha_share_above_0.99": share if s else 0.9}))
+    t = report_cf.alpha_by_arm(PROFILE, store, 2).set_index("arm")
+    assert list(t.index) == ["tgeo_both", "tgeo_const", "tgeo_frozen"]  # the others are not recorded
+    assert t.loc["tgeo_const", "mean α"] == pytest.approx(0.9998) and t.loc["tgeo_const", "seeds mostly saturated"] == 10
+    assert t.loc["tgeo_both", "seeds mostly saturated"] == 1  # only seed 0 has more than half above 0.99
+    assert t.loc["tgeo_both", "share α > 0.99"] == pytest.approx((9 * 0.4 + 0.9) / 10)
+    assert t.loc["tgeo_frozen", "f_w rate"] is None or t.loc["tgeo_frozen", "f_w rate"] != t.loc["tgeo_frozen", "f_w rate"]
+    html = page_cf.alpha_by_arm_view(PROFILE, store, 2)._repr_html_()
+    assert "constant-input f_w (one learned alpha)" in html and "99.0%" in html and "—" in html

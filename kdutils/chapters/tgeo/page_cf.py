@@ -285,6 +285,25 @@ def arms_view(profile: str, store: ResultStore | None = None, attempt: int | Non
                 "the same hypergradient) and f_w frozen at its initialisation.")
 
 
+def alpha_by_arm_view(profile: str, store: ResultStore | None = None, attempt: int | None = None):
+    """The learned α of every f_w arm at the end of training (`report_cf.alpha_by_arm`), or a "not yet" line."""
+    a = shown(profile, store, attempt)
+    t = report_cf.alpha_by_arm(profile, store, a)
+    if t.empty:
+        return present.markdown(f"No f_w arm's final of profile `{profile}` is recorded (**not yet run**).")
+    t = t.assign(arm=[_label(x) for x in t.arm],
+                 **{"f_w rate": [("—" if r is None or r != r else f"{r:g}") for r in t["f_w rate"]],  # frozen: none
+                    "mean α": t["mean α"].map(lambda v: f"{v:.3f}"),
+                    "share α > 0.99": t["share α > 0.99"].map(lambda v: present.fmt_pct(v, 1)),
+                    "test acc. (%)": t["test acc. (%)"].map(lambda v: f"{v:.2f}")})
+    return present.results_table(
+        t, {c: c for c in t.columns}, status=None, device=None, wrap=["arm"],
+        caption="The learned α_i of every arm whose α comes from f_w, at the end of training, on the main student's "
+                "training samples (mean over seeds; 'seeds mostly saturated': seeds where more than half of the α_i "
+                "are above 0.99), with the arm's test accuracy. f_w's rate is each arm's own, chosen on validation; "
+                "the frozen f_w is not trained.")
+
+
 def alpha_caption(profile: str, store: ResultStore | None = None, arm: str = "tgeo_both",
                   attempt: int | None = None) -> str:
     """The alpha-over-training figure's caption, its numbers (final-epoch share above 0.99) from the records."""

@@ -91,6 +91,32 @@ def arms_table(profile: str, store: ResultStore | None = None, attempt: int = 1)
     return pd.DataFrame(rows)
 
 
+#: Every arm whose α comes from f_w (trained, constant-input or frozen), in the order the page lists them.
+ALPHA_ARMS = ("tgeo_intra", "tgeo_inter", "tgeo_both", "tgeo_both_sgdstep", "tgeo_const", "tgeo_frozen")
+
+
+def alpha_by_arm(profile: str, store: ResultStore | None = None, attempt: int = 1) -> pd.DataFrame:
+    """Per f_w arm of the main student, from its finals' records: f_w's rate, the final mean α_i and share of α_i
+    above 0.99 over the training samples (mean over seeds, and in how many seeds that share is above one half),
+    and the test accuracy. Shows whether α saturates in every arm or only where f_w is trained, and how the
+    lookahead's step changes it."""
+    store = store or ResultStore()
+    fc = _finals(profile, store, attempt)
+    rows = []
+    for arm in ALPHA_ARMS if fc else ():
+        recs = [r for c in fc["main"].get(arm, {}).values() if (r := store.get(c)) is not None
+                and r.get("status") == "ok" and "tgeo" in r]
+        if not recs:
+            continue
+        share = np.array([r["tgeo"]["alpha_share_above_0.99"] for r in recs], dtype=float)
+        spec = recs[0]["config"]["model_kwargs"].get("arm_spec") or {}
+        rows.append({"arm": arm, "f_w rate": spec.get("fusion_lr"), "seeds": len(recs),
+                     "mean α": float(np.mean([r["tgeo"]["alpha_mean"] for r in recs])),
+                     "share α > 0.99": float(share.mean()), "seeds mostly saturated": int((share > 0.5).sum()),
+                     "test acc. (%)": 100 * float(np.mean([r["metrics"]["accuracy"] for r in recs]))})
+    return pd.DataFrame(rows)
+
+
 def alpha_epochs(profile: str, store: ResultStore | None = None, arms=TGEO_SHOWN, attempt: int = 1) -> pd.DataFrame:
     """Long table: arm, seed, epoch, group ("all" or g1..g5, g'1..g'5), mean alpha, share above 0.99."""
     store = store or ResultStore()
