@@ -197,3 +197,15 @@ def test_rates_in_percent_like_the_chapters():
     df = pd.DataFrame({"role": ["teacher"], "accuracy": [0.99031], "nll": [0.0364], "agreement": [float("nan")]})
     f = present.results_table(df, status=None, device=None, formats=present.RATE_FORMATS).frame
     assert f.iloc[0].tolist() == ["teacher", "99.03%", "0.0364", present.MISSING]
+
+
+def test_empty_markdown_renders_as_an_empty_paragraph_not_as_its_python_repr():
+    from IPython.core.formatters import DisplayFormatter
+
+    from kdutils.report import present
+
+    data, _ = DisplayFormatter().format(present.markdown(""))
+    # an empty text/markdown makes myst-nb fall back to text/plain, "<IPython.core.display.Markdown object>"
+    assert data["text/markdown"] and not data["text/markdown"].strip()
+    full, _ = DisplayFormatter().format(present.markdown("**Gate** passes."))
+    assert full["text/markdown"] == "**Gate** passes."

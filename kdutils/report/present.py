@@ -382,10 +382,12 @@ class Figures:
 
 
 def markdown(text: str):
-    """Markdown output (prose with numbers computed from the records), for a `remove-input` cell."""
+    """Markdown output (prose with numbers computed from the records), for a `remove-input` cell. Empty text gives
+    an empty paragraph: an empty Markdown object would show its Python repr on the page instead."""
     from IPython.display import Markdown
 
-    return Markdown(readable_text(text))
+    text = readable_text(text)
+    return Markdown(text if text.strip() else " ")
 
 
 def curves_figure(df: pd.DataFrame, x: str = "epoch", ys: Sequence[str] = ("loss",), hue: str | None = None, *,
