@@ -149,6 +149,8 @@ def test_one_unit_for_accuracy_differences():
 def test_mean_std_keeps_its_decimals_so_a_column_reads_evenly():
     assert present.fmt_mean_std(0.98, 0.001) == "0.9800 ± 0.0010"
     assert present.fmt_mean_std(6e-9, 1e-9) == "6×10⁻⁹ ± 1×10⁻⁹"
+    assert present.fmt_mean_std(84.45, 0.0871, 2) == "84.45 ± 0.09"  # the mean's decimals, not 8.71×10⁻²
+    assert present.fmt_mean_std(1.0, 0.004, 2) == "1.00 ± 4×10⁻³"  # 0.00 would hide the spread
 
 
 def test_a_column_keeps_equal_decimals_without_the_zeros_they_all_share():

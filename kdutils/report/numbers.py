@@ -140,7 +140,10 @@ def fmt_mean_std(mean: float | None, std: float | None = None, digits: int = 4, 
         return MISSING
     out = _fixed(mean, digits)
     if std is not None and not _is_missing(std):
-        out += f" ± {_fixed(std, digits)}"
+        # at the mean's decimals when the mean is printed fixed and the std does not round to 0 there
+        # ("84.45 ± 0.09", not "84.45 ± 8.71×10⁻²"); otherwise as small as it is ("1.00 ± 4×10⁻³")
+        same = out == f"{float(mean):.{digits}f}" and round(abs(float(std)), digits) > 0
+        out += f" ± {float(std):.{digits}f}" if same else f" ± {_fixed(std, digits)}"
     if n is not None:
         out += f" (n={int(n)})"
     return out
