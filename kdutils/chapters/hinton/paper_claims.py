@@ -215,7 +215,7 @@ def _sweep_gates(recs: PaperRecords, width: str, taus: Sequence[float]) -> list[
     still = [_t(t) for t, g in per_t.items() if not g.passed]
     falls = {_t(t): g.measured.get("fall over the last quarter (errors)", float("nan")) for t, g in per_t.items()}
     worst = max(falls, key=lambda k: falls[k])
-    text = (f"each temperature's mean test-error curve over its seeds, {len(per_t)} temperature(s) recorded; largest "
+    text = (f"each temperature's mean test-error curve over its seeds ({', '.join(_t(t) for t in per_t)}); largest "
             f"fall over the last quarter {falls[worst]:+.1f} errors at {worst}")
     return [*gates, Gate(name, not still, text + (f"; still improving: {', '.join(still)}" if still else ""),
                          {"temperatures": len(per_t), "still improving": len(still)})]
