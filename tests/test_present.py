@@ -201,13 +201,23 @@ def test_rates_in_percent_like_the_chapters():
     assert f.iloc[0].tolist() == ["teacher", "99.03%", "0.0364", present.MISSING]
 
 
-def test_empty_markdown_renders_as_an_empty_paragraph_not_as_its_python_repr():
-    from IPython.core.formatters import DisplayFormatter
+def test_empty_markdown_publishes_nothing_not_its_python_repr():
+    """myst-nb falls back to text/plain ("<IPython.core.display.Markdown object>") for an empty or blank markdown
+    output, so empty text must publish no output at all."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
 
     from kdutils.report import present
 
-    data, _ = DisplayFormatter().format(present.markdown(""))
-    # an empty text/markdown makes myst-nb fall back to text/plain, "<IPython.core.display.Markdown object>"
-    assert data["text/markdown"] and not data["text/markdown"].strip()
-    full, _ = DisplayFormatter().format(present.markdown("**Gate** passes."))
-    assert full["text/markdown"] == "**Gate** passes."
+    shell = InteractiveShell.instance()
+    published = []
+    pub = shell.display_pub.publish
+    shell.display_pub.publish = lambda data, *a, **k: published.append(data)
+    try:
+        display(present.markdown(""))
+        display(present.markdown("  "))
+        assert published == []
+        display(present.markdown("**Gate** passes."))
+    finally:
+        shell.display_pub.publish = pub
+    assert [d.get("text/markdown") for d in published] == ["**Gate** passes."]

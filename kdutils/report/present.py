@@ -381,13 +381,24 @@ class Figures:
         return cap
 
 
+class _NoOutput:
+    """What `markdown` returns for empty text: displaying it publishes nothing. An empty (or blank) Markdown object
+    would make the book fall back to its Python repr, "<IPython.core.display.Markdown object>"."""
+
+    def _ipython_display_(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return ""
+
+
 def markdown(text: str):
-    """Markdown output (prose with numbers computed from the records), for a `remove-input` cell. Empty text gives
-    an empty paragraph: an empty Markdown object would show its Python repr on the page instead."""
+    """Markdown output (prose with numbers computed from the records), for a `remove-input` cell; nothing at all
+    for empty text (`_NoOutput`)."""
     from IPython.display import Markdown
 
     text = readable_text(text)
-    return Markdown(text if text.strip() else " ")
+    return Markdown(text) if text.strip() else _NoOutput()
 
 
 def curves_figure(df: pd.DataFrame, x: str = "epoch", ys: Sequence[str] = ("loss",), hue: str | None = None, *,
