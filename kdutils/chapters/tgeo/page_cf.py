@@ -9,6 +9,7 @@ its main result (`claims_cf.shown_attempt`), or while none is decided the one un
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import numpy as np
 
@@ -209,8 +210,7 @@ def _heldout_diagnosis(profile: str, store: ResultStore, attempt: int) -> str:
             f"{on_students:.2f}% on the "
             f"student's {r.n_train:,} labelled images, which it never saw, yet vanilla KD's gain over the student alone "
             f"(test accuracy, mean over seeds, pts) stays small: {rooms}. ")
-    widths = {int(main) if st == "main" else int(st[4:]): d for st, d in diff.items()
-              if st == "main" and main.isdigit() or st.startswith("cap:") and st[4:].isdigit()}
+    widths = _room_by_width(diff, r)
     by_width = [widths[w] for w in sorted(widths)]
     if len(by_width) > 2 and all(x < y for x, y in zip(by_width, by_width[1:])):
         text += "Among the MLPs the gain rises with the width. "
@@ -225,6 +225,16 @@ def _heldout_diagnosis(profile: str, store: ResultStore, attempt: int) -> str:
     return text
 
 
+def _room_by_width(diff: Mapping[str, float], r: rc.CrossFitRecipe) -> dict[int, float]:
+    """MLP width -> KD room, from the room table's "vanilla minus alone" by student: the capacity widths ("cap:<w>")
+    and the main student where it is a one-layer MLP."""
+    hidden = r.student_kwargs.get("hidden") or []
+    out = {int(st[4:]): float(d) for st, d in diff.items() if st.startswith("cap:") and st[4:].isdigit()}
+    if len(hidden) == 1 and "main" in diff:
+        out[int(hidden[0])] = float(diff["main"])
+    return out
+
+
 def _narrower_note(profile: str, store: ResultStore, attempt: int = 1) -> str:
     """" A narrower student does not help ..." when every narrower MLP width's gate difference is below the main
     width's (the room table's rows), else nothing."""
@@ -233,11 +243,10 @@ def _narrower_note(profile: str, store: ResultStore, attempt: int = 1) -> str:
         return ""
     diff = room.set_index("student")["vanilla minus alone (pts)"]
     main_width = rc.cf_recipe(profile, attempt).student_kwargs.get("hidden", [0])[-1]
-    narrower = {st: d for st, d in diff.items()
-                if st.startswith("cap:") and st[4:].isdigit() and int(st[4:]) < main_width}
+    narrower = {w: d for w, d in _room_by_width(diff, rc.cf_recipe(profile, attempt)).items() if w < main_width}
     if not narrower or any(d >= diff["main"] for d in narrower.values()):
         return ""
-    shown = ", ".join(f"width {st[4:]} {d:+.2f} pts" for st, d in sorted(narrower.items(), key=lambda kv: int(kv[0][4:])))
+    shown = ", ".join(f"width {w} {d:+.2f} pts" for w, d in sorted(narrower.items()))
     return (f" A narrower student does not help: its room is smaller still ({shown}, against {diff['main']:+.2f} pts "
             f"at width {main_width}).")
 
