@@ -9,7 +9,7 @@ from kdutils.verdicts.verdict import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE,
 PAIRS, SEEDS = (0, 1, 2, 3), (0, 1)
 JITTER = {(i, j): 0.05 * ((i + 2 * j) % 3 - 1) for i in PAIRS for j in SEEDS}
 NOISY = (2.0, -2.0, 1.5, -1.5)  # per teacher pair: no consistent sign
-OK = [Gate("teachers beat alone", True, ""), Gate("LS smooths", True, ""), cv3.gate_one_rate({"a": [0.1], "b": [0.1]}),
+OK = [Gate("teachers converged", True, ""), Gate("teachers beat alone", True, ""), Gate("LS smooths", True, ""), cv3.gate_one_rate({"a": [0.1], "b": [0.1]}),
       cv3.gate_teacher_count({0.0: 4, 0.1: 4})]
 
 
@@ -96,3 +96,30 @@ def test_teacher_gate_and_smoothing_gate():
     assert not cv3.gate_teachers({(0.0, 0): 85.3, (0.1, 0): 90.0}, alone, 0.7).passed
     assert cv3.gate_smooths({0: 0.2, 1: 0.25}, {0: 0.6, 1: 0.55}).passed
     assert not cv3.gate_smooths({0: 0.2, 1: 0.7}, {0: 0.6, 1: 0.55}).passed
+
+
+def _history(accs):
+    return [{"epoch": i + 1, "train_acc": a} for i, a in enumerate(accs)]
+
+
+def test_convergence_gate_uses_the_books_standard():
+    flat = _history([0.80, 0.90, 0.95, 0.960, 0.961, 0.961, 0.962, 0.962])
+    rising = _history([0.67, 0.82, 0.85, 0.888, 0.899, 0.903, 0.908, 0.911])  # +0.6 pts per epoch at the end
+    low = _history([0.5, 0.7, 0.8, 0.85, 0.851, 0.851, 0.852, 0.852])  # flat but below 90%
+    assert cv3.gate_converged({(0.0, 1): flat, (0.1, 1): flat}).passed
+    for bad in (rising, low, []):
+        g = cv3.gate_converged({(0.0, 1): flat, (0.1, 1): bad})
+        assert not g.passed and "1 of 2" in g.reason and "LS 0.1 teacher 1" in g.reason
+    assert not cv3.gate_converged({}).passed
+    # a claim whose teachers did not converge is not testable, however clear its effect
+    gates = [g for g in OK if g.name != "teachers converged"] + [cv3.gate_converged({(0.0, 1): rising})]
+    j = cv3.judged(cv3.SAME_TAU, cv3.same_tau_findings(_same((1.0,) * 4, (-2.0,) * 4)), gates)
+    assert j.label == NOT_TESTABLE and "teachers converged" in j.reason
+
+
+def test_a_declared_gate_that_was_not_measured_fails():
+    gates = [g for g in OK if g.name != "one learning rate"]
+    for claim in (cv3.SAME_TAU, cv3.matched_claim(), cv3.practitioner_claim(["x"])):
+        assert "one learning rate" in claim.gates
+    j = cv3.judged(cv3.SAME_TAU, cv3.same_tau_findings(_same((1.0,) * 4, (-2.0,) * 4)), gates)
+    assert j.label == NOT_TESTABLE and "not measured" in j.reason

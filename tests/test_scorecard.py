@@ -102,7 +102,7 @@ def test_every_planned_chapter_is_listed_with_its_claims():
     for key in ("tgeo",):
         rows = card[card.chapter == key]
         assert len(rows) >= 3 and set(rows["label"]) == {"not yet run"}
-    assert len(card[card.chapter == "ls_kd"]) == 5  # one verdict per claim (recorded or not yet run)
+    assert len(card[card.chapter == "ls_kd"]) == 7  # recipe v3: six claims of the paper and one unscored extra
     assert len(card[card.chapter == "does_kd_work"]) == 8  # one verdict per claim (recorded or not yet run)
 
 

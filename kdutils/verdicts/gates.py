@@ -20,6 +20,10 @@ import numpy as np
 from kdutils.verdicts.stats import Interval
 
 DIRECTIONS = ("greater", "less")
+#: The book's teacher-convergence standard (`converged`): final training accuracy at least 90% and a rise of at
+#: most 0.2 points per epoch over the last 5 epochs. Chapters that do not say otherwise use these.
+MIN_TRAIN_ACCURACY = 0.90
+MAX_TRAIN_SLOPE = 0.002
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,8 @@ def last_epochs_slope(history: Sequence[Mapping[str, Any]], metric: str = "train
     return float(stats.linregress(x, y).slope) if np.ptp(x) > 0 else math.nan
 
 
-def converged(history: Sequence[Mapping[str, Any]] | None, min_train_accuracy: float, max_slope: float,
+def converged(history: Sequence[Mapping[str, Any]] | None, min_train_accuracy: float = MIN_TRAIN_ACCURACY,
+              max_slope: float = MAX_TRAIN_SLOPE,
               metric: str = "train_acc", last: int = 5, name: str = "teacher converged") -> Gate:
     """The teacher finished learning: its final training accuracy (the history's last `metric`) is at least
     `min_train_accuracy`, and the slope of `metric` over the last `last` epochs is at most `max_slope` per

@@ -19,7 +19,7 @@ import numpy as np
 from kdutils.chapters.ls_kd.claims import (CAUSAL_V3 as CAUSAL, DIFFUSION_V3 as DIFFUSION, DROP_V3 as DROP,
                                            HIGH_TAUS, INHERIT_V3 as INHERIT, MARGIN, MATCHED_V3 as MATCHED, MIN_DID,
                                            MIN_ETA, MIN_RHO, MIN_SAME_TAU, MIN_TEACHERS, PAPER_SAME_TAU,
-                                           SAME_TAU_V3 as SAME_TAU, TAUS_V3 as TAUS)
+                                           SAME_TAU_V3 as SAME_TAU, TAUS_V3 as TAUS, V3_GATES)
 from kdutils.verdicts import gates as shared_gates, stats
 from kdutils.verdicts.gates import Gate, premise
 from kdutils.verdicts.nested import nested_interval, nested_paired_difference
@@ -55,6 +55,24 @@ def gate_smooths(entropy_plain: Mapping[int, float], entropy_ls: Mapping[int, fl
     diff = [entropy_ls[i] - entropy_plain[i] for i in pairs]
     return Gate("LS smooths", ok, f"LS minus plain entropy at tau = 1 in {len(pairs)} pairs",
                 {"smallest (nats)": min(diff) if diff else float("nan")})
+
+
+def gate_converged(histories: Mapping[tuple[float, int], list]) -> Gate:
+    """Every teacher ((ls, pair): its recorded history) passes the book's convergence standard
+    (`kdutils.verdicts.gates.converged` at its default thresholds); the measurement names the worst of them."""
+    if not histories:
+        return Gate("teachers converged", False, "no teacher recorded")
+    each = {k: shared_gates.converged(h, name=f"LS {k[0]:g} teacher {k[1]}") for k, h in sorted(histories.items())}
+    bad = [g for g in each.values() if not g.passed]
+    finals = [g.measured.get("final train_acc", float("nan")) for g in each.values()]
+    slopes = [v for g in each.values() for k, v in g.measured.items() if k.startswith("slope")]
+    measured = {"teachers": len(each), "not converged": len(bad), "lowest final training accuracy": min(finals),
+                "steepest last-epochs slope": max(slopes) if slopes else float("nan"),
+                "min accuracy": shared_gates.MIN_TRAIN_ACCURACY, "max slope": shared_gates.MAX_TRAIN_SLOPE}
+    if bad:
+        return Gate("teachers converged", False, f"{len(bad)} of {len(each)} teachers have not finished learning "
+                                                 f"(first: {bad[0].name}, {bad[0].reason})", measured)
+    return Gate("teachers converged", True, f"all {len(each)} teachers meet the book's convergence standard", measured)
 
 
 def gate_one_rate(lrs: Mapping[str, list[float]]) -> Gate:
@@ -152,24 +170,25 @@ def practitioner_claim(arms: list[str]) -> Claim:
     keys = tuple(arms)
     return Claim("Practitioner rule: use a label-smoothed teacher with tau = 1.",
                  parts=tuple(Claim("", "not_below", MARGIN, "pts", key=k) for k in keys), core=keys,
-                 gates=("teachers beat alone", "LS smooths", "one rate"))
+                 gates=V3_GATES)
 
 
 def matched_claim() -> Claim:
     keys = tuple(f"tau {_t(t)} vs tau*" for t in MATCHED)
     return Claim("The smoothness of the targets (their average entropy) does not explain the results.",
                  parts=tuple(Claim("", key=k) for k in keys), core=keys,
-                 gates=("teachers beat alone", "LS smooths", "one rate"))
+                 gates=V3_GATES)
 
 
 def judged(claim: Claim, findings, gates: list[Gate]):
-    """`judge` with the gates the claim declares (by name), in its declared order."""
+    """`judge` with the gates the claim declares (by name), in its declared order; a declared gate that was not
+    measured fails (a claim never passes a gate nobody checked)."""
     by_name = {g.name: g for g in gates}
-    return judge(claim, findings, [by_name[n] for n in claim.gates if n in by_name])
+    return judge(claim, findings, [by_name.get(n) or Gate(n, False, "not measured") for n in claim.gates])
 
 
 __all__ = ["CAUSAL", "DIFFUSION", "DROP", "HIGH_TAUS", "INHERIT", "MARGIN", "MATCHED", "MIN_DID", "MIN_ETA",
            "MIN_RHO", "MIN_SAME_TAU", "PAPER_SAME_TAU", "SAME_TAU", "TAUS", "causal_finding", "diffusion_findings",
-           "drop_findings", "gate_one_rate", "gate_teacher_count", "gate_smooths", "gate_teachers", "gate_teachers_enlarge", "inherit_finding",
+           "drop_findings", "gate_converged", "gate_one_rate", "gate_teacher_count", "gate_smooths", "gate_teachers", "gate_teachers_enlarge", "inherit_finding",
            "judged", "matched_claim", "matched_findings", "practitioner_claim", "practitioner_findings",
            "same_tau_findings"]

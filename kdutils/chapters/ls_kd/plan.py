@@ -224,9 +224,33 @@ def run_all(profile: str = "cpu", taus=TAUS, seeds=None, tau=None, seed=None, st
     records = run_grouped(cfgs, store, progress=progress)
     if analyse_runs:
         analyse(p, store)
-    if tau is None and seed is None:  # the whole chapter: claim 1 at each common rate too
+    if tau is None and seed is None:  # the whole chapter: claim 1 at each common rate too, then recipe v3
         run_grouped([c for cfgs_lr in sensitivity_configs(p).values() for c in cfgs_lr], store, progress=progress)
+        _run_v3(profile, store, progress)
     return records
+
+
+def _run_v3(profile: str, store: ResultStore, progress: bool) -> None:
+    """Recipe v3 at ``profile`` (where it is defined), in one process; in load-only mode it only checks that v3's
+    runs are recorded (its analyses need checkpoints, which the book build does not have)."""
+    from kdutils.chapters.ls_kd.recipe_v3 import RECIPES_V3
+    from kdutils.training.runner import MissingRunError, load_only
+
+    if profile not in RECIPES_V3:
+        return
+    if load_only():
+        from kdutils.chapters.ls_kd.plan_v3 import build
+
+        p = build(profile, store)
+        missing = [u.cfg for u in p.units if store.get(u.cfg) is None]
+        if p.missing or missing:
+            raise MissingRunError(f"recipe v3 at profile {profile!r} is not fully recorded ({len(missing)} runs "
+                                  f"missing{'; ' + ', '.join(p.missing) if p.missing else ''}); run "
+                                  f"python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 1/2 and 2/2")
+        return
+    from kdutils.chapters.ls_kd.plan_v3 import run_shard
+
+    run_shard(profile, 0, 1, store, progress=progress)
 
 
 def run_point(profile: str, ls: float = 0.1, tau: float = 1.0, seed: int = 0, store: ResultStore | None = None,

@@ -264,7 +264,10 @@ def _gates(p: PlanV3, df: pd.DataFrame, store: ResultStore) -> list:
     for u in students.unit:
         rates[u.arm].append(u.cfg.train.lr)
     counts = {ls: sum(1 for (l2, _) in teachers if l2 == ls) for ls in recipe_v3(p.profile).ls_values}
-    return [cv3.gate_teachers(teachers, alone, gap), cv3.gate_smooths(ent.get(0.0, {}), ent.get(0.1, {})),
+    histories = {(u.ls, u.pair): (store.get(u.cfg) or {}).get("history") or [] for u in p.finals("teacher")
+                 if store.get(u.cfg) is not None}
+    return [cv3.gate_converged(histories), cv3.gate_teachers(teachers, alone, gap),
+            cv3.gate_smooths(ent.get(0.0, {}), ent.get(0.1, {})),
             cv3.gate_one_rate(rates), cv3.gate_teacher_count(counts)]
 
 
