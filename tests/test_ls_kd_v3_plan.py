@@ -11,12 +11,18 @@ from kdutils.chapters.ls_kd.separation import class_spreads, mean_separation, pa
 from kdutils.store.store import ResultStore
 
 
-def test_seed0_teachers_and_teacher_selections_are_v2_runs():
-    """v3 reuses v2's recorded teacher selections and seed-0 teachers: same configs, same record keys."""
+def test_attempt_1_teachers_were_v2_runs_and_attempt_2_ends_at_its_final_rate():
+    """Attempt 1 at `cpu` reused v2's teacher recipe (same record keys); attempt 2 trains longer, with the rate's
+    last drop at least 5 epochs before the end, so the convergence gate reads epochs at one rate."""
+    first = rv3.EARLIER_V3["cpu"][0]
     for ls in (0.0, 0.1):
-        assert rv3.teacher_config("cpu", ls, 0.1, 0).key() == recipes.teacher_config("cpu", ls, 0.1).key()
-        assert [c.key() for c in rv3.teacher_selection("cpu", ls)] == [c.key() for c in recipes.teacher_selection("cpu", ls)]
-    assert 0 not in rv3.recipe_v3("cpu").teacher_seeds  # v2's seed-0 teachers (no checkpoint left) are not reused
+        assert rv3.teacher_config("cpu", ls, 0.1, 0, first).key() == recipes.teacher_config("cpu", ls, 0.1).key()
+    assert 0 not in first.teacher_seeds  # v2's seed-0 teachers (no checkpoint left) are not reused
+    current = rv3.recipe_v3("cpu")
+    assert current.attempt == first.attempt + 1
+    t = rv3.teacher_config("cpu", 0.0, 0.1, 1).train
+    assert t.epochs - max(t.milestones) >= 5 and t.epochs > first.teacher_epochs
+    assert max(current.student_lrs) > max(first.student_lrs)  # attempt 1 chose the top of its grid
 
 
 def test_recipe_has_three_or_more_teachers_and_a_conv_student():

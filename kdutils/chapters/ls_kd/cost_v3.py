@@ -76,11 +76,11 @@ def todo(profile: str, n_shards: int = 2, store: ResultStore | None = None) -> l
     t_model = _model_id(r.teacher_model, dict(rv3._kwargs(r.teacher_kwargs)))
     s_model = _model_id(r.student_model, dict(rv3._kwargs(r.student_kwargs)))
     items: list[Item] = []
-    for ls in r.ls_values:
+    for k, ls in enumerate(r.ls_values):  # each shard selects its share of the LS values' rates (plan_v3)
         missing = [c for c in rv3.teacher_selection(profile, ls) if store.get(c) is None]
         if missing:
             items.append(Item(f"teacher selection LS {ls:g}", t_model, len(missing), r.select_teacher_epochs,
-                              n_train - r.val_size, False, 0))
+                              n_train - r.val_size, False, k % n_shards))
     recorded = {u.cfg.key() for u in p.units if store.get(u.cfg) is not None}
     for i in r.teacher_seeds:
         k = shard_of(i, n_shards, r.teacher_seeds)
@@ -122,6 +122,11 @@ def dry_run_text(profile: str, n_shards: int = 2, store: ResultStore | None = No
                                  n_shards)
     lines += [line for block in blocks for line in block]
     lines.append(total_line(total))
+    for earlier in rv3.EARLIER_V3.get(profile, ())[-1:]:
+        from kdutils.chapters.ls_kd.claims import MIN_SAME_TAU
+        from kdutils.chapters.ls_kd.power_v3 import power_lines
+
+        lines += power_lines(earlier, r, store, MIN_SAME_TAU)
     return "\n".join(lines)
 
 

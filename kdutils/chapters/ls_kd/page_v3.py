@@ -14,9 +14,10 @@ import pandas as pd
 from kdutils.chapters.ls_kd import claims_v3 as cv3
 from kdutils.chapters.ls_kd.claims import MARGIN, MIN_DID, MIN_TEACHERS
 from kdutils.chapters.ls_kd.plan_v3 import PlanV3
+from kdutils.chapters.ls_kd.recipe_v3 import EARLIER_V3, RECIPES_V3
 from kdutils.chapters.ls_kd.recipes import PAPER_TOP1_R18
-from kdutils.chapters.ls_kd.recipe_v3 import RECIPES_V3
-from kdutils.chapters.ls_kd.report_v3 import acc_maps, eta_frame, eta_table, frame, separation_table
+from kdutils.chapters.ls_kd.report_v3 import (acc_maps, earlier_teacher_records, eta_frame, eta_table, frame,
+                                             separation_table)
 from kdutils.report import present
 from kdutils.report.numbers import fmt_mean_std
 from kdutils.store.store import ResultStore
@@ -30,18 +31,20 @@ def _teacher_name(ls: float) -> str:
     return "plain teacher (LS 0)" if ls == 0.0 else f"LS {ls:g} teacher"
 
 
-def teacher_frame(p: PlanV3, store: ResultStore) -> pd.DataFrame:
-    """One row per recorded teacher: LS, pair, test and final training accuracy (%), the slope of training
-    accuracy over the last 5 epochs (points per epoch) and whether it meets the book's convergence standard."""
+def _teacher_records(p: PlanV3, store: ResultStore) -> list[tuple[float, int, dict]]:
+    return [(u.ls, u.pair, rec) for u in p.finals("teacher") if (rec := store.get(u.cfg)) is not None]
+
+
+def teacher_frame(p: PlanV3 | list[tuple[float, int, dict]], store: ResultStore) -> pd.DataFrame:
+    """One row per recorded teacher (of plan ``p``, or the given (ls, pair, record) list): LS, pair, test and final
+    training accuracy (%), the slope of training accuracy over the last 5 epochs (points per epoch) and whether it
+    meets the book's convergence standard."""
     rows = []
-    for u in p.finals("teacher"):
-        rec = store.get(u.cfg)
-        if rec is None:
-            continue
+    for ls, pair, rec in (_teacher_records(p, store) if isinstance(p, PlanV3) else p):
         hist = rec.get("history") or []
         g = shared_gates.converged(hist)
         slope = next((v for k, v in g.measured.items() if k.startswith("slope")), float("nan"))
-        rows.append({"ls": u.ls, "pair": u.pair, "lr": u.cfg.train.lr, "epochs": len(hist),
+        rows.append({"ls": ls, "pair": pair, "lr": rec["config"]["train"]["lr"], "epochs": len(hist),
                      "test accuracy (%)": 100.0 * rec["metrics"]["accuracy"],
                      "final training accuracy (%)": 100.0 * g.measured.get("final train_acc", float("nan")),
                      "slope, last 5 epochs (pts/epoch)": 100.0 * slope, "converged": "yes" if g.passed else "no",
@@ -49,7 +52,7 @@ def teacher_frame(p: PlanV3, store: ResultStore) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def teacher_table(p: PlanV3, store: ResultStore):
+def teacher_table(p: PlanV3 | list[tuple[float, int, dict]], store: ResultStore, which: str = "Recipe v3's teachers"):
     """The teachers' convergence, one row per teacher (the "teachers converged" gate reads the same numbers)."""
     t = teacher_frame(p, store)
     if t.empty:
@@ -59,7 +62,7 @@ def teacher_table(p: PlanV3, store: ResultStore):
             "slope, last 5 epochs (pts/epoch)", "converged"]
     return present.results_table(
         t[cols], cols, status=None, device=None, digits=3,
-        caption="Recipe v3's teachers. The book's convergence standard (`kdutils.verdicts.gates.converged`): final "
+        caption=f"{which}. The book's convergence standard (`kdutils.verdicts.gates.converged`): final "
                 f"training accuracy at least {100 * shared_gates.MIN_TRAIN_ACCURACY:g}% and a rise of at most "
                 f"{100 * shared_gates.MAX_TRAIN_SLOPE:g} points per epoch over the last 5 epochs.")
 
@@ -213,6 +216,24 @@ def separation_view(p: PlanV3, store: ResultStore):
                 "pairs (semantic groups) and the dissimilar pairs, per teacher LS value and split.")
 
 
+def earlier_attempts(profile: str, store: ResultStore) -> list[tuple[str, Any]]:
+    """For each earlier attempt at ``profile``: a heading-free sentence, its teachers' convergence table, and the
+    power the current attempt has from that attempt's spread (markdown)."""
+    from kdutils.chapters.ls_kd.power_v3 import power_lines
+
+    out: list[tuple[str, Any]] = []
+    for r in EARLIER_V3.get(profile, ()):
+        teachers = earlier_teacher_records(r, store)
+        n_bad = int((teacher_frame(teachers, store).converged == "no").sum()) if teachers else 0
+        out.append((f"**Attempt {r.attempt}** ({r.notes}): {n_bad} of its {len(teachers)} recorded teachers fail the "
+                    "convergence standard, so every claim read \"not testable at this scale\" and the scale changed "
+                    "(its records stay in `results/`).", teacher_table(teachers, store, f"Attempt {r.attempt}'s teachers")))
+        lines = power_lines(r, RECIPES_V3[profile], store, cv3.MIN_SAME_TAU)
+        out.append(("", present.markdown("**Power of the current attempt**: " + lines[0].removeprefix("power: ") + ":\n\n"
+                                         + "\n".join(f"- {x.strip()}" for x in lines[1:]))))
+    return out
+
+
 def rules_markdown() -> str:
     """How recipe v3's verdicts are decided, with every threshold read from the declarations in `claims`."""
     paper = " / ".join(f"{cv3.PAPER_SAME_TAU[t]:+.2f}" for t in cv3.TAUS)
@@ -259,5 +280,5 @@ def v2_robustness(profile: str, store: ResultStore):
                 "own validation-chosen rate, one teacher per LS value. Its sections below show the runs.")
 
 
-__all__ = ["eta_view", "no_v3", "plan_or_none", "separation_view", "accuracy_figure", "accuracy_frame", "accuracy_table", "causal_figure", "teacher_curves_figure",
+__all__ = ["earlier_attempts", "eta_view", "no_v3", "plan_or_none", "separation_view", "accuracy_figure", "accuracy_frame", "accuracy_table", "causal_figure", "teacher_curves_figure",
            "rules_markdown", "teacher_frame", "teacher_table", "v2_robustness"]

@@ -3,7 +3,7 @@ two single-thread processes train without sharing a run, and the resumable run o
 
 The order of one shard (each step skips what is recorded, so a killed process is restarted with the same command):
 
-1. the teachers' rate selections (v2's records at ``cpu``; the first shard trains them where missing, others wait);
+1. the teachers' rate selections (each shard trains those of its share of the LS values, then waits for the rest);
 2. the common student rate: the validation selection of the first plain teacher's tau = 1 student (the first
    shard, which trains that teacher first; the other shards wait for its records when they need it);
 3. the shard's teachers (teacher pair ``i`` = the teachers of every LS value with seed ``i``);
@@ -89,12 +89,12 @@ def check_shard(shard: int, n_shards: int) -> None:
         raise ValueError(f"shard must be an integer in 0..n_shards-1 with n_shards >= 1, got {shard!r}/{n_shards!r}")
 
 
-def _teacher_rates(profile: str, store: ResultStore, select: Callable | None) -> dict[float, float]:
+def _teacher_rates(profile: str, store: ResultStore) -> dict[float, float]:
+    """{LS value: its teachers' rate} for the LS values whose selection is recorded."""
     r = rv3.recipe_v3(profile)
     out = {}
     for ls in r.ls_values:
-        cfgs = rv3.teacher_selection(profile, ls)
-        sel = select({teacher_arm(ls): cfgs})[teacher_arm(ls)] if select else load_selection(teacher_arm(ls), cfgs, store)
+        sel = load_selection(teacher_arm(ls), rv3.teacher_selection(profile, ls), store)
         if sel is not None:
             out[ls] = sel.lr
     return out
@@ -105,7 +105,7 @@ def build(profile: str, store: ResultStore | None = None) -> PlanV3:
     recorded are listed in ``missing`` and have no units."""
     store = store or ResultStore()
     r = rv3.recipe_v3(profile)
-    t_lrs = _teacher_rates(profile, store, None)
+    t_lrs = _teacher_rates(profile, store)
     p = PlanV3(profile, t_lrs, None)
     for ls in r.ls_values:
         p.selection_runs[teacher_arm(ls)] = rv3.teacher_selection(profile, ls)
@@ -187,10 +187,11 @@ def run_shard(profile: str, shard: int = 0, n_shards: int = 1, store: ResultStor
     store = store or ResultStore()
     r = rv3.recipe_v3(profile)
     lead = shard == 0
-    select = (lambda sels: run_selection(sels, store, progress)) if lead else None
-    t_lrs = _teacher_rates(profile, store, select) if lead else _wait(
-        "the teachers' rate selections", lambda: (lambda d: d if len(d) == len(r.ls_values) else None)(
-            _teacher_rates(profile, store, None)), poll_s, timeout_s)
+    # each shard selects the rates of its share of the LS values, then waits for the others'
+    run_selection({teacher_arm(ls): rv3.teacher_selection(profile, ls) for k, ls in enumerate(r.ls_values)
+                   if k % n_shards == shard}, store, progress)
+    t_lrs = _wait("the teachers' rate selections", lambda: (lambda d: d if len(d) == len(r.ls_values) else None)(
+        _teacher_rates(profile, store)), poll_s, timeout_s)
     if lead:  # first, so that the other shards never wait long: it needs only the first plain teacher
         plain0 = rv3.teacher_config(profile, 0.0, t_lrs[0.0], r.teacher_seeds[0])
         run_selection({rv3.rate_arm(profile): rv3.rate_selection(profile, plain0)}, store, progress)

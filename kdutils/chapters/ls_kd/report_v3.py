@@ -15,11 +15,11 @@ import pandas as pd
 from kdutils.chapters.ls_kd import claims_v3 as cv3
 from kdutils.chapters.ls_kd.analysis_v3 import load_analysis_v3
 from kdutils.chapters.ls_kd.plan_v3 import PlanV3, build
-from kdutils.chapters.ls_kd.recipe_v3 import recipe_v3
-from kdutils.chapters.ls_kd.recipes import DATASET, NUM_CLASSES, load_analysis
+from kdutils.chapters.ls_kd.recipe_v3 import EARLIER_V3, RecipeV3, recipe_v3
+from kdutils.chapters.ls_kd.recipes import DATASET, EXPERIMENT, NUM_CLASSES, load_analysis
 from kdutils.store.store import ResultStore
 from kdutils.verdicts.nested import nested_interval
-from kdutils.verdicts.rules import to_verdict
+from kdutils.verdicts.rules import judge, to_verdict
 from kdutils.verdicts.verdict import FAILED_STATUSES, NOT_YET_RUN, Verdict, min_testable_gap
 
 CHANCE_PCT = 100.0 / NUM_CLASSES
@@ -223,10 +223,19 @@ def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
     p = build(profile, store)
     df = frame(p, store)
     scale = _scale(p, df)
+    claims = (cv3.SAME_TAU, cv3.DIFFUSION, cv3.CAUSAL, cv3.INHERIT, cv3.matched_claim(), cv3.practitioner_claim([]),
+              cv3.DROP)
     if df.empty or p.common_lr is None:
-        return [Verdict(c.text, NOT_YET_RUN, "recipe v3 is not recorded yet", scale, scored=c.scored)
-                for c in (cv3.SAME_TAU, cv3.DIFFUSION, cv3.CAUSAL, cv3.INHERIT, cv3.matched_claim(),
-                          cv3.practitioner_claim([]), cv3.DROP)]
+        earlier = _earlier_gate(profile, store)
+        if earlier is not None:  # the last attempt that ran failed a gate: that is what the records say
+            r_old, gate = earlier
+            return [to_verdict(judge(c, [], [gate]), f"Attempt {r_old.attempt} ({r_old.notes}) failed this gate, so "
+                               f"the scale changed; attempt {recipe_v3(profile).attempt} is not recorded yet: "
+                               f"python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 1/2 and 2/2.",
+                               f"profile `{profile}`, recipe v3 attempt {r_old.attempt}: Fashion-MNIST "
+                               f"({r_old.n_train:,} training images), {len(r_old.teacher_seeds)} teachers per LS value")
+                    for c in claims]
+        return [Verdict(c.text, NOT_YET_RUN, "recipe v3 is not recorded yet", scale, scored=c.scored) for c in claims]
     gates = _gates(p, df, store)
     t_sep = {(u.ls, u.pair): s["similar"] for u in p.finals("teacher") if (s := separation_of(u, store)) is not None}
     g_inherit = gates + [cv3.gate_teachers_enlarge(t_sep)]
@@ -246,6 +255,31 @@ def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
             stab = Stability(j.label, halves[0][n].label, halves[1][n].label, (seeds[0],), (seeds[1],))
         out.append(to_verdict(j, evidence.get(n, ""), scale, stability_=stab))
     return out
+
+
+def earlier_teacher_records(r: RecipeV3, store: ResultStore) -> list[tuple[float, int, dict]]:
+    """(ls, pair, record) of the final teachers of an earlier attempt ``r``, found by their recorded configs (data
+    size, model, widths, epochs and seeds): an earlier attempt is shown, never rerun."""
+    out = []
+    for rec in store.records(EXPERIMENT):
+        c = rec.get("config", {})
+        if (c.get("role") == "teacher" and c.get("data", {}).get("n_train") == r.n_train
+                and c.get("model") == r.teacher_model and (c.get("model_kwargs") or {}) == dict(r.teacher_kwargs)
+                and c.get("train", {}).get("epochs") == r.teacher_epochs and c.get("seed") in r.teacher_seeds
+                and float(c.get("label_smoothing", 0.0)) in r.ls_values):
+            out.append((float(c.get("label_smoothing", 0.0)), int(c["seed"]), rec))
+    return sorted(out, key=lambda x: (x[0], x[1]))
+
+
+def _earlier_gate(profile: str, store: ResultStore) -> tuple[Any, Any] | None:
+    """(recipe, failed convergence gate) of the latest earlier attempt at ``profile`` whose teachers are recorded
+    and failed it; None if there is none."""
+    for r in reversed(EARLIER_V3.get(profile, ())):
+        teachers = earlier_teacher_records(r, store)
+        if teachers:
+            gate = cv3.gate_converged({(ls, pair): rec.get("history") or [] for ls, pair, rec in teachers})
+            return (r, gate) if not gate.passed else None
+    return None
 
 
 def _gates(p: PlanV3, df: pd.DataFrame, store: ResultStore) -> list:
@@ -288,4 +322,4 @@ def not_run_markdown(profile: str) -> str:
     return "Not run at this profile:\n\n" + "\n".join(f"- **{k}**: {v}." for k, v in items.items())
 
 
-__all__ = ["NOT_RUN", "not_run_markdown", "page_sections", "separation_table", "acc_maps", "eta_frame", "eta_table", "frame", "separation_of", "verdicts"]
+__all__ = ["NOT_RUN", "earlier_teacher_records", "not_run_markdown", "page_sections", "separation_table", "acc_maps", "eta_frame", "eta_table", "frame", "separation_of", "verdicts"]

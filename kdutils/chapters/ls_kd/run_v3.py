@@ -7,9 +7,9 @@ The `cpu` run is two single-thread processes, started together:
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 1/2
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m kdutils.chapters.ls_kd.run_v3 --profile cpu --shard 2/2
 
-Each trains disjoint runs (shard 1/2: the common-rate selection, teacher pairs 1 and 3 with their students, two
-seeds of the student alone; shard 2/2: pairs 2 and 4, the other two seeds); shard 2/2 waits for shard 1/2's common
-rate if it gets there first. Killed, either one is
+Each trains disjoint runs: its share of the teachers' rate selections (one LS value each), then its teacher pairs
+(the k-th pair of the recipe's teacher seeds to shard k mod N) with their students, and its share of the student
+alone's seeds; shard 1/N also runs the common-rate selection, which the others wait for. Killed, either one is
 restarted with the same command and skips what is recorded.
 """
 from __future__ import annotations
