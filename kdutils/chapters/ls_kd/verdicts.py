@@ -5,7 +5,7 @@ Why: v3 replaces v2's verdicts where it exists (issue 22); v2's per-arm tuned ru
 robustness row, not on the scorecard, so no claim is counted twice."""
 from __future__ import annotations
 
-from kdutils.chapters.ls_kd import claims, claims_v3 as cv3, report_v3
+from kdutils.chapters.ls_kd import claims_v3 as cv3
 from kdutils.chapters.ls_kd.recipe_v3 import RECIPES_V3
 from kdutils.store.store import ResultStore
 from kdutils.verdicts.verdict import Verdict
@@ -22,8 +22,12 @@ def uses_v3(profile: str) -> bool:
 
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
     """The chapter's verdicts at ``profile``: v3's where v3 defines the profile, else v2's."""
-    if uses_v3(profile):
+    if uses_v3(profile):  # imported here: the chapter's package must import without pandas (the GPU machine)
+        from kdutils.chapters.ls_kd import report_v3
+
         return report_v3.verdicts(profile, store)
+    from kdutils.chapters.ls_kd import claims
+
     return claims.chapter_verdicts(profile, store)
 
 
