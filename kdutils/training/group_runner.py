@@ -165,4 +165,13 @@ def _train_group(group: list[RunConfig], store: ResultStore, teachers: dict[str,
                           trained_together=len(group))
 
 
-__all__ = ["GROUP_FIELDS", "group_key", "partition", "run_grouped"]
+
+def recorded(cfgs: list[RunConfig], records: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """`run_grouped`'s records with a lost one made an error: it records every run it trains, a failed one
+    included, so a None after training means a record went missing, never a run to drop."""
+    missing = [c.role for c, rec in zip(cfgs, records) if rec is None]
+    if missing:
+        raise RuntimeError(f"runs trained but not recorded: {', '.join(missing)}")
+    return [rec for rec in records if rec is not None]
+
+__all__ = ["GROUP_FIELDS", "group_key", "partition", "recorded", "run_grouped"]

@@ -276,7 +276,7 @@ def run_all(profile: str = "cpu", taus=None, alphas=(DEFAULT_ALPHA,), seeds=None
             seed=None, store: ResultStore | None = None, progress: bool = True) -> list[dict[str, Any]]:
     """Select every arm's lr, then run (or load) every final config; `tau`/`alpha`/`seed` restrict it to one
     grid point. Returns the final runs' records (teacher first)."""
-    from kdutils.training.group_runner import run_grouped
+    from kdutils.training.group_runner import recorded, run_grouped
 
     taus = (float(tau),) if tau is not None else tuple(taus if taus is not None else recipe(profile).taus or TAUS)
     alphas = (float(alpha),) if alpha is not None else alphas
@@ -290,11 +290,7 @@ def run_all(profile: str = "cpu", taus=None, alphas=(DEFAULT_ALPHA,), seeds=None
                                                                             for c in cfgs], store, progress=progress)
     p = plan(profile, store, train=True, taus=taus, alphas=alphas, seeds=seeds, progress=progress)
     cfgs = [required_teacher(p.teacher, "the sweep")] + [c for cfgs in p.finals.values() for c in cfgs]
-    records = run_grouped(cfgs, store, progress=progress)
-    missing = [c.role for c, rec in zip(cfgs, records) if rec is None]
-    if missing:  # run_grouped records every run it trains, a failed one included: this is a lost record
-        raise RuntimeError(f"runs trained but not recorded: {', '.join(missing)}")
-    return [rec for rec in records if rec is not None]
+    return recorded(cfgs, run_grouped(cfgs, store, progress=progress))
 
 
 # ---- tables ----------------------------------------------------------------------------------------------------

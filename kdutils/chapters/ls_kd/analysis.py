@@ -110,8 +110,9 @@ def analyse_teacher(cfg: RunConfig, store: ResultStore, teachers: dict[float, Ru
     logits = _teacher_train_logits(cfg, store)
     out["entropy"] = {f"{t:g}": round(average_entropy(logits, t), 6) for t in sorted(set(ENTROPY_TAUS) | set(TAUS))}
     if needs_match:
-        plain = teachers[0.0]
-        if store.get(plain) is not None and store.get(plain)["status"] == "ok":
+        plain = (teachers or {})[0.0]
+        plain_rec = store.get(plain)
+        if plain_rec is not None and plain_rec["status"] == "ok":
             plain_logits = _teacher_train_logits(plain, store)
             out["matched"] = {f"{t:g}": round_tau(matching_temperature(plain_logits, average_entropy(logits, t),
                                                                        lo=0.05, hi=1e4))

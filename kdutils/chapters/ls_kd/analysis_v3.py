@@ -83,6 +83,7 @@ def analyse_units(p, units, store: ResultStore) -> None:
     todo = [u for u in units if store.get(analysis_v3_config(u.cfg)) is None and store.get(u.cfg) is not None]
     for u in tqdm(todo, desc="analysis v3", unit="run"):
         rec = store.get(u.cfg)
+        assert rec is not None  # `todo` keeps recorded runs only
         if rec["status"] == "diverged":
             analysis: dict[str, Any] = {"skipped": f"run status {rec['status']}"}
         else:

@@ -19,12 +19,15 @@ normalisation (see `kdutils.chapters.ls_kd.diffusion`) and is not counted.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kdutils.chapters.ls_kd import plan as ls_kd, recipes
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.report import present
 from kdutils.store.provenance import code_status_sentence
 from kdutils.store.store import ResultStore

@@ -32,7 +32,7 @@ def _teacher_name(ls: float) -> str:
 
 
 def _teacher_records(p: PlanV3, store: ResultStore) -> list[tuple[float, int, dict]]:
-    return [(u.ls, u.pair, rec) for u in p.finals("teacher") if (rec := store.get(u.cfg)) is not None]
+    return [(*u.teacher_of, rec) for u in p.finals("teacher") if (rec := store.get(u.cfg)) is not None]
 
 
 def teacher_frame(p: PlanV3 | list[tuple[float, int, dict]], store: ResultStore) -> pd.DataFrame:

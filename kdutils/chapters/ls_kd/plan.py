@@ -211,7 +211,7 @@ def run_all(profile: str = "cpu", taus=TAUS, seeds=None, tau=None, seed=None, st
     """Select every arm's lr, run (or load) every final config, then record the analysis of each (centroids,
     projections, target entropies). ``tau``/``seed`` restrict it to one grid point. Returns the final runs'
     records (teachers first)."""
-    from kdutils.training.group_runner import run_grouped
+    from kdutils.training.group_runner import recorded, run_grouped
 
     taus = (float(tau),) if tau is not None else taus
     seeds = (int(seed),) if seed is not None else seeds
@@ -221,7 +221,7 @@ def run_all(profile: str = "cpu", taus=TAUS, seeds=None, tau=None, seed=None, st
     cfgs = p.final_configs()
     first = [c for c in cfgs if c.role == "alone" or (c.role == "student" and c.tau == 1.0)]
     run_grouped(list(p.teachers.values()) + first, store, progress=progress)
-    records = run_grouped(cfgs, store, progress=progress)
+    records = recorded(cfgs, run_grouped(cfgs, store, progress=progress))
     if analyse_runs:
         analyse(p, store)
     if tau is None and seed is None:  # the whole chapter: claim 1 at each common rate too, then recipe v3
@@ -258,12 +258,12 @@ def run_point(profile: str, ls: float = 0.1, tau: float = 1.0, seed: int = 0, st
     """One grid point (``notebooks/ls_kd_point.ipynb``): the two teachers and the student of the ``ls`` teacher at
     ``tau`` and ``seed`` (selections first when missing), with their analysis. Returns the records (teachers
     first). In load-only mode a missing run raises ``MissingRunError``."""
-    from kdutils.training.group_runner import run_grouped
+    from kdutils.training.group_runner import recorded, run_grouped
 
     store = store or ResultStore()
     cfgs = point_configs(profile, ls, tau, seed) if not _load_only() else _point_from_records(profile, ls, tau, seed,
                                                                                               store)
-    records = run_grouped(cfgs, store, progress=progress)
+    records = recorded(cfgs, run_grouped(cfgs, store, progress=progress))
     if not _load_only():
         analyse_runs([c for c in cfgs if c.role != "teacher"], store)
     return records

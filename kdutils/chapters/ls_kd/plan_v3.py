@@ -44,12 +44,22 @@ class Unit:
     matched: float | None = None
 
     @property
+    def teacher_of(self) -> tuple[float, int]:
+        """(LS value, teacher pair) of a teacher or a distilled student; the student alone has none."""
+        if self.ls is None or self.pair is None:
+            raise ValueError(f"a {self.kind!r} unit has no teacher")
+        return self.ls, self.pair
+
+    @property
     def arm(self) -> str:
-        if self.kind == "teacher":
-            return teacher_arm(self.ls)
         if self.kind == "alone":
             return f"{self.cfg.model}-alone"
-        return student_arm(self.cfg.model, self.ls, self.tau)
+        ls, _ = self.teacher_of
+        if self.kind == "teacher":
+            return teacher_arm(ls)
+        if self.tau is None:
+            raise ValueError("a distilled student unit needs its tau")
+        return student_arm(self.cfg.model, ls, self.tau)
 
 
 @dataclass
@@ -65,7 +75,7 @@ class PlanV3:
     missing: list[str] = field(default_factory=list)
 
     def teachers(self) -> dict[tuple[float, int], RunConfig]:
-        return {(u.ls, u.pair): u.cfg for u in self.units if u.kind == "teacher"}
+        return {u.teacher_of: u.cfg for u in self.units if u.kind == "teacher"}
 
     def finals(self, kind: str | None = None) -> list[Unit]:
         return [u for u in self.units if kind is None or u.kind == kind]

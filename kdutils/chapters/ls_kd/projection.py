@@ -222,7 +222,7 @@ def project_classes(
     names = tuple(class_names) if class_names is not None else tuple(str(c) for c in idx)
     if len(names) != 3:
         raise ValueError(f"class_names must name the 3 classes, got {class_names!r}")
-    return ProjectionView(pca.transform(pts3), lab, pca.transform(cents3), tuple(idx), names, pca)
+    return ProjectionView(pca.transform(pts3), lab, pca.transform(cents3), (idx[0], idx[1], idx[2]), names, pca)
 
 
 def project_model(

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.losses import check_smoothing, check_tau
@@ -115,7 +115,14 @@ def recipe(profile: str) -> Recipe:
     return replace(r, seeds=capped(r.seeds))
 
 
-def _train(r: Recipe, epochs: int, lr: float, augment: str) -> TrainConfig:
+class _Batched(Protocol):
+    """What `_train` reads of a recipe (v2's `Recipe` and v3's `RecipeV3` both have it)."""
+
+    @property
+    def batch_size(self) -> int: ...
+
+
+def _train(r: _Batched, epochs: int, lr: float, augment: str) -> TrainConfig:
     milestones = (max(1, int(0.4 * epochs)), max(1, int(0.8 * epochs))) if epochs >= 5 else ()
     return TrainConfig(epochs=epochs, batch_size=r.batch_size, optimizer="sgd", lr=lr, momentum=0.9,
                        weight_decay=5e-4, schedule="step" if milestones else "none", milestones=milestones,

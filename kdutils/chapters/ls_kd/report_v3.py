@@ -174,7 +174,8 @@ def _inputs(p: PlanV3, df: pd.DataFrame, store: ResultStore) -> dict[str, Any]:
     sep: dict[float, dict] = {}
     for u in p.finals("student"):
         if u.tau == 1.0 and u.matched is None and (s := separation_of(u, store)) is not None:
-            sep.setdefault(u.ls, {})[(u.pair, u.seed)] = s["similar"]
+            ls, pair = u.teacher_of
+            sep.setdefault(ls, {})[(pair, u.seed)] = s["similar"]
     students = df[df.kind == "student"]
     m_plain = {t: {(r.pair, r.seed): r.accuracy for r in students[students.matched == t].itertuples()}
                for t in cv3.MATCHED}
@@ -237,7 +238,7 @@ def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
                     for c in claims]
         return [Verdict(c.text, NOT_YET_RUN, "recipe v3 is not recorded yet", scale, scored=c.scored) for c in claims]
     gates = _gates(p, df, store)
-    t_sep = {(u.ls, u.pair): s["similar"] for u in p.finals("teacher") if (s := separation_of(u, store)) is not None}
+    t_sep = {u.teacher_of: s["similar"] for u in p.finals("teacher") if (s := separation_of(u, store)) is not None}
     g_inherit = gates + [cv3.gate_teachers_enlarge(t_sep)]
     x = _inputs(p, df, store)
     full = _judgements(x, gates, g_inherit)
@@ -292,14 +293,15 @@ def _gates(p: PlanV3, df: pd.DataFrame, store: ResultStore) -> list:
     for u in p.finals("teacher"):
         a: dict[str, Any] = load_analysis(u.cfg, store) or {}
         if "entropy" in a:
-            ent.setdefault(u.ls, {})[u.pair] = a["entropy"]["1"]
+            ls, pair = u.teacher_of
+            ent.setdefault(ls, {})[pair] = a["entropy"]["1"]
     students = df[df.kind.isin(["student", "alone"])]
-    rates = {u.arm: [] for u in students.unit}
+    rates: dict[str, list[float]] = {u.arm: [] for u in students.unit}
     for u in students.unit:
         rates[u.arm].append(u.cfg.train.lr)
     counts = {ls: sum(1 for (l2, _) in teachers if l2 == ls) for ls in recipe_v3(p.profile).ls_values}
-    histories = {(u.ls, u.pair): (store.get(u.cfg) or {}).get("history") or [] for u in p.finals("teacher")
-                 if store.get(u.cfg) is not None}
+    histories = {u.teacher_of: rec.get("history") or [] for u in p.finals("teacher")
+                 if (rec := store.get(u.cfg)) is not None}
     return [cv3.gate_converged(histories), cv3.gate_teachers(teachers, alone, gap),
             cv3.gate_smooths(ent.get(0.0, {}), ent.get(0.1, {})),
             cv3.gate_one_rate(rates), cv3.gate_teacher_count(counts)]

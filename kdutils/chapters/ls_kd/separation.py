@@ -49,8 +49,8 @@ def pair_separation(centroids: torch.Tensor, spreads: torch.Tensor, a: int, b: i
 def pairs_of(sets: Mapping[int, tuple[Sequence[int], Sequence[int]]]) -> tuple[list[tuple[int, int]],
                                                                                   list[tuple[int, int]]]:
     """The unordered similar and dissimilar class pairs of ``sets`` ({target: (similar, dissimilar)}), each once."""
-    sim = sorted({tuple(sorted((t, k))) for t, (s, _) in sets.items() for k in s})
-    dis = sorted({tuple(sorted((t, k))) for t, (_, d) in sets.items() for k in d} - set(sim))
+    sim = sorted({(min(t, k), max(t, k)) for t, (s, _) in sets.items() for k in s})
+    dis = sorted({(min(t, k), max(t, k)) for t, (_, d) in sets.items() for k in d} - set(sim))
     return sim, dis
 
 

@@ -3,13 +3,17 @@ matched temperatures, lr sensitivity)."""
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kdutils.chapters.ls_kd import plan as ls_kd, recipes
 from kdutils.chapters.ls_kd.claims import (CHANCE_PCT, CLASS_NAMES, MATCH_DIRECTION, _pm, _scores, _tau, analysis_of,
                                            diffusion_rows, results_frame, selection_frame)
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.report import present
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import stats
@@ -234,15 +238,16 @@ def sensitivity_frame(profile: str, store: ResultStore | None = None, p: ls_kd.P
     chosen = {ls: (p.selections.get(recipes.student_arm(recipes.recipe(profile).student_models[0], ls, 1.0)))
               for ls in (0.0, 0.1)}
     for lr, cfgs in ls_kd.sensitivity_configs(p).items():
-        recs = [(c, store.get(c)) for c in cfgs]
-        if any(r is None for _, r in recs):
+        recs = [(c, r) for c in cfgs if (r := store.get(c)) is not None and c.teacher is not None]
+        if len(recs) < len(cfgs):
             continue
-        acc = {0.0: {}, 0.1: {}}
+        acc: dict[float, dict[int, float]] = {0.0: {}, 0.1: {}}
         for c, r in recs:
             ok = r["status"] == "ok"
+            assert c.teacher is not None  # kept above: every sensitivity run is a distilled student
             acc[c.teacher.label_smoothing][c.seed] = 100 * r["metrics"]["accuracy"] if ok else CHANCE_PCT
         diff = stats.paired_difference(acc[0.1], acc[0.0])
-        mark = {ls: " (chosen)" if chosen[ls] is not None and chosen[ls].lr == lr else "" for ls in (0.0, 0.1)}
+        mark = {ls: " (chosen)" if (sel := chosen[ls]) is not None and sel.lr == lr else "" for ls in (0.0, 0.1)}
         rows.append({"lr": f"{lr:g}", "plain teacher, tau 1 (%)": _pm(pd.Series(list(acc[0.0].values()))) + mark[0.0],
                      "LS teacher, tau 1 (%)": _pm(pd.Series(list(acc[0.1].values()))) + mark[0.1],
                      "LS - plain (pts)": diff.describe("", digits=2), "LS better?": beats(diff, "greater").label,
