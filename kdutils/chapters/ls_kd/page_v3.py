@@ -111,11 +111,10 @@ def accuracy_frame(p: PlanV3, store: ResultStore) -> pd.DataFrame:
 
 
 def accuracy_table(p: PlanV3, store: ResultStore):
+    """The same-temperature comparison per tau beside the paper's (the table the first claim reads)."""
     t = accuracy_frame(p, store)
-    if t.empty:
-        return present.markdown("No v3 student is recorded yet.")
-    return present.results_table(
-        t, list(t.columns), status=None, device=None, wrap=list(t.columns[1:]),
+    return _table(
+        t, "No v3 student is recorded yet.", wrap=list(t.columns[1:]),
         caption="Recipe v3's students at the common rate: test accuracy (mean ± std over teacher pairs and seeds, "
                 "n units). LS − plain is paired on (teacher pair, student seed), its 95% interval two-level (over "
                 "teacher pairs, student seeds within). The paper's column is Table 2 A (ImageNet, ResNet-50 -> "
@@ -192,13 +191,17 @@ def no_v3(profile: str):
                             "profile's verdicts come from recipe v2, below.")
 
 
+def _table(t: pd.DataFrame, empty: str, caption: str, **kwargs: Any):
+    """``t`` as a results table with its caption, or the sentence ``empty`` while nothing is recorded."""
+    if t.empty:
+        return present.markdown(empty)
+    return present.results_table(t, list(t.columns), status=None, device=None, caption=caption, **kwargs)
+
+
 def eta_view(p: PlanV3, store: ResultStore):
     """The diffusion index of every teacher and tau, on both splits, beside its noise floor."""
-    t = eta_table(p, store)
-    if t.empty:
-        return present.markdown("No v3 diffusion index is recorded yet.")
-    return present.results_table(
-        t, list(t.columns), status=None, device=None, wrap=["eta_similar (%)"], max_rows=40,
+    return _table(
+        eta_table(p, store), "No v3 diffusion index is recorded yet.", wrap=["eta_similar (%)"], max_rows=40,
         caption="Diffusion index of the semantic similar set (%), tau 1 -> tau, same teacher pair and student seed; "
                 "two-level 95% interval over teacher pairs. The noise floor is the same index between the two "
                 "student seeds of one teacher at one tau and rate (root mean square over teachers): an |eta| "
@@ -207,33 +210,10 @@ def eta_view(p: PlanV3, store: ResultStore):
 
 def separation_view(p: PlanV3, store: ResultStore):
     """Similar- and dissimilar-pair separation of the teachers and their tau = 1 students."""
-    t = separation_table(p, store)
-    if t.empty:
-        return present.markdown("No v3 class separation is recorded yet.")
-    return present.results_table(
-        t, list(t.columns), status=None, device=None, max_rows=20,
+    return _table(
+        separation_table(p, store), "No v3 class separation is recorded yet.", max_rows=20,
         caption="Distance between class centroids in units of the pooled class spread, mean over the similar "
                 "pairs (semantic groups) and the dissimilar pairs, per teacher LS value and split.")
-
-
-def earlier_attempts(profile: str, store: ResultStore) -> list[tuple[str, Any]]:
-    """For each earlier attempt at ``profile``: a heading-free sentence, its teachers' convergence table, and the
-    power the current attempt has from that attempt's spread (markdown)."""
-    from kdutils.chapters.ls_kd.power_v3 import power_lines
-
-    out: list[tuple[str, Any]] = []
-    for r in EARLIER_V3.get(profile, ()):
-        teachers = earlier_teacher_records(r, store)
-        n_bad = int((teacher_frame(teachers, store).converged == "no").sum()) if teachers else 0
-        text = (f"**Attempt {r.attempt}** ({r.notes}): {n_bad} of its {len(teachers)} recorded teachers fail the "
-                "convergence standard, so every claim read \"not testable at this scale\" and the scale changed "
-                "(its records stay in `results/`).")
-        out.append((text, teacher_table(teachers, store, f"Attempt {r.attempt}'s teachers")))
-        lines = power_lines(r, RECIPES_V3[profile], store, cv3.MIN_SAME_TAU)
-        power = ("**Power of the current attempt**: " + lines[0].removeprefix("power: ") + ":\n\n"
-                 + "\n".join(f"- {x.strip()}" for x in lines[1:]))
-        out.append(("", present.markdown(power)))
-    return out
 
 
 def deviations_markdown(profile: str) -> str:
