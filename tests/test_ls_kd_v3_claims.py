@@ -109,7 +109,7 @@ def test_convergence_gate_uses_the_books_standard():
     assert cv3.gate_converged({(0.0, 1): flat, (0.1, 1): flat}).passed
     for bad in (rising, low, []):
         g = cv3.gate_converged({(0.0, 1): flat, (0.1, 1): bad})
-        assert not g.passed and "1 of 2" in g.reason and "LS 0.1 teacher 1" in g.reason
+        assert not g.passed and "1 of 2" in g.reason and g.measured["not converged"] == 1
     assert not cv3.gate_converged({}).passed
     # a claim whose teachers did not converge is not testable, however clear its effect
     gates = [g for g in OK if g.name != "teachers converged"] + [cv3.gate_converged({(0.0, 1): rising})]

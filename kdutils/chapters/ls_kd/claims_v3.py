@@ -62,17 +62,18 @@ def gate_converged(histories: Mapping[tuple[float, int], list]) -> Gate:
     (`kdutils.verdicts.gates.converged` at its default thresholds); the measurement names the worst of them."""
     if not histories:
         return Gate("teachers converged", False, "no teacher recorded")
-    each = {k: shared_gates.converged(h, name=f"LS {k[0]:g} teacher {k[1]}") for k, h in sorted(histories.items())}
-    bad = [g for g in each.values() if not g.passed]
-    finals = [g.measured.get("final train_acc", float("nan")) for g in each.values()]
-    slopes = [v for g in each.values() for k, v in g.measured.items() if k.startswith("slope")]
-    measured = {"teachers": len(each), "not converged": len(bad), "lowest final training accuracy": min(finals),
-                "steepest last-epochs slope": max(slopes) if slopes else float("nan"),
-                "min accuracy": shared_gates.MIN_TRAIN_ACCURACY, "max slope": shared_gates.MAX_TRAIN_SLOPE}
-    if bad:
-        return Gate("teachers converged", False, f"{len(bad)} of {len(each)} teachers have not finished learning "
-                                                 f"(first: {bad[0].name}, {bad[0].reason})", measured)
-    return Gate("teachers converged", True, f"all {len(each)} teachers meet the book's convergence standard", measured)
+    each = [shared_gates.converged(h) for _, h in sorted(histories.items())]
+    n_bad = sum(not g.passed for g in each)
+    finals = [100 * g.measured.get("final train_acc", float("nan")) for g in each]
+    slopes = [100 * v for g in each for k, v in g.measured.items() if k.startswith("slope")]
+    floor, limit = 100 * shared_gates.MIN_TRAIN_ACCURACY, 100 * shared_gates.MAX_TRAIN_SLOPE
+    worst = (f"lowest final training accuracy {min(finals):.1f}% (floor {floor:g}%), steepest rise over the last "
+             f"5 epochs {max(slopes) if slopes else float('nan'):.2f} pts/epoch (limit {limit:g})")
+    measured = {"teachers": len(each), "not converged": n_bad}
+    if n_bad:
+        return Gate("teachers converged", False, f"{n_bad} of {len(each)} teachers have not finished learning: {worst}",
+                    measured)
+    return Gate("teachers converged", True, f"all {len(each)} teachers meet the standard: {worst}", measured)
 
 
 def gate_one_rate(lrs: Mapping[str, list[float]]) -> Gate:
