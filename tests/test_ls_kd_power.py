@@ -50,6 +50,9 @@ def test_attempt_1_records_are_found_and_its_teachers_fail_the_convergence_stand
     assert set(frame.converged) == {"no"} and (frame["final training accuracy (%)"] > 90).all()
     diffs = pw.recorded_differences(r, store)
     assert len(diffs[1.0]) >= 4 and {pair for pair, _ in diffs[1.0]} <= {1, 2, 3, 4}
+    (text, table), (_, power) = page_v3.earlier_attempts("cpu", store)  # what the report page shows of it
+    assert "**Attempt 1**" in text and "8 of its 8 recorded teachers fail" in text
+    assert table.caption.startswith("Attempt 1's teachers") and "tau 1: sigma_teacher" in power.data
 
 
 def _teacher_record(cfg, accs):

@@ -216,6 +216,27 @@ def separation_view(p: PlanV3, store: ResultStore):
                 "pairs (semantic groups) and the dissimilar pairs, per teacher LS value and split.")
 
 
+def earlier_attempts(profile: str, store: ResultStore) -> list[tuple[str, Any]]:
+    """For each earlier attempt at ``profile``: a heading-free sentence, its teachers' convergence table, and the
+    power the current attempt has from that attempt's spread (markdown)."""
+    from kdutils.chapters.ls_kd.power_v3 import power_lines
+
+    out: list[tuple[str, Any]] = []
+    for r in EARLIER_V3.get(profile, ()):
+        teachers = earlier_teacher_records(r, store)
+        n_bad = int((teacher_frame(teachers, store).converged == "no").sum()) if teachers else 0
+        text = (f"**Attempt {r.attempt}** ({r.notes}): {n_bad} of its {len(teachers)} recorded teachers fail the "
+                "convergence standard, so every claim read \"not testable at this scale\" and the scale changed "
+                "(its records stay in `results/`).")
+        out.append((text, teacher_table(teachers, store, f"Attempt {r.attempt}'s teachers")))
+        lines = power_lines(r, RECIPES_V3[profile], store, cv3.MIN_SAME_TAU)
+        power = ("**Power of the current attempt**: " + lines[0].removeprefix("power: ") + ":\n\n"
+                 + "\n".join(f"- {x.strip()}" for x in lines[1:]))
+        out.append(("", present.markdown(power)))
+    return out
+
+
+
 def deviations_markdown(profile: str) -> str:
     """Recipe v3's deviations from the paper at ``profile``, every setting read from the recipe (v2's are listed
     in its own section)."""
