@@ -244,8 +244,9 @@ def _run_v3(profile: str, store: ResultStore, progress: bool) -> None:
         p = build(profile, store)
         missing = [u.cfg for u in p.units if store.get(u.cfg) is None]
         if p.missing or missing:
-            raise MissingRunError(f"recipe v3 at profile {profile!r} is not fully recorded ({len(missing)} runs "
-                                  f"missing{'; ' + ', '.join(p.missing) if p.missing else ''}); run "
+            what = [f"{len(missing)} planned runs"] if missing else []
+            what += [f"not yet decided: {', '.join(p.missing)}"] if p.missing else []
+            raise MissingRunError(f"recipe v3 at profile {profile!r} is not fully recorded ({'; '.join(what)}); run "
                                   f"python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 1/2 and 2/2")
         return
     from kdutils.chapters.ls_kd.plan_v3 import run_shard
