@@ -124,3 +124,16 @@ def test_max_norm_holds_after_every_training_step(one_thread):
         opt.step()
         net(x[:1])  # the next forward projects the step's update
         assert net.body[1].weight.norm(dim=1).max() <= 0.5 + 1e-6
+
+
+def test_edge_notes_name_a_choice_at_either_end_of_its_grid_and_nothing_inside():
+    from kdutils.sweeps.tuning import edge_notes
+
+    def rows(arm, chosen_lr, lrs=(0.01, 0.1, 1.0)):
+        return [{"arm": arm, "lr": lr, "val_accuracy": 0.8 + 0.01 * i, "chosen": lr == chosen_lr}
+                for i, lr in enumerate(lrs)]
+    notes = edge_notes(rows("top", 1.0) + rows("inside", 0.1) + rows("bottom", 0.01), prefix="MNIST ")
+    assert len(notes) == 2
+    assert notes[0].startswith("MNIST top: chose 1, the highest rate of its grid (validation accuracy 82.0%")
+    assert "the candidates span 2.0 points" in notes[0] and "MNIST bottom: chose 0.01, the lowest" in notes[1]
+    assert edge_notes(rows("one", 0.1, lrs=(0.1,))) == []  # a grid of one rate has no edge to speak of

@@ -120,5 +120,26 @@ def run_selection(selections: dict[str, Sequence[RunConfig]], store: ResultStore
     return out
 
 
-__all__ = ["ROLE_PREFIX", "Selection", "VAL_METRICS", "choose", "load_selection", "run_selection",
+
+def edge_notes(rows: Iterable[dict[str, Any]], prefix: str = "") -> list[str]:
+    """One sentence per arm (rows of `Selection.rows`: arm, lr, val_accuracy, chosen) whose chosen rate is the
+    lowest or highest of its grid: a rate at an edge may be the edge of the grid, not the best rate."""
+    by_arm: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_arm.setdefault(str(r["arm"]), []).append(r)
+    notes = []
+    for arm, g in by_arm.items():
+        chosen = [r for r in g if r.get("chosen")]
+        if not chosen or len(g) < 2:
+            continue
+        lrs = [float(r["lr"]) for r in g]
+        lr, acc = float(chosen[0]["lr"]), float(chosen[0].get("val_accuracy") or math.nan)
+        if lr in (min(lrs), max(lrs)):
+            accs = [float(r.get("val_accuracy") or math.nan) for r in g]
+            notes.append(f"{prefix}{arm}: chose {lr:g}, the {'lowest' if lr == min(lrs) else 'highest'} rate of its "
+                         f"grid (validation accuracy {acc:.1%}; the candidates span "
+                         f"{(max(accs) - min(accs)) * 100:.1f} points)")
+    return notes
+
+__all__ = ["ROLE_PREFIX", "Selection", "VAL_METRICS", "choose", "edge_notes", "load_selection", "run_selection",
            "selection_configs", "validation_view"]

@@ -159,19 +159,13 @@ def selection_view(profile: str, store: ResultStore | None = None) -> present.Ta
 
 def selection_notes(profile: str, store: ResultStore | None = None) -> str:
     """One sentence per selection whose chosen rate lies at an edge of its grid (or "every rate inside")."""
+    from kdutils.sweeps.tuning import edge_notes
+
     notes = []
     for ds in ("fashion_mnist", "mnist"):
         t = selection_frame(profile, ds, store)
-        for arm_, g in t.groupby("arm", sort=False):
-            chosen = g[g["chosen"] == True]  # noqa: E712
-            if chosen.empty or len(g) < 2:
-                continue
-            lr, acc = float(chosen["lr"].iloc[0]), float(chosen["val_accuracy"].iloc[0])
-            if lr in (g["lr"].min(), g["lr"].max()):
-                spread = g["val_accuracy"].max() - g["val_accuracy"].min()
-                notes.append(f"{DATASET_NAMES[ds]} {arm_}: chose {lr:g}, the {'lowest' if lr == g['lr'].min() else 'highest'}"
-                             f" rate of its grid (validation accuracy {acc:.1%}; the candidates span "
-                             f"{spread * 100:.1f} points)")
+        if not t.empty:
+            notes += edge_notes(t.to_dict("records"), prefix=f"{DATASET_NAMES[ds]} ")
     if not notes:
         return "Every chosen rate lies inside its grid." if any(
             not selection_frame(profile, ds, store).empty for ds in ("fashion_mnist", "mnist")) else ""

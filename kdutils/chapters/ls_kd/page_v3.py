@@ -216,6 +216,27 @@ def separation_view(p: PlanV3, store: ResultStore):
                 "pairs (semantic groups) and the dissimilar pairs, per teacher LS value and split.")
 
 
+def selection_view(p: PlanV3, store: ResultStore) -> list[Any]:
+    """Every v3 rate selection (teachers per LS value, the common student rate): its candidates on the held-out
+    images and the chosen one, then a sentence per choice at an edge of its grid."""
+    from kdutils.sweeps.tuning import edge_notes, load_selection
+
+    rows = [row for arm, cfgs in p.selection_runs.items() if (sel := load_selection(arm, cfgs, store)) is not None
+            for row in sel.rows]
+    if not rows:
+        return [present.markdown("No v3 rate selection is recorded yet.")]
+    t = pd.DataFrame(rows)
+    t = t.assign(chosen=t.chosen.map({True: "chosen", False: ""}))
+    notes = edge_notes(rows)
+    return [present.results_table(
+        t, {"arm": "arm", "lr": "rate", "epochs": "epochs", "val_accuracy": "validation accuracy",
+            "val_nll": "validation NLL", "chosen": "chosen"}, device=None, max_rows=20,
+        caption="Recipe v3's rate selections (seed 0, trained on the training images minus the held-out ones, "
+                "judged on the held-out ones; the test set is never read)."),
+        present.markdown("**At a grid edge:** " + "; ".join(notes) + "." if notes else
+                         "Every chosen rate lies inside its grid.")]
+
+
 def earlier_attempts(profile: str, store: ResultStore) -> list[tuple[str, Any]]:
     """For each earlier attempt at ``profile``: a heading-free sentence, its teachers' convergence table, and the
     power the current attempt has from that attempt's spread (markdown)."""
@@ -318,5 +339,6 @@ def v2_robustness(profile: str, store: ResultStore):
 
 
 __all__ = ["accuracy_figure", "accuracy_frame", "accuracy_table", "causal_figure", "deviations_markdown",
-           "earlier_attempts", "eta_view", "no_v3", "plan_or_none", "rules_markdown", "separation_view",
+           "earlier_attempts", "eta_view", "no_v3", "plan_or_none", "rules_markdown", "selection_view",
+           "separation_view",
            "teacher_curves_figure", "teacher_frame", "teacher_table", "v2_robustness"]
