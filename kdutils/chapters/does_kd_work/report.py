@@ -218,6 +218,11 @@ def plain_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
     return present.results_table(out, device=None, caption="Claim 1: plain models, the teacher and its students")
 
 
+def _count(n: int | None) -> str:
+    """A number of images as the page writes it; None (no cap) is "all"."""
+    return "all" if n is None else f"{n:,}"
+
+
 def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
     """The recipe the page's numbers come from (the active version), in prose, with the recorded wall time."""
     store = store or ResultStore()
@@ -237,8 +242,8 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
            "training images the teacher never saw (pure distillation)." if m.unlabelled else "")
     return (
         f"**Recipe {version} (`{profile}`).**{newer} {DATASET_NAMES[r.dataset]}: "
-        f"{r.n_train or 'all':,} training images (a fixed random subset), {r.val_size:,} held-out training images "
-        f"for lr selection, {r.n_test or 'all':,} test images. Teacher and student: {r.teacher_model} ({widths}), "
+        f"{_count(r.n_train)} training images (a fixed random subset), {r.val_size:,} held-out training images "
+        f"for lr selection, {_count(r.n_test)} test images. Teacher and student: {r.teacher_model} ({widths}), "
         f"the same architecture (self-distillation). Teachers: {r.teacher_epochs} epochs, SGD with Nesterov "
         f"momentum 0.9, weight decay {r.weight_decay:g}, cosine schedule, batch {r.teacher_batch_size}, crop/flip; "
         f"lr from {list(r.teacher_lrs)} (chosen: {t_lr}). Students: pure distillation (α=0 in the paper's "
