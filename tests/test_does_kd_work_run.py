@@ -182,3 +182,15 @@ def test_claims_6_and_8_against_their_references(tmp_path):
     _fill(store, change=perfect)
     labels = _labels(store)
     assert labels[8] == NOT_REPRODUCED and labels[1] == NOT_REPRODUCED
+
+
+def test_a_recipe_being_recorded_is_not_shown_until_all_its_runs_are(tmp_path):
+    """The page shows the newest wholly recorded recipe: v2's teacher selection alone does not switch it (its
+    claims would read "not yet run" over records that v1 judges), and every recorded run lowers the count."""
+    store = ResultStore(tmp_path)
+    before = dkw.missing_runs("cpu", "v2", store)
+    selection = dkw.teacher_selection("cpu", "fashion_mnist", "v2")
+    for cfg in selection:
+        store.put(cfg, {"status": "ok", "metrics": {"val_accuracy": 0.8, "val_nll": 0.5}, "wall_time_s": 1.0})
+    assert dkw.missing_runs("cpu", "v2", store) < before and dkw.missing_runs("cpu", "v2", store) > 0
+    assert dkw.active_version("cpu", store) == "v1"

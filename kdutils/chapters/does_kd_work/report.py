@@ -235,9 +235,10 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
     widths = "the authors' widths" if r.widths is None else f"widths {'-'.join(map(str, r.widths))}"
     wall = wall_time_s(profile, store)
     per = "one rate per policy" if r.lr_per_policy else "one rate per family"
-    newer = "" if version == dkw.latest(profile) else (
-        f" A newer recipe ({dkw.latest(profile)}) is defined; its runs are not recorded yet, so this page shows "
-        f"recipe {version}.")
+    latest = dkw.latest(profile)
+    newer = "" if version == latest else (
+        f" A newer recipe ({latest}) is being recorded ({dkw.missing_runs(profile, latest, store)} of its runs not "
+        f"yet), so this page shows recipe {version}, the newest wholly recorded one.")
     unl = (f" Claim 7: LeNet-5 students given {', '.join(f'{u:,}' for u in m.unlabelled)} extra unlabelled MNIST "
            "training images the teacher never saw (pure distillation)." if m.unlabelled else "")
     return (
