@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kdutils.chapters.invariance.recipes import (DATASETS, K_FOLDS, PAIRS, TAUS, _row_label, check_pair,
                                                  experiment_name)
 from kdutils.chapters.invariance.tables import figure_rows, results_table
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.store.provenance import code_status_sentence
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import gates, stats
@@ -41,7 +45,7 @@ PAPER = {
 }
 # The authors' MNIST numbers (4-seed means printed by their `processing_results.ipynb`; the paper itself shows
 # them only as curves): the ResNet -> MLP row of Figure 1. IM there is the L2 norm under their 5-px roll.
-PAPER_MNIST = {
+PAPER_MNIST: dict[str, dict[str, float | str]] = {  # a number, or the paper's range as text
     "teacher": {"accuracy": 0.991, "ece": 0.011, "im": 0.0056},
     "student": {"accuracy": 0.970, "ece": 0.033, "im": 0.877},
     "student_aug": {"accuracy": 0.971, "ece": 0.030, "im": 0.058},
@@ -413,8 +417,11 @@ def _gen_row(table, pair, student) -> Finding | None:
         scale = 100.0 if m == "accuracy" else 1.0
         kd = {k: scale * v for k, v in arm_scores(table, pair, student, "distilled", m, tau, "forward").values.items()}
         alone = {k: scale * v for k, v in arm_scores(table, pair, student, "student", m).values.items()}
-        ms.append(compare(part, kd, alone, lambda iv, m=m: iv.describe("pts" if m == "accuracy" else "",
-                                                                        digits=2 if m == "accuracy" else 3)))
+
+        def effect(iv: stats.Interval, m: str = m) -> str:  # a def, not a lambda: the checker types its default
+            return iv.describe("pts" if m == "accuracy" else "", digits=2 if m == "accuracy" else 3)
+
+        ms.append(compare(part, kd, alone, effect))
     c = combine(ms, core=("accuracy",))
     return Finding(name, c.label, f"tau={tau:g} (chosen on validation); " + "; ".join(f.describe() for f in ms),
                    effect=f"accuracy {ms[0].effect}")

@@ -12,11 +12,15 @@ as the book's own check, not scored: it says whether the collapse belongs to the
 """
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from kdutils.chapters.invariance import claims as c
 from kdutils.chapters.invariance.recipes import COLLAPSE_FACTOR, DATASETS
 from kdutils.chapters.invariance.tables import figure_rows, results_table
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import gates, stats
 from kdutils.verdicts.rules import Claim, Finding, Judgement, find, judge, to_verdict

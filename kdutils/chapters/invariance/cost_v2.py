@@ -65,13 +65,13 @@ def run_seconds(cfg: RunConfig, rates: dict[str, Rate]) -> float:
 
 
 def teacher_seconds(cfgs: list[RunConfig], rates: dict[str, Rate]) -> float:
-    seen = {}
+    seen: dict[tuple[str, str], tuple[RunConfig, RunConfig]] = {}  # -> (config, its teacher)
     for c in cfgs:
         if c.teacher is not None:
-            seen[(c.teacher.key(), json.dumps(c.data.__dict__, sort_keys=True, default=str))] = c
+            seen[(c.teacher.key(), json.dumps(c.data.__dict__, sort_keys=True, default=str))] = (c, c.teacher)
     total = 0.0
-    for c in seen.values():
-        rate = _rate(_mid(c.teacher), rates)
+    for c, teacher in seen.values():
+        rate = _rate(_mid(teacher), rates)
         total += ((c.data.n_train or 48_000) + (c.data.n_test or 10_000)) * rate * FORWARD_SHARE
     return total
 

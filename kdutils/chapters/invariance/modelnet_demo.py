@@ -76,11 +76,11 @@ def demo_prose(records: list[dict[str, Any]]) -> str:
         return ("⏳ **Not yet run** at this profile: no ModelNet40 run is recorded. "
                 "`python -m kdutils run invariance --profile cpu --set pair dgcnn_deepsets --set dataset modelnet40` "
                 "records them (with the data set under `$KDUTILS_DATA/ModelNet40/`).")
-    n_train = sorted({r.get("n_train") for r in records if r.get("n_train")})
+    n_train = sorted({n for r in records if (n := r.get("n_train"))})
     shapes = sorted({(r.get("n_train") or 0) + (r.get("n_test") or 0) for r in records})
     at_chance = sum(derived_status(r) == "chance" for r in records)
     relabelled = sum(derived_status(r) != r.get("status") for r in records)
-    n_test = sorted({r.get("n_test") for r in records if r.get("n_test")})
+    n_test = sorted({n for r in records if (n := r.get("n_test"))})
     points = sorted({r["config"]["data"].get("options", {}).get("n_points") for r in records} - {None})
     teachers = [r for r in records if r["config"]["role"].startswith("teacher")]
     alone = [r for r in records if r["config"]["role"] == "student"]

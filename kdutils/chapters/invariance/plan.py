@@ -187,9 +187,16 @@ def _selection(arm: str, cfgs: list[RunConfig], store: ResultStore):
     except ValueError as err:
         if "failed" not in str(err):
             raise
-    views = sorted((validation_view(store.get(c)) for c in cfgs), key=lambda v: v["lr"])
+    views = sorted((validation_view(_recorded(store, c)) for c in cfgs), key=lambda v: v["lr"])
     rows = tuple({**v, "arm": arm, "chosen": i == 0, "fallback": True} for i, v in enumerate(views))
     return Selection(arm, views[0]["lr"], views[0]["epochs"], rows)
+
+
+def _recorded(store: ResultStore, cfg: RunConfig) -> dict[str, Any]:
+    record = store.get(cfg)
+    # `_selection` reads records only after `load_selection` found every candidate recorded (else it returns None)
+    assert record is not None, f"no finished record for {cfg.key()}"
+    return record
 
 
 class SelectionMissing(LookupError):
@@ -215,6 +222,9 @@ def _run_lrs(profile: str, pair: str, student: str | Iterable[str] | None, datas
     if resolve_dataset(pair, dataset) not in tuned_datasets(pair):
         return None
     sel = select_lrs(profile, pair, student, dataset, store, train=True, progress=progress)
+    if sel is None:  # a candidate was trained but left no finished record (`run_grouped` returns None for it)
+        raise RuntimeError(f"the learning-rate selection of pair {pair!r} at profile {profile!r} is still "
+                           "missing a candidate's record after training it")
     return {arm: s.lr for arm, s in sel.items()}
 
 

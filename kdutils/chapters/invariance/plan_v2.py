@@ -242,6 +242,7 @@ def add_extra_v2(cfg: RunConfig, record: dict[str, Any], store: ResultStore, lrs
             continue
         with torch.no_grad():
             if agree_key:
+                assert kl_key is not None  # `wants` names the agreement and KL keys together
                 x = splits.test.x
                 s = predict_logits(model, x, device=device, mean=splits.mean, std=splits.std)
                 t = runner.teacher_logits_for(t_cfg, teacher, cfg.data, "test", x, splits, device)

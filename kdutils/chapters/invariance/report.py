@@ -117,6 +117,7 @@ def kl_gradients(p_teacher: torch.Tensor, student_logits: torch.Tensor) -> dict[
         else:
             loss = (log_s.exp() * (log_s - log_t)).sum()
         loss.backward()
+        assert z.grad is not None  # z is a leaf that requires grad, so backward() filled its gradient
         out[direction] = float(z.grad.norm())
     return out
 

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
 from kdutils.chapters.invariance.plan import configs, select_lrs, tuned_datasets
 from kdutils.chapters.invariance.recipes import (COLLAPSE_FACTOR, DATASETS, PAIR_INFO, PAIRS, ROLES, check_pair,
                                                  experiment_name, recipe, resolve_dataset, _row_label)
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.store.store import ResultStore
-from kdutils.sweeps.tuning import ROLE_PREFIX
+from kdutils.sweeps.tuning import ROLE_PREFIX, Selection
 from kdutils.verdicts.verdict import FAILED_STATUSES
 
 
@@ -227,6 +230,7 @@ def selection_table(profile: str, store: ResultStore | None = None) -> pd.DataFr
 
     rows = []
     for pair in PAIRS:
+        sel: dict[str, Selection] | None  # arm -> its selection; None while v1's is not recorded
         if recipe_in_use(profile, pair, store) == "v2":  # v2's candidates, extensions included
             sel = {arm: a.selection for arm, a in (select_v2(profile, pair, store) or {}).items()}
         else:
