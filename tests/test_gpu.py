@@ -307,3 +307,14 @@ def test_bad_arguments_fail_clearly(tmp_path, capsys):
     assert "invalid choice: 'nope'" in capsys.readouterr().err
     assert main(["unpack", str(tmp_path / "missing.tar.gz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("chapter", ["hinton", "ls_kd", "invariance", "tgeo", "does_kd_work"])
+def test_every_chapter_package_imports_without_pandas_scipy_papermill_or_matplotlib(chapter):
+    """The GPU machine has torch and numpy only: `python -m kdutils gpu` imports every chapter's package, so none
+    may import a report-only library at import time (the invariance package once did, through its collapse
+    claim's pandas import)."""
+    code = BLOCK + f"import kdutils.chapters.{chapter}\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
