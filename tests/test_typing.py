@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 #: Chapters that type-check as cleanly as the core (the others are listed by `mypy kdutils/chapters`).
-CLEAN_CHAPTERS = ("hinton", "ls_kd", "invariance")
+CLEAN_CHAPTERS = ("hinton", "ls_kd", "invariance", "tgeo")
 
 
 def core_modules() -> list[Path]:

@@ -95,6 +95,7 @@ def train_arm(spec: ArmSpec, student: nn.Module, loader, cfg: TrainConfig, *, te
         return result, None
     if val_loader is None:
         raise ValueError("a TGeo-KD arm needs val_loader: f_w is trained on the validation split's loss")
+    assert spec.features is not None  # ArmSpec refuses a "tgeo" rule without a feature set (check_feature_set)
     fnet = initial_fusion_net(int(teacher_logits.shape[1]), spec.features, seed, spec.fw_input)
     result = fit_tgeo(student, fnet, loader, val_loader, cfg, teacher_logits=teacher_logits,
                       features=spec.features, tau=tau, fusion_lr=fusion_lr, device=device, progress=progress,

@@ -145,7 +145,7 @@ class RWRule(RWKDWeights):
             raise ValueError(f"RW-KD's lr must be a finite number > 0, got {lr!r}")
         self.lr = float(lr)
 
-    def __call__(self, ctx: AlphaContext) -> torch.Tensor:  # type: ignore[override]
+    def __call__(self, ctx: AlphaContext) -> torch.Tensor:
         return self.forward(ctx.idx)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Collection
 
 from kdutils.chapters.tgeo import gate as gt
@@ -121,11 +122,12 @@ def choose_candidate(cfgs: list[RunConfig], store: ResultStore) -> RunConfig | N
     """The candidate with the best validation view (tuning's order: val accuracy, val NLL, lower lr; f_w's rate
     breaks what is left, lower first), or None while one is missing."""
     recs = [store.get(c) for c in cfgs]
-    if any(r is None for r in recs):
+    recorded = [r for r in recs if r is not None]
+    if len(recorded) < len(recs):  # one is missing
         return None
     def key(i: int):
         f = (cfgs[i].model_kwargs.get("arm_spec") or {}).get("fusion_lr") or 0.0
-        return (*_rank(validation_view(recs[i])), f)
+        return (*_rank(validation_view(recorded[i])), f)
     return cfgs[min(range(len(cfgs)), key=key)]
 
 
@@ -176,9 +178,18 @@ def resolved(profile: str, store: ResultStore, attempt: int = 1) -> Resolved:
             chosen[f"het:{model}"] = chosen[f"het:{model}:alone"]
     vanilla = None
     if all(chosen.get(a) is not None for a in rc.VANILLA_CF):
-        views = {a: validation_view(store.get(chosen[a])) for a in rc.VANILLA_CF}
+        views = {a: validation_view(_chosen_record(store, chosen[a])) for a in rc.VANILLA_CF}
         vanilla = min(views, key=lambda a: _rank(views[a]))
     return Resolved(lr, chosen, vanilla, attempt)
+
+
+def _chosen_record(store: ResultStore, cfg: RunConfig | None) -> dict[str, Any]:
+    """The record of a chosen candidate; the callers pass only choices already made (`choose_candidate` chooses
+    only once every candidate is recorded)."""
+    assert cfg is not None, "the candidate is not chosen yet"
+    record = store.get(cfg)
+    assert record is not None, f"no finished record for {cfg.key()}"
+    return record
 
 
 # ---- stages -------------------------------------------------------------------------------------------------
@@ -211,16 +222,19 @@ def stage_items(profile: str, stage: int, store: ResultStore, rates: Rates,
     n = _n(r)
     res = resolved(profile, store, attempt)
     t0 = rc.teacher_config(profile, res.teacher_lr if res.teacher_lr is not None else r.teacher_lrs[0], attempt)
-    arm_item = lambda name, c: Item(name, [c], lambda s, c=c: run_arm(c, None, s, progress=False),  # noqa: E731
-                                    _student_cost(c, rates, n))
+
+    def arm_item(name: str, c: RunConfig) -> Item:
+        return Item(name, [c], lambda s: run_arm(c, None, s, progress=False), _student_cost(c, rates, n))
+
+    # functools.partial, not a lambda with a default: the type checker cannot infer such a lambda's type
     if stage == 0:
-        return [Item(f"teacher lr {c.train.lr:g}", [c], lambda s, c=c: runner.run(c, s, progress=False),
+        return [Item(f"teacher lr {c.train.lr:g}", [c], partial(runner.run, c, progress=False),
                      rates.teacher * n * c.train.epochs) for c in rc.teacher_selection(profile, attempt)]
     if stage == 1 and r.teacher_logits == "heldout":
         return [Item(t0.role, [t0], lambda s: run_pool_teacher(t0, s, progress=False),
                      rates.teacher * r.teacher_pool * t0.train.epochs)]
     if stage == 1:
-        return [Item(p.role, [p], lambda s, p=p: run_part(p, s, progress=False),
+        return [Item(p.role, [p], partial(run_part, p, progress=False),
                      rates.teacher * n * (r.k_folds - 1) / r.k_folds * p.train.epochs) for p in part_configs(t0)]
     if stage == 2:
         cands = [c for a in rc.CF_ARMS for c in rc.selection_candidates(profile, t0, a)]
@@ -309,7 +323,7 @@ def _final_items(profile, res, t0, rates, n, arm_item, run_motivation) -> dict[s
     for s, (pre, cont) in fc["motivation"].items():
         cost = sum(_student_cost(c, rates, n) for c in [pre, *cont.values()])
         out[gt.MAIN][1].append(Item(f"motivation seed {s}", [pre, *cont.values()],
-                                    lambda st, pre=pre, cont=cont: run_motivation(pre, cont, st, progress=False), cost))
+                                    partial(run_motivation, pre, cont, progress=False), cost))
     return out
 
 
@@ -445,8 +459,8 @@ def room_preview(profile: str, store: ResultStore, attempt: int = 1) -> str:
     alone = res.chosen.get("alone")
     if res.vanilla is None or alone is None:
         return "KD room preview: the selections are not recorded yet"
-    v = validation_view(store.get(res.chosen[res.vanilla]))["val_accuracy"]
-    a = validation_view(store.get(alone))["val_accuracy"]
+    v = validation_view(_chosen_record(store, res.chosen[res.vanilla]))["val_accuracy"]
+    a = validation_view(_chosen_record(store, alone))["val_accuracy"]
     return (f"KD room preview (validation, seed 0, selection runs): {res.vanilla} {100 * v:.2f}% vs alone "
             f"{100 * a:.2f}%: {100 * (v - a):+.2f} pts (the gate needs the finals' paired interval above +1 pt)")
 

@@ -10,13 +10,16 @@ the student alone; for claim 2, KD has room: vanilla KD minus the student alone 
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
 from kdutils.chapters.tgeo.plan import (ARMS, ARM_LABELS, BASELINE_ARMS, CHANCE_ACCURACY, EXPERIMENT, METHOD_ARM,
                                         Plan, motivation_cells, plan, recipe, results_table, tgeo_alpha_records)
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
 from kdutils.store.provenance import code_status_sentence
@@ -72,8 +75,9 @@ def motivation_statistics(cells: pd.DataFrame) -> pd.DataFrame:
         wrong = [slopes.get(f"g'{k}") for k in range(1, 6)]
         if any(v is None for v in right + wrong):
             continue
+        wrong_slopes = [v for v in wrong if v is not None]  # all five: a seed missing one was skipped just above
         rows.append({"seed": seed, "trend_right": _slope(np.arange(1, 6), np.array(right)),
-                     "slope_wrong": float(np.mean(wrong)), **{f"slope_{g}": v for g, v in slopes.items()}})
+                     "slope_wrong": float(np.mean(wrong_slopes)), **{f"slope_{g}": v for g, v in slopes.items()}})
     return pd.DataFrame(rows)
 
 

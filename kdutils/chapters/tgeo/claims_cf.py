@@ -419,10 +419,10 @@ def cf_verdicts(profile: str = "cpu", store=None, partial: bool = False, attempt
            verdict(COMPARISON, ({a: fc["main"][a] for a in ("alone", v, "anl", "ada", "wls", "rw", "tgeo_both")},),
                    comparison)]
     students = _students_by_width(profile, fc, v, attempt)
-    small, large = (min(students), max(students)) if len(students) >= 2 else (None, None)
+    small, large = (min(students), max(students)) if len(students) >= 2 else (None, None)  # both set, or neither
     out.append(verdict(GAP, (room_arms, students[small][1], students[large][1]), lambda: gap(students, small, large),
                        ("main", students[small][0], students[large][0]))
-               if small is not None else Verdict(GAP.text, NOT_TESTABLE, "This profile's recipe trains no other "
+               if small is not None and large is not None else Verdict(GAP.text, NOT_TESTABLE, "This profile's recipe trains no other "
                                                  "student width.", scale, reason="one student width at this profile"))
     model = next(iter(fc["hetero"]), None)
     out.append(verdict(HETERO, (room_arms, fc["main"]["tgeo_both"], fc["hetero"][model]), lambda: hetero(model),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypedDict
 
 import torch
 
@@ -149,6 +149,14 @@ class CrossFitLogits:
 _CACHE: dict[tuple[str, str], CrossFitLogits] = {}
 
 
+class _PredictKwargs(TypedDict):
+    """The keyword arguments `crossfit_logits` gives every `predict_logits` call."""
+
+    device: torch.device
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+
+
 def crossfit_logits(teacher0: RunConfig, store: ResultStore, device: torch.device, progress: bool = True
                     ) -> CrossFitLogits:
     """The out-of-fold logits of the student's training split (cached in memory per process)."""
@@ -156,7 +164,7 @@ def crossfit_logits(teacher0: RunConfig, store: ResultStore, device: torch.devic
     if key in _CACHE:
         return _CACHE[key]
     splits = runner.prepare_data(teacher0.data)
-    kw = dict(device=device, mean=splits.mean, std=splits.std)
+    kw: _PredictKwargs = dict(device=device, mean=splits.mean, std=splits.std)
     parts = part_configs(teacher0)
     models = [load_part(c, store, device, progress) for c in parts]
     train = None
@@ -170,6 +178,7 @@ def crossfit_logits(teacher0: RunConfig, store: ResultStore, device: torch.devic
         test.append(predict_logits(m, splits.test.x, **kw))
         if splits.val is not None:
             val.append(predict_logits(m, splits.val.x, **kw))
+    assert train is not None  # part_configs gives k >= 2 parts (part_role checks k), and the first part set it
     out = CrossFitLogits(train, torch.stack(val).mean(0) if val else None, torch.stack(test).mean(0), models)
     _CACHE[key] = out
     return out

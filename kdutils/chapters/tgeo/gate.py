@@ -94,6 +94,6 @@ def room_gates(fc: Mapping[str, Any], vanilla: str, store: ResultStore) -> list[
         if recorded < planned:
             out.append(StudentGate(name, vanilla, recorded, planned))
             continue
-        iv = paired_difference(scores[vanilla], scores[ALONE])  # type: ignore[arg-type]  # int seeds are Hashable
+        iv = paired_difference(scores[vanilla], scores[ALONE])
         out.append(StudentGate(name, vanilla, recorded, planned, iv, g.has_room(iv, ROOM_MARGIN)))
     return out

@@ -26,7 +26,7 @@ def _fp(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to(torch.promote_types(x.dtype, torch.float32))
 
 
-def check_feature_set(features: str) -> str:
+def check_feature_set(features: str | None) -> str:  # None too: an ArmSpec's unset features are refused here
     if features not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {features!r}; choose one of: {', '.join(FEATURE_SETS)}")
     return features

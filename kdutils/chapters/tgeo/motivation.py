@@ -14,12 +14,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import torch
 import torch.nn.functional as F
 
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 
 __all__ = ["student_teacher_distance", "MotivationGroups", "motivation_groups", "group_accuracy",
            "summarise_by_group"]

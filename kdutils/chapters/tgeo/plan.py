@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from kdutils.chapters.tgeo.arms import ArmSpec
 from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.gpu.workload import ChapterWork, Work
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.store.profiles import capped, check_profile
 from kdutils.store.store import ResultStore
 from kdutils.sweeps.tuning import ROLE_PREFIX, Selection, load_selection, selection_configs
@@ -119,9 +122,26 @@ RECIPES: dict[str, Recipe] = {
                    notes="a GPU recipe on the whole of Fashion-MNIST; dataset='cifar100' gives the paper's pair"),
 }
 
+
+class _RecipeOverrides(TypedDict, total=False):
+    """Recipe fields `recipe` replaces to swap the data set (each with its Recipe type)."""
+
+    dataset: str
+    n_train: int | None
+    n_test: int | None
+    val_size: int
+    teacher: str
+    student: str
+    student_kwargs: dict
+    teacher_epochs: int
+    student_epochs: int
+    augment: str
+
+
 #: The paper's CIFAR-100 pair (ResNet-56 -> ResNet-20), used by `recipe(profile, dataset="cifar100")`.
-CIFAR100_OVERRIDES = dict(dataset="cifar100", teacher="resnet56", student="resnet20", student_kwargs={},
-                          teacher_epochs=240, student_epochs=240, augment="crop4+flip", val_size=5_000)
+CIFAR100_OVERRIDES: _RecipeOverrides = dict(dataset="cifar100", teacher="resnet56", student="resnet20",
+                                             student_kwargs={}, teacher_epochs=240, student_epochs=240,
+                                             augment="crop4+flip", val_size=5_000)
 
 
 def recipe(profile: str, dataset: str | None = None) -> Recipe:
@@ -132,8 +152,9 @@ def recipe(profile: str, dataset: str | None = None) -> Recipe:
         return r
     if dataset != "cifar100":
         raise ValueError(f"unknown dataset {dataset!r} for the TGeo-KD chapter; choose fashion_mnist or cifar100")
-    keep = {"n_train": r.n_train, "n_test": r.n_test} if profile == "smoke" else {}
-    return replace(r, **{**CIFAR100_OVERRIDES, **keep})
+    keep: _RecipeOverrides = {"n_train": r.n_train, "n_test": r.n_test} if profile == "smoke" else {}
+    overrides: _RecipeOverrides = {**CIFAR100_OVERRIDES, **keep}
+    return replace(r, **overrides)
 
 
 def _data(r: Recipe) -> DataConfig:
@@ -190,9 +211,12 @@ def arm_config(profile: str, teacher: RunConfig, arm: str, lr: float, seed: int 
         raise ValueError(f"unknown arm {arm!r}; choose one of: {', '.join(ARMS)}")
     r = recipe(profile, dataset)
     spec = ARMS[arm]
+    alpha = 0.0
+    if spec.rule == "vanilla":
+        assert spec.alpha is not None  # ArmSpec refuses a vanilla rule without its alpha
+        alpha = spec.alpha
     return RunConfig(experiment=EXPERIMENT, role=arm, model=r.student, model_kwargs=dict(r.student_kwargs),
-                     profile=profile, seed=seed, data=_data(r), teacher=teacher, tau=r.tau,
-                     alpha=spec.alpha if spec.rule == "vanilla" else 0.0,
+                     profile=profile, seed=seed, data=_data(r), teacher=teacher, tau=r.tau, alpha=alpha,
                      train=_train(r, r.student_epochs, lr, "none"))
 
 
@@ -251,8 +275,10 @@ def run_config(cfg: RunConfig, store: ResultStore | None = None, *, progress: bo
         raise ValueError(f"run_config trains this chapter's student arms ({', '.join(ARMS)}), "
                          f"got experiment {cfg.experiment!r} role {cfg.role!r}")
     spec = ARMS[arm]
-    if spec.rule == "vanilla" and float(cfg.alpha) != float(spec.alpha):
-        raise ValueError(f"config alpha {cfg.alpha} does not match arm {arm!r} (alpha {spec.alpha})")
+    if spec.rule == "vanilla":
+        assert spec.alpha is not None  # ArmSpec refuses a vanilla rule without its alpha
+        if float(cfg.alpha) != float(spec.alpha):
+            raise ValueError(f"config alpha {cfg.alpha} does not match arm {arm!r} (alpha {spec.alpha})")
     r = recipe(cfg.profile)
     return run_arm(cfg, spec, store, fusion_lr=r.fusion_lr, rw_lr=r.rw_lr, progress=progress, force=force)
 
@@ -336,9 +362,10 @@ def plan(profile: str, store: ResultStore | None = None, *, train: bool = False,
 
             runner.run(teacher, store, progress=progress)
         for a in arms:
-            selections[a] = _load_or_run_selection(arm_selection(profile, teacher, a), a, store, train, progress)
-            if selections[a] is not None:
-                finals[a] = [arm_config(profile, teacher, a, selections[a].lr, s) for s in seeds]
+            sel = _load_or_run_selection(arm_selection(profile, teacher, a), a, store, train, progress)
+            selections[a] = sel
+            if sel is not None:
+                finals[a] = [arm_config(profile, teacher, a, sel.lr, s) for s in seeds]
         base = selections.get("vanilla_a0.5")
         if base is None and "vanilla_a0.5" not in arms:
             base = load_selection("vanilla_a0.5", arm_selection(profile, teacher, "vanilla_a0.5"), store)
@@ -380,6 +407,8 @@ def run_all(profile: str = "cpu", arm: str | None = None, alpha: float | None = 
     p = plan(profile, store, train=True, arms=arms, seeds=seeds, progress=progress)
     from kdutils.training import runner
 
+    # plan(train=True) chose the teacher's lr (run_selection raises where it cannot), so the teacher is set
+    assert p.teacher is not None
     out = [runner.run(p.teacher, store, progress=progress)]
     order = list(arms)
     for s_i, s in enumerate(seeds):

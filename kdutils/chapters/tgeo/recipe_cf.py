@@ -290,9 +290,13 @@ def student_config(profile: str, teacher0: RunConfig, arm: str, lr: float, seed:
     sd = spec_dict(spec, fusion_lr=fusion_lr if trains_fw(spec) else None,
                    rw_lr=r.rw_lr if spec.rule == "rw" else None, teacher_logits=r.teacher_logits)
     kwargs = dict(r.student_kwargs if model_kwargs is None else model_kwargs)
+    kd_alpha = 0.0
+    if spec.rule == "vanilla":
+        assert spec.alpha is not None  # ArmSpec refuses a vanilla rule without its alpha
+        kd_alpha = spec.alpha
     return RunConfig(experiment=EXPERIMENT, role=role or arm, model=model or r.student,
                      model_kwargs={**kwargs, SPEC_KEY: sd}, profile=profile, seed=seed, data=_data(r),
-                     teacher=teacher0, tau=r.tau, alpha=spec.alpha if spec.rule == "vanilla" else 0.0,
+                     teacher=teacher0, tau=r.tau, alpha=kd_alpha,
                      train=_train(r, r.student_epochs if epochs is None else epochs, lr))
 
 

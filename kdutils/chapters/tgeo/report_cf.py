@@ -104,6 +104,7 @@ def alpha_by_arm(profile: str, store: ResultStore | None = None, attempt: int = 
     fc = _finals(profile, store, attempt)
     rows = []
     for arm in ALPHA_ARMS if fc else ():
+        assert fc is not None  # the loop runs only when the finals are resolved
         recs = [r for c in fc["main"].get(arm, {}).values() if (r := store.get(c)) is not None
                 and r.get("status") == "ok" and "tgeo" in r]
         if not recs:
@@ -123,6 +124,7 @@ def alpha_epochs(profile: str, store: ResultStore | None = None, arms=TGEO_SHOWN
     fc = _finals(profile, store, attempt)
     rows = []
     for arm in arms if fc else ():
+        assert fc is not None  # the loop runs only when the finals are resolved
         for seed, c in fc["main"].get(arm, {}).items():
             rec = store.get(c)
             for h in (rec or {}).get("history", []):

@@ -67,8 +67,12 @@ def _setup(cfg: RunConfig, store: ResultStore, device: torch.device, progress: b
         if not is_part(cfg.teacher):
             raise ValueError(f"cross-fitted teacher logits need a cf_teacher<part>of<k> teacher, got role "
                              f"{getattr(cfg.teacher, 'role', None)!r}")
+        assert cfg.teacher is not None  # is_part(None) is False
         cf = crossfit_logits(cfg.teacher, store, device, progress)
         return splits, cf.teachers[0], cf.train.to(device), None if cf.val is None else cf.val.to(device)
+    # run_arm's _check refuses a config without a teacher; the motivation's pre-training (alpha 0.5) has one too,
+    # as RunConfig requires a teacher wherever alpha > 0
+    assert cfg.teacher is not None, f"run_arm needs a config with a teacher (role {cfg.role!r} has none)"
     if spec is not None and spec.get("teacher_logits") == "heldout":  # trained on a pool the student never sees
         teacher = load_pool_teacher(cfg.teacher, store, device, progress)
     else:
@@ -143,8 +147,10 @@ def _train_arm(cfg: RunConfig, spec: ArmSpec, keyed: dict[str, Any] | None, stor
     started = time.perf_counter()
     hook = None
     if spec.rule == "tgeo" and keyed is not None:  # new records: alpha by group at every epoch
-        means = teacher_class_means(t_train, loader.y) if spec.features != "intra" else None
-        hook = lambda e, s, f: {"alpha_groups": _epoch_groups(s, f, loader, t_train, spec.features, means)}  # noqa: E731
+        features = spec.features
+        assert features is not None  # ArmSpec refuses a "tgeo" rule without a feature set (check_feature_set)
+        means = teacher_class_means(t_train, loader.y) if features != "intra" else None
+        hook = lambda e, s, f: {"alpha_groups": _epoch_groups(s, f, loader, t_train, features, means)}  # noqa: E731
     result, fnet = train_arm(spec, model, loader, cfg.train, teacher_logits=t_train, val_loader=val_loader,
                              tau=cfg.tau, fusion_lr=fusion_lr, rw_lr=rw_lr, device=device, progress=progress,
                              seed=cfg.seed, epoch_hook=hook)
@@ -153,6 +159,7 @@ def _train_arm(cfg: RunConfig, spec: ArmSpec, keyed: dict[str, Any] | None, stor
                               "fusion_lr": fusion_lr if spec.rule == "tgeo" else None,
                               "rw_lr": rw_lr if spec.rule == "rw" else None}}
     if fnet is not None and result.status == "ok":
+        assert spec.features is not None  # train_arm returns an f_w for "tgeo" arms only, whose ArmSpec has features
         fnet0 = initial_fusion_net(int(t_train.shape[1]), spec.features, cfg.seed, spec.fw_input)
         extra["tgeo"] = alpha_evidence(model, fnet, fnet0, loader, t_train, spec.features)
         if t_val is not None:
@@ -327,7 +334,7 @@ def run_motivation(pre_cfg: RunConfig, continued: Mapping[float, RunConfig], sto
     records = {a: store.get(c) for a, c in continued.items()}
     if not force and all(r is not None for r in records.values()):
         pre = store.get(pre_cfg)
-        return ([pre] if pre is not None else []) + list(records.values())
+        return ([pre] if pre is not None else []) + [r for r in records.values() if r is not None]  # all of them
     if runner.load_only() and not force:
         missing = next(c for a, c in continued.items() if records[a] is None)
         raise runner.missing_run_error(missing, store)

@@ -36,11 +36,13 @@ def spec_dict(spec: ArmSpec, *, fusion_lr: float | None = None, rw_lr: float | N
         raise ValueError("a TGeo arm whose f_w trains needs fusion_lr (f_w's Adam rate)")
     if spec.rule == "rw" and rw_lr is None:
         raise ValueError("the RW-KD arm needs rw_lr (the per-sample ratios' Adam rate)")
+    # the `is not None` tests below only tell the type checker what the two checks above guarantee
     return {"rule": spec.rule, "alpha": None if spec.alpha is None else float(spec.alpha),
             "features": spec.features, "fw_input": spec.fw_input if tgeo else None,
             "fw_train": spec.fw_train if tgeo else None, "virtual": spec.virtual if trains_fw else None,
-            "fusion_lr": float(fusion_lr) if trains_fw else None,
-            "rw_lr": float(rw_lr) if spec.rule == "rw" else None, "teacher_logits": teacher_logits}
+            "fusion_lr": float(fusion_lr) if trains_fw and fusion_lr is not None else None,
+            "rw_lr": float(rw_lr) if spec.rule == "rw" and rw_lr is not None else None,
+            "teacher_logits": teacher_logits}
 
 
 def spec_of(cfg: RunConfig) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypedDict
 
 import torch
 from torch import nn
@@ -32,12 +32,19 @@ __all__ = ["AlphaStats", "fit_samplewise", "fit_tgeo", "predict_alphas"]
 SATURATED = 0.99
 
 
+class _TensorKwargs(TypedDict):
+    """Where and in which precision `AlphaStats` keeps its sums."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+
 class AlphaStats:
     """Running mean/std/min/max of the alphas of one epoch and their share above SATURATED, kept on the device
     (no sync per step)."""
 
     def __init__(self, device: torch.device) -> None:
-        z = dict(device=device, dtype=torch.float64)
+        z: _TensorKwargs = dict(device=device, dtype=torch.float64)
         self.n = 0
         self.sum = torch.zeros((), **z)
         self.sq = torch.zeros((), **z)
@@ -99,6 +106,7 @@ def fit_samplewise(student: nn.Module, loader, cfg: TrainConfig, *, teacher_logi
     rule_params = list(rule.parameters()) if isinstance(rule, nn.Module) else []
     rule_opt = None
     if rule_params:
+        assert isinstance(rule, nn.Module)  # rule_params is non-empty only for an nn.Module rule (just above)
         rule.to(device)
         rule_opt = torch.optim.Adam(rule_params, lr=float(getattr(rule, "lr", 1e-3)))
     use_amp = device.type == "cuda"
