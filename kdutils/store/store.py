@@ -27,9 +27,8 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 
-from kdutils.config import RunConfig
 from kdutils.paths import cache_dir, results_dir
 from kdutils.store.io import StorageError, atomic_write_json, check_writable
 
@@ -44,6 +43,19 @@ REQUIRED = ("status", "key", "config")
 RECORD_NAME = re.compile(r"[0-9a-f]{16}\.json")
 
 
+class Recordable(Protocol):
+    """What the store reads of a run's config: its experiment (the folder), its key (the file name) and its
+    dict (stored in the record). `kdutils.config.RunConfig` is one; a chapter's own run description (the
+    fidelity chapter's `DistillSpec`) is another."""
+
+    @property
+    def experiment(self) -> str: ...
+
+    def key(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 class ResultStore:
     """Run records on disk, keyed by `RunConfig.key()`."""
 
@@ -51,10 +63,10 @@ class ResultStore:
         self.root = Path(root) if root is not None else results_dir()
         self._damaged: dict[Path, str] = {}
 
-    def path(self, cfg: RunConfig) -> Path:
+    def path(self, cfg: Recordable) -> Path:
         return self.root / cfg.experiment / f"{cfg.key()}.json"
 
-    def lock_path(self, cfg: RunConfig) -> Path:
+    def lock_path(self, cfg: Recordable) -> Path:
         """The lock file a process holds while it trains `cfg` (see `kdutils.store.locks`); next to the
         records, so every writer into this results folder sees it, whatever its cache."""
         return self.root / ".locks" / cfg.experiment / f"{cfg.key()}.lock"
@@ -69,11 +81,11 @@ class ResultStore:
                                f"({err.strerror or err}: {err.filename})") from None
         check_writable(cache, "cache folder ($KDUTILS_CACHE)")
 
-    def checkpoint_path(self, cfg: RunConfig) -> Path:
+    def checkpoint_path(self, cfg: Recordable) -> Path:
         """Model weights stay outside git, in the cache folder."""
         return cache_dir() / "checkpoints" / cfg.experiment / f"{cfg.key()}.pt"
 
-    def get(self, cfg: RunConfig) -> dict[str, Any] | None:
+    def get(self, cfg: Recordable) -> dict[str, Any] | None:
         """The finished record of this exact config, or None."""
         path = self.path(cfg)
         if not path.exists():
@@ -105,7 +117,7 @@ class ResultStore:
         prefix = self.root / experiment if experiment else self.root
         return {p: why for p, why in self._damaged.items() if prefix in p.parents}
 
-    def put(self, cfg: RunConfig, record: dict[str, Any]) -> dict[str, Any]:
+    def put(self, cfg: Recordable, record: dict[str, Any]) -> dict[str, Any]:
         record = {**record, "key": cfg.key(), "config": cfg.to_dict()}
         record = json.loads(json.dumps(record))  # return exactly what a later `get` will read back
         atomic_write_json(self.path(cfg), record)

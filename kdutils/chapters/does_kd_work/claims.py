@@ -16,7 +16,7 @@ Fashion-MNIST margin, for MNIST's lower error rates).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +26,10 @@ from kdutils.chapters.does_kd_work.tables import (  # noqa: F401 (PAPER, _ms: re
                                                   _failures, _ms, arm, baseline_table, line_barrier, pct,
                                                   pct_plain, plain_scores, scale, student_table, teacher_table,
                                                   version_of)
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.store.profiles import check_profile
 from kdutils.store.provenance import code_status_sentence
 from kdutils.store.store import ResultStore
@@ -136,8 +139,8 @@ def teacher_gate(profile: str, store: ResultStore, half: int | None = None,
     suffix = "" if dataset == "fashion_mnist" else f" ({DATASET_NAMES[dataset]})"
     for cfg in dkw.teacher_configs(profile, dataset, p.teacher_lr, p.version):
         is_half = cfg.data.fold is not None
-        if (half is None and not is_half and cfg.seed == 0) or (half is not None and is_half
-                                                                and 1 - cfg.data.fold == half):
+        if (half is None and not is_half and cfg.seed == 0) or (half is not None and cfg.data.fold is not None
+                                                                and 1 - cfg.data.fold == half):  # is_half
             rec = store.get(cfg)
             name = CONVERGED + suffix if half is None else f"{CONVERGED} (half-data teacher {half})"
             if rec is None:

@@ -44,7 +44,7 @@ Run: ``python -m kdutils run does_kd_work --profile cpu`` (`schedule.run_all`, r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from kdutils.chapters.does_kd_work.interpolation import check_ratio
 from kdutils.chapters.does_kd_work.policies import parse_policy
@@ -278,6 +278,13 @@ def claim_specs(claim: int, profile: str, dataset: str = "fashion_mnist", teache
     raise ValueError(f"unknown claim {claim!r}; choose one of: {', '.join(map(str, CLAIMS))}")
 
 
+class _SpecArgs(TypedDict):
+    """The keyword arguments every baseline passes to `_spec`."""
+
+    teacher_lr: float | None
+    version: str | None
+
+
 def baseline_specs(profile: str, dataset: str = "fashion_mnist", teacher_lr: float | None = None,
                    lrs: dict[str, float] | None = None, version: str | None = None) -> list[DistillSpec]:
     """The baselines that give fidelity its meaning (v2 on): each plain model's agreement with the teacher
@@ -288,7 +295,7 @@ def baseline_specs(profile: str, dataset: str = "fashion_mnist", teacher_lr: flo
     if r.version == "v1":
         return []
     lrs = lrs or {}
-    base = dict(teacher_lr=teacher_lr, version=version)
+    base = _SpecArgs(teacher_lr=teacher_lr, version=version)
     out = [_spec(profile, dataset, 1, s, policy=BASE_POLICY, evaluate="plain", plain_member=1 + i,
                  lr=lrs.get(family_of(BASE_POLICY, r.lr_per_policy)), **base) for i, s in enumerate(r.seeds)]
     if dataset == "mnist":
@@ -408,7 +415,8 @@ def select_families(profile: str, dataset: str, store: ResultStore, teacher_lr: 
     for fam in fams:
         specs = selection_specs(fam, profile, dataset, teacher_lr, version)
         records = [store.get(sp) for sp in specs]
-        out[fam] = (choose(f"student ({fam})", [_spec_view(sp, rec) for sp, rec in zip(specs, records)])
+        out[fam] = (choose(f"student ({fam})",  # every record is there (`all` below): the filter drops none
+                           [_spec_view(sp, rec) for sp, rec in zip(specs, records) if rec is not None])
                     if all(rec is not None for rec in records) else None)
     return out
 

@@ -34,7 +34,8 @@ OOD_LABEL = -1
 
 
 def _positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not (math.isfinite(value) and value > 0):
+    # `value <= 0`, not `not value > 0`: numbers.Real declares __le__ and __lt__ only (the same test on a finite real)
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 

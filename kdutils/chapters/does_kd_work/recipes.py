@@ -17,6 +17,7 @@ trains the newest version. ``smoke`` and ``full`` have one version each (no comm
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TypedDict
 
 from kdutils.store.profiles import capped, check_profile
 
@@ -127,11 +128,34 @@ class Recipe:
         return POLICIES[policy].augment_for(self.crop, self.flip)
 
 
+class _Architecture(TypedDict):
+    """The models of a recipe (spread into `Recipe`)."""
+
+    teacher_model: str
+    student_model: str
+    widths: tuple[int, ...] | None
+
+
+class _MnistArchitecture(_Architecture):
+    """LeNet-5 on MNIST: the models, without flips."""
+
+    flip: bool
+
+
+class _Common(TypedDict):
+    """The fields every v2 recipe shares (spread into `Recipe`)."""
+
+    version: str
+    lr_per_policy: bool
+    crop: int
+    policies: tuple[str, ...]
+
+
 def _v1(profile: str, dataset: str) -> Recipe:
     """The recorded cpu recipe (unchanged: its values name the v1 records)."""
     crop = 2
     policies = tuple(p for p in POLICIES if not (POLICIES[p].ood and OOD_DATASET[dataset] is None))
-    base = dict(teacher_model="preresnet8", student_model="preresnet8", widths=CPU_WIDTHS)
+    base = _Architecture(teacher_model="preresnet8", student_model="preresnet8", widths=CPU_WIDTHS)
     r = Recipe(dataset=dataset, **base, n_train=4000, n_test=2000, val_size=1000, batch_size=128,
                teacher_epochs=10, teacher_lrs=(0.05, 0.1, 0.2, 0.4), teacher_batch_size=128, student_epochs=15,
                student_lrs=(0.025, 0.05, 0.1), weight_decay=1e-4, seeds=(0, 1, 2), ensemble_sizes=(1, 3, 5),
@@ -147,15 +171,16 @@ def _v2(profile: str, dataset: str) -> Recipe:
     crop = 4 if dataset == "cifar100" else 2
     policies = tuple(p for p in POLICIES if not (POLICIES[p].ood and OOD_DATASET[dataset] is None))
     mnist = dataset == "mnist"
+    base: _Architecture | _MnistArchitecture
     if mnist:  # the near-saturated LeNet-5 check, without flips (a flipped digit is another digit)
-        base = dict(teacher_model="lenet5", student_model="lenet5", widths=None, flip=False)
+        base = _MnistArchitecture(teacher_model="lenet5", student_model="lenet5", widths=None, flip=False)
     elif profile == "full":
-        base = dict(teacher_model="preresnet56", student_model="preresnet56", widths=None)
+        base = _Architecture(teacher_model="preresnet56", student_model="preresnet56", widths=None)
     elif profile == "gpu":  # the authors' architecture family at depth 20, default widths
-        base = dict(teacher_model="preresnet20", student_model="preresnet20", widths=None)
+        base = _Architecture(teacher_model="preresnet20", student_model="preresnet20", widths=None)
     else:
-        base = dict(teacher_model="preresnet8", student_model="preresnet8", widths=CPU_WIDTHS)
-    common = dict(version="v2", lr_per_policy=True, crop=crop, policies=policies)
+        base = _Architecture(teacher_model="preresnet8", student_model="preresnet8", widths=CPU_WIDTHS)
+    common = _Common(version="v2", lr_per_policy=True, crop=crop, policies=policies)
     if profile == "smoke":
         return Recipe(dataset=dataset, **base, **common, n_train=256, n_test=256, val_size=64, batch_size=64,
                       teacher_epochs=1, teacher_lrs=(0.1,), teacher_batch_size=64, student_epochs=1,

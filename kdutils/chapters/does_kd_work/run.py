@@ -71,9 +71,9 @@ def missing_spec_error(spec: DistillSpec, store: ResultStore) -> MissingRunError
     return MissingRunError(
         f"no record for experiment {spec.experiment!r}, distilled student of claim {spec.claim} (policy "
         f"{spec.policy!r}, {spec.ensemble_size} teacher(s), seed {spec.seed}), key {spec.key()} (profile "
-        f"{spec.profile!r}) at {store.path(spec)}, and KDUTILS_LOAD_ONLY=1 forbids training it here. Produce it "
-        f"with `python -m kdutils run does_kd_work --profile {spec.profile}`, then commit the new records in "
-        "results/; or unset KDUTILS_LOAD_ONLY to train it now.")
+        f"{spec.profile!r}) at {store.path(spec)}, and KDUTILS_LOAD_ONLY=1 forbids training it here. "
+        f"Produce it with `python -m kdutils run does_kd_work --profile {spec.profile}`, then commit the new records "
+        "in results/; or unset KDUTILS_LOAD_ONLY to train it now.")
 
 
 _TEACHERS: dict[tuple[str, ...], nn.Module] = {}
@@ -103,7 +103,7 @@ def distillation_set(spec: DistillSpec, splits: Splits) -> tuple[data_mod.ArrayD
         perm = torch.randperm(len(val), generator=torch.Generator().manual_seed(SUBSET_SEED))
         n = min(len(train), len(val))
         train, val = val.subset(perm[:n].sort().values), val.subset(perm[n:n + max(1, len(splits.test))].sort().values)
-    elif splits.val is not None and spec.teachers[0].data.fold is not None:  # a half teacher: keep val small
+    elif val is not None and spec.teachers[0].data.fold is not None:  # a half teacher: keep val small
         val = val.subset(seeded_subset(len(val), min(len(val), len(splits.test)), SUBSET_SEED))
     if spec.distill_fraction < 1.0:
         k = max(1, round(len(train) * spec.distill_fraction))
@@ -158,10 +158,10 @@ def _train_spec(spec: DistillSpec, store: ResultStore, device: torch.device, pro
     distill, val = distillation_set(spec, splits)
     if spec.evaluate:
         metrics = evaluate_baseline(spec, teacher, splits, distill, store, device, progress)
-        return store.put(spec, {"status": "ok", "message": "", "metrics": metrics, "n_distill": len(distill),
-                                "n_test": len(splits.test), "wall_time_s": round(time.perf_counter() - started, 3),
-                                "provenance": provenance(device),
-                                **({"recovered": list(dict.fromkeys(notes))} if notes else {})})
+        return store.put(spec, {
+            "status": "ok", "message": "", "metrics": metrics, "n_distill": len(distill), "n_test": len(splits.test),
+            "wall_time_s": round(time.perf_counter() - started, 3), "provenance": provenance(device),
+            **({"recovered": list(dict.fromkeys(notes))} if notes else {})})
     augment = parse_policy(spec.augment)
     mean, std = splits.mean, splits.std
 
@@ -182,7 +182,7 @@ def _train_spec(spec: DistillSpec, store: ResultStore, device: torch.device, pro
     result = fit(student, loader, cfg, teacher=None if cached is not None else teacher, teacher_logits=cached,
                  tau=spec.tau, alpha=spec.alpha, device=device, progress=progress,
                  desc=f"{spec.experiment}/claim{spec.claim}/{spec.policy}")
-    metrics: dict[str, float] = {}
+    metrics = {}  # typed by the baseline branch above: dict[str, float]
     extra: dict[str, Any] = {}
     if result.status == "ok":
         metrics, extra = _evaluate(spec, student, teacher, splits, distill, val, loader, cached, device)
@@ -206,11 +206,13 @@ def evaluate_baseline(spec: DistillSpec, teacher: nn.Module, splits: Splits, dis
 
     mean, std = splits.mean, splits.std
     if spec.evaluate == "plain":
+        assert spec.plain_member is not None, "DistillSpec requires plain_member for a 'plain' baseline"
         model = freeze(load_model(replace(spec.teachers[0], seed=spec.plain_member), store, device, progress))
     else:
         seed_everything(spec.seed + STUDENT_SEED_OFFSET)  # the same random init as the trained student's
         kwargs = {} if spec.widths is None else {"widths": tuple(spec.widths)}
         model = build_model(spec.student_model, splits.in_shape, splits.num_classes, **kwargs)
+        assert spec.r is not None, "DistillSpec requires r for an 'init' baseline (the only other evaluation)"
         model = interpolate_init(model, teacher, float(spec.r), bn_x=distill.x, mean=mean, std=std).to(device)
     s_test = predict_logits(model, splits.test.x, device=device, mean=mean, std=std)
     t_test = predict_logits(teacher, splits.test.x, device=device, mean=mean, std=std)

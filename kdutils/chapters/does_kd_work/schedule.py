@@ -68,6 +68,7 @@ def measured_rates(store: ResultStore, profile: str = "cpu") -> dict[tuple[str, 
         cfg, wall = rec.get("config", {}), rec.get("wall_time_s")
         if cfg.get("profile") != profile or not wall or rec.get("status") != "ok":
             continue
+        key: tuple[str, ...]  # a teacher's kind has two parts, a student's four
         if cfg.get("role") == "teacher":
             key, n, epochs = ("teacher", cfg["model"]), rec.get("n_train"), cfg["train"]["epochs"]
         elif cfg.get("evaluate"):
@@ -213,7 +214,8 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
         kinds: dict[str, list[float | None]] = defaultdict(list)
         for j in jobs:
             kinds[_describe(j)].append(job_cost(j, rates))
-        lines.append(f"phase {phase}: {len(jobs)} runs, {sum(store.get(j) is not None for j in jobs)} recorded")
+        recorded = sum(store.get(j) is not None for j in jobs)
+        lines.append(f"phase {phase}: {len(jobs)} runs, {recorded} recorded")
         for kind, cs in sorted(kinds.items()):
             known = [c for c in cs if c is not None]
             lines.append(f"  {len(cs):3d} x {kind}: {sum(known) / 60:.0f} min" +

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kdutils.chapters.does_kd_work import plan as dkw
-from kdutils.lazy import pandas as pd
+if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
+    import pandas as pd
+else:
+    from kdutils.lazy import pandas as pd
 from kdutils.report import present
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import stats
