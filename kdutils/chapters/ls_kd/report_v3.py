@@ -226,12 +226,13 @@ def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
     scale = _scale(p, df)
     claims = (cv3.SAME_TAU, cv3.DIFFUSION, cv3.CAUSAL, cv3.INHERIT, cv3.matched_claim(), cv3.practitioner_claim([]),
               cv3.DROP)
-    if df.empty or p.common_lr is None:
+    students = df[df.kind.isin(["student", "alone"])] if not df.empty else df
+    if students.empty or p.common_lr is None:  # no comparison of this attempt can be made yet
         earlier = _earlier_gate(profile, store)
         if earlier is not None:  # the last attempt that ran failed a gate: that is what the records say
             r_old, gate = earlier
             return [to_verdict(judge(c, [], [gate]), f"Attempt {r_old.attempt} ({r_old.notes}) failed this gate, so "
-                               f"the scale changed; attempt {recipe_v3(profile).attempt} is not recorded yet: "
+                               f"the scale changed; attempt {recipe_v3(profile).attempt} is not fully recorded yet (no student): "
                                f"python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 1/2 and 2/2.",
                                f"profile `{profile}`, recipe v3 attempt {r_old.attempt}: Fashion-MNIST "
                                f"({r_old.n_train:,} training images), {len(r_old.teacher_seeds)} teachers per LS value")
