@@ -15,7 +15,7 @@ pytest.importorskip("kdutils.data.datasets")
 
 
 def test_assign_is_disjoint_covering_balanced_and_deterministic():
-    jobs = schedule.phase_jobs(3, "cpu", ("fashion_mnist", "mnist"), dkw.RUN_ORDER, "v2", ResultStore(),
+    jobs = dkw.phase_jobs(3, "cpu", ("fashion_mnist", "mnist"), dkw.RUN_ORDER, "v2", ResultStore(),
                                planned=True)
     cost = {j.key(): float(i % 7 + 1) for i, j in enumerate(jobs)}
     shares = schedule.assign(jobs, 2, lambda j: cost[j.key()])

@@ -44,7 +44,7 @@ Run: ``python -m kdutils run does_kd_work --profile cpu`` (`schedule.run_all`, r
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any, TypedDict
+from typing import Any, Iterable, Sequence, TypedDict
 
 from kdutils.chapters.does_kd_work.interpolation import check_ratio
 from kdutils.chapters.does_kd_work.policies import parse_policy
@@ -329,11 +329,63 @@ def grid(profile: str, dataset: str = "fashion_mnist", teacher_lr: float | None 
 RUN_ORDER = (1, 2, 6, 3, 5, 4, 7)
 
 
+#: one run of the chapter: a teacher-recipe run (`RunConfig`) or a distilled student or baseline (`DistillSpec`)
+Job = RunConfig | DistillSpec
+
+
+def _unique(jobs: Iterable[Job]) -> list[Job]:
+    seen: dict[str, Job] = {}
+    for j in jobs:
+        seen.setdefault(j.key(), j)
+    return list(seen.values())
+
+
+def phase_jobs(phase: int, profile: str, datasets: Sequence[str], claims: Sequence[int], version: str,
+               store: ResultStore, planned: bool = False) -> list[Job]:
+    """The runs of one phase (1, 2, 3). With `planned`, rates still unknown are taken as each grid's first
+    candidate, so a dry run can size phases 2 and 3 before phase 1 has run (the counts do not depend on it)."""
+    jobs: list[Job] = []
+    for ds in datasets:
+        r = recipe(profile, ds, version)
+        if phase == 1:
+            jobs += teacher_selection(profile, ds, version)
+            continue
+        p = plan(profile, ds, store, version=version)
+        t_lr = p.teacher_lr if p.teacher_lr is not None else (r.teacher_lrs[0] if planned else None)
+        if t_lr is None:
+            continue
+        fams = _families_for(r, ds, claims)
+        if phase == 2:
+            members = teacher_configs(profile, ds, t_lr, version)
+            if ds == "mnist":  # member 0 and the plain models only
+                members = members[: 1 + len(r.seeds)]
+            jobs += members
+            for fam in fams:
+                jobs += selection_specs(fam, profile, ds, t_lr, version)
+            continue
+        lrs = dict(p.lrs)
+        if planned:
+            lrs = {f: lrs.get(f, r.student_lrs[0]) for f in families(r)}
+        ds_claims = [c for c in claims if c in (1, 7)] if ds == "mnist" else [c for c in claims if c != 7]
+        for c in ds_claims:
+            needed = {family_of(s.policy, r.lr_per_policy)
+                      for s in claim_specs(c, profile, ds, version=version)}
+            if needed <= set(lrs):
+                jobs += claim_specs(c, profile, ds, t_lr, lrs, version)
+        if baseline_families(r, ds) <= set(lrs):
+            jobs += baseline_specs(profile, ds, t_lr, lrs, version)
+    return _unique(jobs)
+
+
+def _families_for(r: Recipe, dataset: str, claims: Sequence[int]) -> tuple[str, ...]:
+    if dataset == "mnist":
+        return (family_of(BASE_POLICY, r.lr_per_policy),)
+    return families(r)
+
+
 def missing_runs(profile: str, version: str, store: ResultStore) -> int:
     """How many runs of recipe ``version`` (every phase, both data sets, every claim) are not recorded; a run whose
-    rate is not chosen yet counts as missing (`schedule.phase_jobs` with ``planned``)."""
-    from kdutils.chapters.does_kd_work.schedule import phase_jobs
-
+    rate is not chosen yet counts as missing (`phase_jobs` with ``planned``)."""
     datasets = ("fashion_mnist", "mnist")
     return sum(store.get(j) is None for phase in (1, 2, 3)
                for j in phase_jobs(phase, profile, datasets, RUN_ORDER, version, store, planned=True))
@@ -462,5 +514,5 @@ def point(profile: str = "cpu", claim: int = 1, seed: int = 0, dataset: str = "f
 __all__ = ["ALPHA", "BASE_POLICY", "CLAIMS", "DATASETS", "DistillSpec", "EXPERIMENT", "FAMILIES", "LATE_FIELDS",
            "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES", "POLICIES", "Plan", "Policy", "RUN_ORDER", "Recipe",
            "TAU", "active_version", "baseline_families", "baseline_specs", "claim_specs", "families", "family_of",
-           "grid", "latest", "missing_runs", "plain_configs", "plan", "point", "recipe", "selection_specs",
+           "Job", "grid", "latest", "missing_runs", "phase_jobs", "plain_configs", "plan", "point", "recipe", "selection_specs",
            "teacher_config", "teacher_configs", "teacher_selection"]

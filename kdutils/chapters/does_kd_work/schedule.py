@@ -39,7 +39,7 @@ EVAL_IMAGE_EPOCHS = 2 * 8000 / 3
 POLL_S = 15.0
 TOTAL_IMAGES = {"fashion_mnist": 60000, "mnist": 60000, "cifar100": 50000}
 
-Job = RunConfig | dkw.DistillSpec
+Job = dkw.Job
 
 
 # ------------------------------------------------------------------------------------------------- costs
@@ -107,56 +107,6 @@ def assign(jobs: Sequence[Job], count: int, cost: Callable[[Job], float | None])
 
 
 # ------------------------------------------------------------------------------------------------- phases
-def _unique(jobs: Iterable[Job]) -> list[Job]:
-    seen: dict[str, Job] = {}
-    for j in jobs:
-        seen.setdefault(j.key(), j)
-    return list(seen.values())
-
-
-def phase_jobs(phase: int, profile: str, datasets: Sequence[str], claims: Sequence[int], version: str,
-               store: ResultStore, planned: bool = False) -> list[Job]:
-    """The runs of one phase (1, 2, 3). With `planned`, rates still unknown are taken as each grid's first
-    candidate, so a dry run can size phases 2 and 3 before phase 1 has run (the counts do not depend on it)."""
-    jobs: list[Job] = []
-    for ds in datasets:
-        r = dkw.recipe(profile, ds, version)
-        if phase == 1:
-            jobs += dkw.teacher_selection(profile, ds, version)
-            continue
-        p = dkw.plan(profile, ds, store, version=version)
-        t_lr = p.teacher_lr if p.teacher_lr is not None else (r.teacher_lrs[0] if planned else None)
-        if t_lr is None:
-            continue
-        fams = _families_for(r, ds, claims)
-        if phase == 2:
-            members = dkw.teacher_configs(profile, ds, t_lr, version)
-            if ds == "mnist":  # member 0 and the plain models only
-                members = members[: 1 + len(r.seeds)]
-            jobs += members
-            for fam in fams:
-                jobs += dkw.selection_specs(fam, profile, ds, t_lr, version)
-            continue
-        lrs = dict(p.lrs)
-        if planned:
-            lrs = {f: lrs.get(f, r.student_lrs[0]) for f in dkw.families(r)}
-        ds_claims = [c for c in claims if c in (1, 7)] if ds == "mnist" else [c for c in claims if c != 7]
-        for c in ds_claims:
-            needed = {dkw.family_of(s.policy, r.lr_per_policy)
-                      for s in dkw.claim_specs(c, profile, ds, version=version)}
-            if needed <= set(lrs):
-                jobs += dkw.claim_specs(c, profile, ds, t_lr, lrs, version)
-        if dkw.baseline_families(r, ds) <= set(lrs):
-            jobs += dkw.baseline_specs(profile, ds, t_lr, lrs, version)
-    return _unique(jobs)
-
-
-def _families_for(r: dkw.Recipe, dataset: str, claims: Sequence[int]) -> tuple[str, ...]:
-    if dataset == "mnist":
-        return (dkw.family_of(dkw.BASE_POLICY, r.lr_per_policy),)
-    return dkw.families(r)
-
-
 def _run_job(job: Job, store: ResultStore, progress: bool) -> dict[str, Any]:
     from kdutils.chapters.does_kd_work.run import run_spec
     from kdutils.training.runner import run
@@ -192,7 +142,7 @@ def run(profile: str, datasets: Sequence[str], claims: Sequence[int], version: s
         return []
     records: list[dict[str, Any]] = []
     for phase in (1, 2, 3):
-        jobs = phase_jobs(phase, profile, datasets, claims, version, store)
+        jobs = dkw.phase_jobs(phase, profile, datasets, claims, version, store)
         mine = assign(jobs, sh.count, cost)[sh.position]
         for job in mine:
             records.append(_run_job(job, store, progress))
@@ -210,7 +160,7 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
     totals = [0.0] * count
     wall, unknown = 0.0, 0
     for phase in (1, 2, 3):
-        jobs = phase_jobs(phase, profile, datasets, claims, version, store, planned=True)
+        jobs = dkw.phase_jobs(phase, profile, datasets, claims, version, store, planned=True)
         kinds: dict[str, list[float | None]] = defaultdict(list)
         for j in jobs:
             kinds[_describe(j)].append(job_cost(j, rates))
@@ -269,4 +219,4 @@ def run_all(profile: str = "cpu", dataset: str = "fashion_mnist", claim: int | N
                         dry_run=dry_run, progress=progress)
 
 
-__all__ = ["assign", "job_cost", "job_images", "measured_rates", "phase_jobs", "plan_text", "run", "run_all"]
+__all__ = ["assign", "job_cost", "job_images", "measured_rates", "plan_text", "run", "run_all"]

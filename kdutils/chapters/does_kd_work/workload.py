@@ -1,6 +1,6 @@
 """What the chapter trains at a profile, counted for the GPU script's time budget (`kdutils.gpu.workload`).
 
-The counts come from the schedule's own list of runs (`schedule.phase_jobs`, planned with each grid's first rate,
+The counts come from the schedule's own list of runs (`plan.phase_jobs`, planned with each grid's first rate,
 as its dry run does) at one and two seeds, so they follow the recipe: images x epochs per architecture and data
 set, split into what every seed adds and what does not depend on the seeds.
 """
@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from kdutils.chapters.does_kd_work import plan as dkw
-from kdutils.chapters.does_kd_work.schedule import TOTAL_IMAGES, job_images, phase_jobs
+from kdutils.chapters.does_kd_work.plan import phase_jobs
+from kdutils.chapters.does_kd_work.schedule import TOTAL_IMAGES, job_images
 from kdutils.config import DataConfig, RunConfig
 from kdutils.gpu.workload import ChapterWork, Work
 from kdutils.store.profiles import check_profile, seed_cap

@@ -232,8 +232,8 @@ def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
         if earlier is not None:  # the last attempt that ran failed a gate: that is what the records say
             r_old, gate = earlier
             return [to_verdict(judge(c, [], [gate]), f"Attempt {r_old.attempt} ({r_old.notes}) failed this gate, so "
-                               f"the scale changed; attempt {recipe_v3(profile).attempt} is not fully recorded yet (no student): "
-                               f"python -m kdutils.chapters.ls_kd.run_v3 --profile {profile} --shard 1/2 and 2/2.",
+                               f"the scale changed; attempt {recipe_v3(profile).attempt} is not fully recorded yet (no student; "
+                               "the chapter page gives the commands that resume it).",
                                f"profile `{profile}`, recipe v3 attempt {r_old.attempt}: Fashion-MNIST "
                                f"({r_old.n_train:,} training images), {len(r_old.teacher_seeds)} teachers per LS value")
                     for c in claims]
