@@ -1,12 +1,14 @@
 """Stanton et al.: the chapter's run as phases, split between processes, with a cost estimate from the records.
 
 Why: the chapter's `cpu` records take hours of one thread, and a small CPU runs best as one single-thread process
-per core. The runs depend on each other in three steps, so they run as three phases:
+per core. The runs depend on each other in steps, so they run as phases:
 
 1. the teachers' learning-rate candidates (every data set);
 2. the chosen teachers' ensemble members, half-data teachers and plain models, and the students' rate
    candidates (each needs member 0 only, which is the chosen candidate of phase 1);
-3. every claim's students and the baseline evaluations.
+3. every claim's students and the baseline evaluations;
+4. and 5. where the teacher recipe trains much longer or shorter than the students, plain models at the
+   students' budget: their rate candidates, then the other seeds (`matched`, a control added after v2).
 
 Each phase's runs are split between ``n`` shards by a deterministic longest-first assignment on their estimated
 cost (every process computes the same split from the same records). A process trains its own share, then waits
@@ -26,6 +28,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Sequence
 
+from kdutils.chapters.does_kd_work import matched
 from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.config import RunConfig
 from kdutils.store.profiles import check_profile
@@ -69,7 +72,7 @@ def measured_rates(store: ResultStore, profile: str = "cpu") -> dict[tuple[str, 
         if cfg.get("profile") != profile or not wall or rec.get("status") != "ok":
             continue
         key: tuple[str, ...]  # a teacher's kind has two parts, a student's four
-        if cfg.get("role") == "teacher":
+        if cfg.get("role") in ("teacher", matched.ROLE):  # the same recipe, trained alone
             key, n, epochs = ("teacher", cfg["model"]), rec.get("n_train"), cfg["train"]["epochs"]
         elif cfg.get("evaluate"):
             continue
@@ -107,6 +110,18 @@ def assign(jobs: Sequence[Job], count: int, cost: Callable[[Job], float | None])
 
 
 # ------------------------------------------------------------------------------------------------- phases
+PHASES = (1, 2, 3, *matched.STEPS)
+
+
+def phase_jobs(phase: int, profile: str, datasets: Sequence[str], claims: Sequence[int], version: str,
+               store: ResultStore, planned: bool = False) -> list[Job]:
+    """Phases 1-3 of the recipe (`plan.phase_jobs`), then 4-5: the plain models at the students' budget
+    (`matched.jobs`: their rate candidates, then the other members), a control added after v2's records."""
+    if phase in matched.STEPS:
+        return list(matched.jobs(phase, profile, datasets, claims, version, store, planned))
+    return dkw.phase_jobs(phase, profile, datasets, claims, version, store, planned)
+
+
 def _run_job(job: Job, store: ResultStore, progress: bool) -> dict[str, Any]:
     from kdutils.chapters.does_kd_work.run import run_spec
     from kdutils.training.runner import run
@@ -132,7 +147,7 @@ def _wait(jobs: Sequence[Job], store: ResultStore, phase: int, poll_s: float) ->
 def run(profile: str, datasets: Sequence[str], claims: Sequence[int], version: str, store: ResultStore, *,
         shard: str | Shard = "1/1", dry_run: bool = False, progress: bool = True, poll_s: float = POLL_S
         ) -> list[dict[str, Any]]:
-    """Run (or, with `dry_run`, print) the three phases for this shard; returns the records it trained or
+    """Run (or, with `dry_run`, print) the phases (`PHASES`) for this shard; returns the records it trained or
     found of its own share."""
     sh = parse_shard(shard)
     rates = measured_rates(store, profile)
@@ -141,8 +156,8 @@ def run(profile: str, datasets: Sequence[str], claims: Sequence[int], version: s
         print(plan_text(profile, datasets, claims, version, store, max(2, sh.count), rates))
         return []
     records: list[dict[str, Any]] = []
-    for phase in (1, 2, 3):
-        jobs = dkw.phase_jobs(phase, profile, datasets, claims, version, store)
+    for phase in PHASES:
+        jobs = phase_jobs(phase, profile, datasets, claims, version, store)
         mine = assign(jobs, sh.count, cost)[sh.position]
         for job in mine:
             records.append(_run_job(job, store, progress))
@@ -159,8 +174,8 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
              f"{len(rates)} measured kinds of recorded {profile} runs (wall_time_s / (epochs x images))"]
     totals = [0.0] * count
     wall, unknown = 0.0, 0
-    for phase in (1, 2, 3):
-        jobs = dkw.phase_jobs(phase, profile, datasets, claims, version, store, planned=True)
+    for phase in PHASES:
+        jobs = phase_jobs(phase, profile, datasets, claims, version, store, planned=True)
         kinds: dict[str, list[float | None]] = defaultdict(list)
         for j in jobs:
             kinds[_describe(j)].append(job_cost(j, rates))
@@ -191,7 +206,8 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
 def _describe(job: Job) -> str:
     if isinstance(job, RunConfig):
         half = "" if job.data.fold is None else ", half data"
-        return f"{job.data.dataset} teacher {job.model}, {job.train.epochs} epochs{half}"
+        kind = "plain model (students' budget)" if job.role == matched.ROLE else "teacher"
+        return f"{job.data.dataset} {kind} {job.model}, {job.train.epochs} epochs{half}"
     images, epochs = job_images(job)
     if job.evaluate == "plain":
         return f"{job.dataset} baseline: plain model vs teacher"
@@ -219,4 +235,4 @@ def run_all(profile: str = "cpu", dataset: str = "fashion_mnist", claim: int | N
                         dry_run=dry_run, progress=progress)
 
 
-__all__ = ["assign", "job_cost", "job_images", "measured_rates", "plan_text", "run", "run_all"]
+__all__ = ["PHASES", "assign", "job_cost", "job_images", "measured_rates", "phase_jobs", "plan_text", "run", "run_all"]

@@ -9,6 +9,7 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
+from kdutils.chapters.does_kd_work import matched
 from kdutils.chapters.does_kd_work import plan as dkw
 if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
     import pandas as pd
@@ -135,6 +136,19 @@ def plain_scores(profile: str, dataset: str = "fashion_mnist", store: ResultStor
     return out
 
 
+def matched_scores(profile: str, dataset: str = "fashion_mnist", store: ResultStore | None = None,
+                   metric: str = "accuracy") -> dict[int, float]:
+    """The plain models at the students' budget (`matched`), keyed by student seed; failed at chance; empty until
+    all are recorded."""
+    store = store or ResultStore()
+    version = version_of(profile, store)
+    recs = matched.records(profile, dataset, store, version)
+    if recs is None:
+        return {}
+    seeds = dkw.recipe(profile, dataset, version).seeds
+    return {s: CHANCE_ACC if r["status"] != "ok" else float(r["metrics"][metric]) for s, r in zip(seeds, recs)}
+
+
 def _arm(df: pd.DataFrame, metric: str, failed: float, **where: Any) -> tuple[dict, int]:
     sub = df
     for k, v in where.items():
@@ -219,5 +233,5 @@ def line_frame(d: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["CHANCE_ACC", "CHANCE_KL", "DATASET_NAMES", "NUM_CLASSES", "PAPER", "POLICY_NAMES", "arm", "baseline_table",
-           "line_barrier", "line_frame", "pct", "pct_plain", "plain_scores", "scale", "student_table",
+           "line_barrier", "line_frame", "matched_scores", "pct", "pct_plain", "plain_scores", "scale", "student_table",
            "teacher_table", "version_of"]
