@@ -95,3 +95,19 @@ def test_a_matched_plain_model_that_beats_the_student_makes_claim_1_not_reproduc
     v = claims.chapter_verdicts("smoke", store)
     assert v[0].label == NOT_REPRODUCED, v[0].reason
     assert v[6].label == NOT_REPRODUCED, v[6].reason  # "no gain in generalisation" contradicted
+
+
+def test_the_page_shows_their_rate_selection_their_scores_and_their_length(tmp_path, monkeypatch):
+    from kdutils.chapters.does_kd_work import report
+
+    _longer_students(monkeypatch)
+    store = ResultStore(tmp_path)
+    _fill(store)
+    assert "plain at the students' budget" not in report.plain_table("smoke", store).frame.to_string()
+    _fill_matched(store, {"fashion_mnist": 0.80, "mnist": 0.970})
+    sel = report.selection_frame("smoke", "mnist", store)
+    assert any("students' budget" in a for a in sel["arm"])
+    frame = report.plain_table("smoke", store).frame
+    row = frame[frame["model"].str.contains("students' budget")]
+    assert len(row) == 1 and row["test acc (%)"].iloc[0].startswith("80.0") and int(row["epochs"].iloc[0]) == 10
+    assert "plain models trained for the students' image-epochs" in report.protocol_markdown("smoke", store)

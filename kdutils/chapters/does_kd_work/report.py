@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from kdutils.chapters.does_kd_work import matched
 from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.chapters.does_kd_work.tables import (DATASET_NAMES, POLICY_NAMES, _ms, baseline_table, student_table,
                                                   teacher_table, version_of)
@@ -138,8 +139,11 @@ def teacher_view(profile: str, store: ResultStore | None = None) -> present.Tabl
 
 
 def selection_frame(profile: str, dataset: str = "fashion_mnist", store: ResultStore | None = None) -> pd.DataFrame:
-    p = dkw.plan(profile, dataset, store or ResultStore())
+    store = store or ResultStore()
+    p = dkw.plan(profile, dataset, store)
     rows = p.selection_rows()
+    short = matched.chosen(profile, dataset, store, p.version) if matched.needed(profile, dataset, p.version) else None
+    rows += [] if short is None else list(short.rows)
     cols = ["arm", "lr", "epochs", "status", "val_accuracy", "val_nll", "chosen"]
     if not rows:
         return pd.DataFrame(columns=["data"] + cols)
@@ -212,6 +216,12 @@ def plain_table(profile: str, store: ResultStore | None = None, df: pd.DataFrame
     base = baseline_table(profile, store=store)
     if not base.empty and not base[base["kind"] == "plain"].empty:
         add(f"plain (members 1–{len(r.seeds)}) vs the teacher", base[base["kind"] == "plain"], r.teacher_epochs)
+    short = matched.records(profile, "fashion_mnist", store, r.version) if matched.needed(
+        profile, "fashion_mnist", r.version) else None
+    if short:
+        add(f"plain at the students' budget (members 1–{len(r.seeds)})",
+            pd.DataFrame([{**x["metrics"], "status": x["status"]} for x in short]),
+            matched.matched_epochs(r, "fashion_mnist"))
     if not df.empty and not df[df.claim == 1].empty:
         add("students", df[df.claim == 1], r.student_epochs)
     out = pd.DataFrame(rows).replace({"nan": "—"})
@@ -239,6 +249,11 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
     newer = "" if version == latest else (
         f" A newer recipe ({latest}) is being recorded ({dkw.missing_runs(profile, latest, store)} of its runs not "
         f"yet), so this page shows recipe {version}, the newest wholly recorded one.")
+    short = [f"{DATASET_NAMES[ds]} {matched.matched_epochs(dkw.recipe(profile, ds, version), ds)} epochs"
+             for ds in ("fashion_mnist", "mnist") if matched.needed(profile, ds, version)]
+    budget = (f" The generalisation parts of claims 1 and 7 compare with plain models trained for the students' "
+              f"image-epochs ({', '.join(short)} on the labelled images; lr from the teacher and student grids "
+              f"together, chosen on held-out images), not with the teacher recipe's." if short else "")
     unl = (f" Claim 7: LeNet-5 students given {', '.join(f'{u:,}' for u in m.unlabelled)} extra unlabelled MNIST "
            "training images the teacher never saw (pure distillation)." if m.unlabelled else "")
     return (
@@ -254,7 +269,7 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
         f"a teacher's seed. Ensembles of {', '.join(map(str, r.ensemble_sizes))} members (seeds "
         f"0..{r.n_members - 1} of the teacher recipe). Near-saturated check: {m.teacher_model} on "
         f"{DATASET_NAMES['mnist']}, {m.teacher_epochs} teacher epochs, augmentation {m.augment(dkw.BASE_POLICY)}."
-        f"{unl}\n\n**Budget.** {r.notes[:1].upper() + r.notes[1:]}. Recorded wall time of all runs of this profile: "
+        f"{unl}{budget}\n\n**Budget.** {r.notes[:1].upper() + r.notes[1:]}. Recorded wall time of all runs of this profile: "
         f"{wall / 60:.0f} minutes (one thread)."
     )
 
