@@ -3,6 +3,8 @@ arms, CIFAR-100 is one parameter away, recipe v1 keeps its recorded values (and 
 issue 23 asks, and specs written before the late fields existed keep their keys."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from kdutils.chapters.does_kd_work import plan as dkw
@@ -62,7 +64,12 @@ def test_cifar100_is_one_parameter_away_and_mnist_uses_lenet():
 
 def test_v1_keeps_its_recorded_values_and_v2_changes_what_issue_23_asks():
     v1, v2 = dkw.recipe("cpu", version="v1"), dkw.recipe("cpu", version="v2")
-    assert dkw.recipe("cpu") == v2 and dkw.latest("cpu") == "v2"
+    v3 = dkw.recipe("cpu")
+    assert dkw.latest("cpu") == "v3" and v3.max_extensions == 2 and v2.max_extensions == 0
+    assert replace(v3, version="v2", max_extensions=0, notes="") == replace(v2, notes="")  # nothing else differs
+    # v3 runs are v2's runs: the version enters no run's key
+    assert [s.key() for s in dkw.grid("cpu", teacher_lr=0.2, version="v3")] == [
+        s.key() for s in dkw.grid("cpu", teacher_lr=0.2, version="v2")]
     assert (v1.teacher_epochs, v1.student_epochs, v1.seeds, v1.n_test) == (10, 15, (0, 1, 2), 2000)
     assert v2.teacher_epochs >= 100 and v2.n_test is None and len(v2.seeds_3_5) == 5 and v2.lr_per_policy
     assert {s.seed for s in dkw.claim_specs(3, "cpu")} == set(range(5))
@@ -72,8 +79,8 @@ def test_v1_keeps_its_recorded_values_and_v2_changes_what_issue_23_asks():
     assert dkw.teacher_config("cpu", dataset="mnist").train.augment == "crop2"
     assert all("flip" not in s.augment for s in dkw.grid("cpu", "mnist"))
     assert {s.policy: s.augment for s in dkw.claim_specs(3, "cpu", version="v1")}["mixup_t4"] == "crop2+flip+mixup1"
-    with pytest.raises(ValueError, match="unknown recipe version 'v3'"):
-        dkw.recipe("cpu", version="v3")
+    with pytest.raises(ValueError, match="unknown recipe version 'v4'"):
+        dkw.recipe("cpu", version="v4")
 
 
 def test_v1_keys_are_the_recorded_keys():

@@ -43,7 +43,7 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     store = ResultStore(tmp_path)
     assert schedule.run_all("cpu", store=store, dry_run=True, shard="1/2") == []
     out = capsys.readouterr().out
-    assert "recipe v2" in out and "phase 3:" in out and "--shard 2/2" in out and "--set shard" not in out
+    assert "recipe v3" in out and "phase 3:" in out and "--shard 2/2" in out and "--set shard" not in out
     assert not any(store.records(dkw.EXPERIMENT))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from kdutils.config import RunConfig
 from kdutils.store.store import ResultStore
@@ -121,6 +121,36 @@ def run_selection(selections: dict[str, Sequence[RunConfig]], store: ResultStore
 
 
 
+def edge_of(lr: float, grid: Iterable[float]) -> str:
+    """"top" / "bottom" when `lr` is the grid's largest / smallest rate, "" inside it (a one-rate grid ranks
+    nothing: every choice is at its edge, "top")."""
+    g = sorted(float(x) for x in grid)
+    if len(g) < 2:
+        return "top"
+    return "top" if math.isclose(lr, g[-1]) else "bottom" if math.isclose(lr, g[0]) else ""
+
+
+def extend_at_edges(grid: Sequence[float], chosen_on: Callable[[tuple[float, ...]], float | None],
+                    max_extensions: int, factor: float) -> tuple[tuple[float, ...], float | None]:
+    """(the grid to train, the chosen rate or None): while the rate ``chosen_on(grid)`` picks sits at an edge and
+    fewer than ``max_extensions`` rates were added, add the next rate past that edge (times or divided by
+    ``factor``) and choose again. ``chosen_on`` returns None while a candidate of its grid is not recorded, which
+    ends the walk there: the returned grid then names the candidates to train next. Deterministic from the
+    records, so a page and a training process agree on the grid."""
+    if max_extensions < 0 or factor <= 1:
+        raise ValueError(f"max_extensions must be >= 0 and factor > 1, got {max_extensions!r} and {factor!r}")
+    g = sorted(float(x) for x in grid)
+    for ext in range(max_extensions + 1):
+        lr = chosen_on(tuple(g))
+        if lr is None:
+            return tuple(g), None
+        edge = edge_of(lr, g)
+        if not edge or ext == max_extensions:
+            return tuple(g), lr
+        g = g + [g[-1] * factor] if edge == "top" else [g[0] / factor] + g
+    raise AssertionError("unreachable")
+
+
 def edge_notes(rows: Iterable[dict[str, Any]], prefix: str = "") -> list[str]:
     """One sentence per arm (rows of `Selection.rows`: arm, lr, val_accuracy, chosen) whose chosen rate is the
     lowest or highest of its grid: a rate at an edge may be the edge of the grid, not the best rate."""
@@ -141,5 +171,5 @@ def edge_notes(rows: Iterable[dict[str, Any]], prefix: str = "") -> list[str]:
                          f"{(max(accs) - min(accs)) * 100:.1f} points)")
     return notes
 
-__all__ = ["ROLE_PREFIX", "Selection", "VAL_METRICS", "choose", "edge_notes", "load_selection", "run_selection",
+__all__ = ["ROLE_PREFIX", "Selection", "VAL_METRICS", "choose", "edge_notes", "edge_of", "extend_at_edges", "load_selection", "run_selection",
            "selection_configs", "validation_view"]

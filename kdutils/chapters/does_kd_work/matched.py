@@ -82,14 +82,22 @@ def config(profile: str, dataset: str, index: int, lr: float, version: str | Non
     return replace(cfg, role=ROLE, train=replace(cfg.train, epochs=matched_epochs(r, dataset)))
 
 
-def selection(profile: str, dataset: str, version: str | None = None) -> list[RunConfig]:
-    """The rate candidates: plain model 0 at each rate of `lr_grid`."""
-    return [config(profile, dataset, 0, lr, version) for lr in lr_grid(dkw.recipe(profile, dataset, version))]
+def _arm(dataset: str) -> str:
+    return f"plain model, students' budget ({dataset})"
+
+
+def selection(profile: str, dataset: str, version: str | None = None,
+              store: ResultStore | None = None) -> list[RunConfig]:
+    """The rate candidates: plain model 0 at each rate of `lr_grid` (with a store, as extended past an edge
+    where the recipe extends grids, `plan.grid_of`)."""
+    r = dkw.recipe(profile, dataset, version)
+    make = lambda lr: config(profile, dataset, 0, lr, version)  # noqa: E731
+    return [make(lr) for lr in dkw.grid_of(r, lr_grid(r), make, _arm(dataset), store)]
 
 
 def chosen(profile: str, dataset: str, store: ResultStore, version: str | None = None) -> Selection | None:
     """The rate chosen on validation, or None while a candidate is missing."""
-    return load_selection(f"plain model, students' budget ({dataset})", selection(profile, dataset, version), store)
+    return load_selection(_arm(dataset), selection(profile, dataset, version, store), store)
 
 
 def configs(profile: str, dataset: str, lr: float, version: str | None = None) -> list[RunConfig]:
@@ -109,7 +117,7 @@ def jobs(step: int, profile: str, datasets: Sequence[str], claims: Sequence[int]
         if not needed(profile, ds, version) or (1 if ds != "mnist" else 7) not in claims:
             continue
         if step == 4:
-            out += selection(profile, ds, version)
+            out += selection(profile, ds, version, store)
             continue
         sel = chosen(profile, ds, store, version)
         lr = sel.lr if sel is not None else (lr_grid(dkw.recipe(profile, ds, version))[0] if planned else None)

@@ -43,20 +43,19 @@ Run: ``python -m kdutils run does_kd_work --profile cpu`` (`schedule.run_all`, r
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Sequence, TypedDict
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Sequence, TypedDict
 
-from kdutils.chapters.does_kd_work.interpolation import check_ratio
-from kdutils.chapters.does_kd_work.policies import parse_policy
-from kdutils.chapters.does_kd_work.recipes import (ALPHA, BASE_POLICY, DATASETS, OOD_DATASET, PAPER_AGREEMENT,
-                                                   PAPER_ENSEMBLES, POLICIES, TAU, VERSIONS, Policy, Recipe, latest,
-                                                   recipe)
-from kdutils.config import DataConfig, RunConfig, TrainConfig, config_hash
+from kdutils.chapters.does_kd_work.recipes import (ALPHA, BASE_POLICY, DATASETS, EXPERIMENT, OOD_DATASET,
+                                                   PAPER_AGREEMENT, PAPER_ENSEMBLES, POLICIES, TAU, VERSIONS, Policy,
+                                                   Recipe, latest, recipe)
+from kdutils.chapters.does_kd_work.spec import EVALUATIONS, LATE_FIELDS, DistillSpec
+from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.store.profiles import check_profile
 from kdutils.store.store import ResultStore
-from kdutils.sweeps.tuning import VAL_METRICS, Selection, choose, load_selection
+from kdutils.sweeps.tuning import (VAL_METRICS, Selection, choose, extend_at_edges, load_selection,
+                                   validation_view)
 
-EXPERIMENT = "does_kd_work"
 CLAIMS = (1, 2, 3, 4, 5, 6, 7)  # claims with runs of their own (claim 8 reads claim 3's runs)
 
 
@@ -85,10 +84,29 @@ def teacher_config(profile: str, member: int = 0, dataset: str = "fashion_mnist"
     )
 
 
-def teacher_selection(profile: str, dataset: str = "fashion_mnist", version: str | None = None) -> list[RunConfig]:
-    """The teacher's lr candidates: member 0 at each rate of the grid (the chosen one *is* member 0)."""
-    return [teacher_config(profile, 0, dataset, lr=lr, version=version)
-            for lr in recipe(profile, dataset, version).teacher_lrs]
+def grid_of(r: Recipe, base: Sequence[float], make: Callable[[float], Job], arm: str,
+            store: ResultStore | None) -> tuple[float, ...]:
+    """The rates to train for one selection: ``base``, extended past an edge where the recorded choice sits at it
+    (`tuning.extend_at_edges`, up to ``r.max_extensions`` rates; none without a store or before v3)."""
+    if store is None or not r.max_extensions:
+        return tuple(base)
+
+    def chosen_on(grid: tuple[float, ...]) -> float | None:
+        jobs = [make(lr) for lr in grid]
+        recs = [store.get(j) for j in jobs]
+        if any(rec is None for rec in recs):
+            return None
+        return choose(arm, [_view(j, rec) for j, rec in zip(jobs, recs) if rec is not None]).lr
+    return extend_at_edges(base, chosen_on, r.max_extensions, r.extend_factor)[0]
+
+
+def teacher_selection(profile: str, dataset: str = "fashion_mnist", version: str | None = None,
+                      store: ResultStore | None = None) -> list[RunConfig]:
+    """The teacher's lr candidates: member 0 at each rate of the grid (the chosen one *is* member 0); with a
+    store, the grid as extended past its edges (`grid_of`)."""
+    r = recipe(profile, dataset, version)
+    make = lambda lr: teacher_config(profile, 0, dataset, lr=lr, version=version)  # noqa: E731
+    return [make(lr) for lr in grid_of(r, r.teacher_lrs, make, "teacher", store)]
 
 
 def teacher_configs(profile: str, dataset: str = "fashion_mnist", lr: float | None = None,
@@ -110,96 +128,6 @@ def plain_configs(profile: str, dataset: str = "fashion_mnist", lr: float | None
 
 
 # ------------------------------------------------------------------------------------------------- students
-#: Fields added after the first records: they enter a spec's key only when set, so older keys stay valid.
-LATE_FIELDS = {"n_unlabelled": 0, "evaluate": "", "plain_member": None}
-EVALUATIONS = ("", "init", "plain")
-
-
-@dataclass(frozen=True)
-class DistillSpec:
-    """One distilled student (or one baseline evaluation): plain data whose hash names its record.
-
-    ``lr`` is the rate it trains at (chosen on validation data for its family, see `family_of`); a student
-    started near the teacher (``r`` set) trains at ``r * lr``, as the authors scale it. ``n_unlabelled`` extra
-    training images the teacher never saw are appended, unlabelled (the poster's alpha = 0 arm). ``evaluate``
-    records a baseline instead of training: "init" the student at its initialisation (r = 0: the teacher with
-    BatchNorm recomputed, the ceiling), "plain" plain model ``plain_member`` against the teacher."""
-
-    profile: str
-    dataset: str
-    claim: int
-    student_model: str
-    teachers: tuple[RunConfig, ...]
-    policy: str
-    augment: str
-    tau: float
-    alpha: float = ALPHA
-    ood_dataset: str | None = None
-    n_ood: int = 0
-    distill_fraction: float = 1.0
-    distill_data: str = "recycled"  # "recycled" (the teachers' data) or "new" (the other half, claim 4)
-    r: float | None = None  # None: random init; else interpolate_init at this r (claim 6)
-    epochs: int = 1
-    batch_size: int = 128
-    lr_candidates: tuple[float, ...] = ()
-    weight_decay: float = 0.0
-    widths: tuple[int, ...] | None = None
-    seed: int = 0
-    lr: float = 0.05
-    experiment: str = EXPERIMENT
-    role: str = "distilled"
-    n_unlabelled: int = 0
-    evaluate: str = ""
-    plain_member: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"unknown policy {self.policy!r}; choose one of: {', '.join(POLICIES)}")
-        parse_policy(self.augment)  # fails loudly on a bad augmentation string
-        if not self.teachers:
-            raise ValueError("a distilled student needs at least one teacher")
-        if self.distill_data not in ("recycled", "new"):
-            raise ValueError(f"distill_data must be 'recycled' or 'new', got {self.distill_data!r}")
-        if not 0.0 < self.distill_fraction <= 1.0:
-            raise ValueError(f"distill_fraction must be in (0, 1], got {self.distill_fraction!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr must be a number > 0, got {self.lr!r}")
-        if isinstance(self.n_unlabelled, bool) or not isinstance(self.n_unlabelled, int) or self.n_unlabelled < 0:
-            raise ValueError(f"n_unlabelled must be an integer >= 0, got {self.n_unlabelled!r}")
-        if self.evaluate not in EVALUATIONS:
-            raise ValueError(f"evaluate must be one of {EVALUATIONS}, got {self.evaluate!r}")
-        if self.evaluate == "plain" and (self.plain_member is None or self.plain_member < 1):
-            raise ValueError(f"a plain baseline needs plain_member >= 1 (member 0 is the teacher), "
-                             f"got {self.plain_member!r}")
-        if self.evaluate == "init" and self.r is None:
-            raise ValueError("an 'init' baseline needs r (0 = the teacher with BatchNorm recomputed)")
-        if self.r is not None:
-            object.__setattr__(self, "r", check_ratio(self.r))
-            if self.r == 0.0 and self.evaluate != "init":
-                raise ValueError("r = 0 is the teacher itself (lr scaled to 0): evaluate it, do not train it")
-            if len(self.teachers) != 1:
-                raise ValueError("a near-teacher init needs exactly one teacher")
-
-    @property
-    def ensemble_size(self) -> int:
-        return len(self.teachers)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def key(self) -> str:
-        """The record's name: a hash of every field but ``claim`` (claims share arms), ``lr_candidates`` (the
-        grid does not change the run: a candidate keeps its record when the grid is widened) and the
-        `LATE_FIELDS` left at their defaults (so the records written before they existed keep their names)."""
-        cached = self.__dict__.get("_key")
-        if cached is None:
-            d = {k: v for k, v in self.to_dict().items() if k not in ("claim", "lr_candidates")}
-            d = {k: v for k, v in d.items() if not (k in LATE_FIELDS and v == LATE_FIELDS[k])}
-            cached = config_hash(d)
-            object.__setattr__(self, "_key", cached)
-        return cached
-
-
 #: v1's lr families: students whose distillation data is augmented at random (teacher forward every step)
 #: share the rate chosen on the crop/flip student; students on the fixed training images ("none") share the rate
 #: chosen on the "none" student. From v2 every policy is its own family (a rate chosen per policy).
@@ -233,18 +161,20 @@ def _spec(profile: str, dataset: str, claim: int, seed: int, *, teacher_lr: floa
                        lr=float(r.student_lrs[0] if lr is None else lr), **changes)
 
 
-def selection_specs(family: str, profile: str, dataset: str = "fashion_mnist",
-                    teacher_lr: float | None = None, version: str | None = None) -> list[DistillSpec]:
+def selection_specs(family: str, profile: str, dataset: str = "fashion_mnist", teacher_lr: float | None = None,
+                    version: str | None = None, store: ResultStore | None = None) -> list[DistillSpec]:
     """The lr candidates of one family: its reference student (the family's policy, or crop/flip for v1's
-    "augmented"; one teacher, seed 0) at each rate. They train on the training split; `val_accuracy` (held-out
-    images) chooses. The chosen candidate is also that arm's seed-0 final run (same config)."""
+    "augmented"; one teacher, seed 0) at each rate (with a store, the grid as extended past its edges). They
+    train on the training split; `val_accuracy` (held-out images) chooses. The chosen candidate is also that
+    arm's seed-0 final run (same config)."""
     r = recipe(profile, dataset, version)
     policy = {"augmented": BASE_POLICY}.get(family, family)
     if policy not in POLICIES:
         raise ValueError(f"unknown lr family {family!r}; this recipe has: {', '.join(families(r))}")
     claim = 1 if policy == BASE_POLICY else 3
-    return [_spec(profile, dataset, claim, r.seeds[0], teacher_lr=teacher_lr, lr=lr, policy=policy, version=version)
-            for lr in r.student_lrs]
+    make = lambda lr: _spec(profile, dataset, claim, r.seeds[0], teacher_lr=teacher_lr, lr=lr,  # noqa: E731
+                            policy=policy, version=version)
+    return [make(lr) for lr in grid_of(r, r.student_lrs, make, f"student ({family})", store)]
 
 
 def claim_specs(claim: int, profile: str, dataset: str = "fashion_mnist", teacher_lr: float | None = None,
@@ -348,7 +278,7 @@ def phase_jobs(phase: int, profile: str, datasets: Sequence[str], claims: Sequen
     for ds in datasets:
         r = recipe(profile, ds, version)
         if phase == 1:
-            jobs += teacher_selection(profile, ds, version)
+            jobs += teacher_selection(profile, ds, version, store)
             continue
         p = plan(profile, ds, store, version=version)
         t_lr = p.teacher_lr if p.teacher_lr is not None else (r.teacher_lrs[0] if planned else None)
@@ -361,7 +291,7 @@ def phase_jobs(phase: int, profile: str, datasets: Sequence[str], claims: Sequen
                 members = members[: 1 + len(r.seeds)]
             jobs += members
             for fam in fams:
-                jobs += selection_specs(fam, profile, ds, t_lr, version)
+                jobs += selection_specs(fam, profile, ds, t_lr, version, store)
             continue
         lrs = dict(p.lrs)
         if planned:
@@ -451,6 +381,11 @@ class Plan:
         return [row for _, sel in sels if sel is not None for row in sel.rows]
 
 
+def _view(job: Job, record: dict[str, Any]) -> dict[str, Any]:
+    """What selection may see of a candidate's record (a teacher-recipe run or a student)."""
+    return validation_view(record) if isinstance(job, RunConfig) else _spec_view(job, record)
+
+
 def _spec_view(spec: DistillSpec, record: dict[str, Any]) -> dict[str, Any]:
     """What selection may see of a student candidate: lr, epochs, status, val_* metrics (never test)."""
     status = "diverged" if record["status"] == "diverged" else "ok"
@@ -465,7 +400,7 @@ def select_families(profile: str, dataset: str, store: ResultStore, teacher_lr: 
     """Each family's chosen rate from its recorded candidates (None where one is missing)."""
     out: dict[str, Selection | None] = {}
     for fam in fams:
-        specs = selection_specs(fam, profile, dataset, teacher_lr, version)
+        specs = selection_specs(fam, profile, dataset, teacher_lr, version, store)
         records = [store.get(sp) for sp in specs]
         out[fam] = (choose(f"student ({fam})",  # every record is there (`all` below): the filter drops none
                            [_spec_view(sp, rec) for sp, rec in zip(specs, records) if rec is not None])
@@ -484,17 +419,17 @@ def plan(profile: str, dataset: str = "fashion_mnist", store: ResultStore | None
     version = active_version(profile, store) if version is None else version
     r = recipe(profile, dataset, version)
     fams_all = families(r)
-    t_cfgs = teacher_selection(profile, dataset, version)
-    if train:
-        for cfg in t_cfgs:
+    while train and any(store.get(c) is None for c in teacher_selection(profile, dataset, version, store)):
+        for cfg in teacher_selection(profile, dataset, version, store):  # an extension adds candidates
             run(cfg, store, progress=progress)
-    teacher = load_selection("teacher", t_cfgs, store)
+    teacher = load_selection("teacher", teacher_selection(profile, dataset, version, store), store)
     fams: dict[str, Selection | None] = {f: None for f in fams_all}
     if teacher is not None:
         wanted = fams_all if families_ is None else tuple(f for f in families_ if f in fams_all)
-        if train:
-            for fam in wanted:
-                for spec in selection_specs(fam, profile, dataset, teacher.lr, version):
+        for fam in wanted if train else ():
+            while any(store.get(sp) is None for sp in selection_specs(fam, profile, dataset, teacher.lr, version,
+                                                                       store)):
+                for spec in selection_specs(fam, profile, dataset, teacher.lr, version, store):
                     run_spec(spec, store, progress=progress)
         fams.update(select_families(profile, dataset, store, teacher.lr, wanted, version))
     return Plan(profile, dataset, teacher, fams, version)

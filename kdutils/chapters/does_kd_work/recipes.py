@@ -11,7 +11,11 @@ records stay valid under their own recipe. The `cpu` profile has two versions:
   policy; the whole test set; LeNet-5 on MNIST without flips, plus students given extra unlabelled MNIST
   images (the poster's "alpha = 0, add unlabelled examples").
 
-The book reads the newest version whose teacher selection is recorded (`plan.active_version`); `schedule.run_all`
+- ``v3``: v2's runs (the same record keys), with each learning-rate grid extended past an edge where the
+  choice sits at it (`Recipe.max_extensions`, `kdutils.sweeps.tuning.extend_at_edges`); an arm whose choice
+  moves trains its runs anew at the new rate.
+
+The book reads the newest version whose runs are all recorded (`plan.active_version`); `schedule.run_all`
 trains the newest version. ``smoke`` and ``full`` have one version each (no committed records).
 """
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TypedDict
 
 from kdutils.store.profiles import capped, check_profile
 
+EXPERIMENT = "does_kd_work"
 ALPHA = 1.0  # pure distillation (the authors' alpha = 0)
 TAU = 4.0
 DATASETS = ("fashion_mnist", "mnist", "cifar100")
@@ -72,7 +77,9 @@ V2_NOTES = ("teachers 120 epochs (cosine) so that their recorded training accura
             "dominate the cost: about 100 of them), sized from the recorded per-epoch times of v1 at about "
             "3 core-hours (`python -m kdutils run does_kd_work --set dry_run True`)")
 
-VERSIONS = {"smoke": ("v2",), "cpu": ("v1", "v2"), "gpu": ("v2",), "full": ("v2",)}
+V3_NOTES = ("recipe v2's runs, with every learning-rate grid whose choice sits at an edge extended past it (up to "
+            "two rates, a factor 2 apart): v2 chose five rates at an edge of a three-rate grid")
+VERSIONS = {"smoke": ("v2",), "cpu": ("v1", "v2", "v3"), "gpu": ("v2",), "full": ("v2",)}
 
 
 def latest(profile: str) -> str:
@@ -114,6 +121,8 @@ class Recipe:
     policy_seeds: tuple[int, ...] = ()
     lr_per_policy: bool = False
     unlabelled: tuple[int, ...] = ()
+    max_extensions: int = 0  # rates added past a grid edge where the choice sits at it (v3)
+    extend_factor: float = 2.0
 
     @property
     def n_members(self) -> int:
@@ -229,9 +238,11 @@ def recipe(profile: str, dataset: str = "fashion_mnist", version: str | None = N
         raise ValueError(f"unknown recipe version {version!r} for profile {profile!r}; choose one of: "
                          f"{', '.join(VERSIONS[profile])}")
     r = _v1(profile, dataset) if version == "v1" else _v2(profile, dataset)
+    if version == "v3":  # the same runs as v2 (the version is in no run's key), grids extended at their edges
+        r = replace(r, version="v3", max_extensions=2, notes=f"{r.notes}; v3: {V3_NOTES}")
     # the GPU script's budget may run the first seeds only (`seed_cap`); the runs themselves do not change
     return replace(r, seeds=capped(r.seeds), policy_seeds=capped(r.policy_seeds))
 
 
-__all__ = ["ALPHA", "BASE_POLICY", "CPU_WIDTHS", "DATASETS", "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES",
+__all__ = ["ALPHA", "BASE_POLICY", "CPU_WIDTHS", "DATASETS", "EXPERIMENT", "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES",
            "POLICIES", "Policy", "Recipe", "TAU", "VERSIONS", "latest", "recipe"]

@@ -245,10 +245,14 @@ def protocol_markdown(profile: str, store: ResultStore | None = None) -> str:
     widths = "the authors' widths" if r.widths is None else f"widths {'-'.join(map(str, r.widths))}"
     wall = wall_time_s(profile, store)
     per = "one rate per policy" if r.lr_per_policy else "one rate per family"
+    if r.max_extensions:
+        per += (f"; every grid whose choice sits at an edge is extended past it (up to {r.max_extensions} rates, a "
+                f"factor {r.extend_factor:g} apart; the selection table lists every candidate)")
     latest = dkw.latest(profile)
     newer = "" if version == latest else (
         f" A newer recipe ({latest}) is being recorded ({dkw.missing_runs(profile, latest, store)} of its runs not "
-        f"yet), so this page shows recipe {version}, the newest wholly recorded one.")
+        f"yet, counting every run whose rate is still to be chosen), so this page shows recipe {version}, the "
+        f"newest wholly recorded one.")
     short = [f"{DATASET_NAMES[ds]} {matched.matched_epochs(dkw.recipe(profile, ds, version), ds)} epochs"
              for ds in ("fashion_mnist", "mnist") if matched.needed(profile, ds, version)]
     budget = (f" The generalisation parts of claims 1 and 7 compare with plain models trained for the students' "
@@ -288,15 +292,19 @@ def plan_keys(profile: str, store: ResultStore | None = None) -> set[str]:
     keys: set[str] = set()
     for ds in ("fashion_mnist", "mnist"):
         p = dkw.plan(profile, ds, store)
-        keys |= {c.key() for c in dkw.teacher_selection(profile, ds, p.version)}
+        keys |= {c.key() for c in dkw.teacher_selection(profile, ds, p.version, store)}
         if p.teacher is None:
             continue
         keys |= {c.key() for c in dkw.teacher_configs(profile, ds, p.teacher_lr, p.version)}
         for fam in dkw.families(p.recipe):
-            keys |= {s.key() for s in dkw.selection_specs(fam, profile, ds, p.teacher_lr, p.version)}
+            keys |= {s.key() for s in dkw.selection_specs(fam, profile, ds, p.teacher_lr, p.version, store)}
         for claim in dkw.CLAIMS:
             keys |= {s.key() for s in p.specs(claim)}
         keys |= {s.key() for s in p.baselines()}
+        if matched.needed(profile, ds, p.version):
+            keys |= {c.key() for c in matched.selection(profile, ds, p.version, store)}
+            short = matched.chosen(profile, ds, store, p.version)
+            keys |= set() if short is None else {c.key() for c in matched.configs(profile, ds, short.lr, p.version)}
     return keys
 
 
@@ -310,7 +318,7 @@ def discarded_runs(profile: str, store: ResultStore | None = None) -> pd.DataFra
         cfg = rec.get("config", {})
         if cfg.get("profile") != profile or rec.get("key") in keep:
             continue
-        teacher = cfg.get("role") == "teacher"
+        teacher = cfg.get("role") in ("teacher", matched.ROLE)  # a teacher-recipe run
         hist = rec.get("history") or [{}]
         ds = cfg["data"]["dataset"] if teacher else cfg.get("dataset")
         rows.append({"data": DATASET_NAMES.get(ds, ds),

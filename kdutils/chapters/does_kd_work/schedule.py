@@ -157,12 +157,21 @@ def run(profile: str, datasets: Sequence[str], claims: Sequence[int], version: s
         return []
     records: list[dict[str, Any]] = []
     for phase in PHASES:
-        jobs = phase_jobs(phase, profile, datasets, claims, version, store)
-        mine = assign(jobs, sh.count, cost)[sh.position]
-        for job in mine:
-            records.append(_run_job(job, store, progress))
-        if sh.count > 1:
-            _wait(jobs, store, phase, poll_s)
+        before: set[str] | None = None
+        while True:  # a phase grows while a rate grid is extended past an edge (`plan.grid_of`)
+            jobs = phase_jobs(phase, profile, datasets, claims, version, store)
+            todo = {j.key() for j in jobs if store.get(j) is None}
+            if not todo:
+                break
+            if todo == before:
+                raise RuntimeError(f"phase {phase}: {len(todo)} run(s) still not recorded after training them, "
+                                   f"e.g. {sorted(todo)[0]}")
+            before = todo
+            for job in assign(jobs, sh.count, cost)[sh.position]:
+                if job.key() in todo:
+                    records.append(_run_job(job, store, progress))
+            if sh.count > 1:
+                _wait(jobs, store, phase, poll_s)
     return records
 
 
@@ -197,9 +206,10 @@ def plan_text(profile: str, datasets: Sequence[str], claims: Sequence[int], vers
     lines.append(f"wall time about {wall / 3600:.2f} h (the phases wait for each other: the larger shard of each "
                  "phase, summed)")
     lines.append("commands (one thread each, from the repository root):")
+    pinned = "" if version == dkw.latest(profile) else f" --set version {version}"
     for sh in Shard.every(count):
         lines.append(f"  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 .venv/bin/python -m kdutils run does_kd_work "
-                     f"--profile {profile} --shard {sh}")
+                     f"--profile {profile}{pinned} --shard {sh}")
     return "\n".join(lines)
 
 

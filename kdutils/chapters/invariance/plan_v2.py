@@ -22,7 +22,7 @@ from kdutils.chapters.invariance import recipe_v2 as rv
 from kdutils.chapters.invariance.recipes import PROFILE_TAUS, arm_key
 from kdutils.config import RunConfig
 from kdutils.store.store import ResultStore
-from kdutils.sweeps.tuning import Selection, selection_configs
+from kdutils.sweeps.tuning import Selection, edge_of, extend_at_edges, selection_configs
 
 SELECT_TAU = 4.0  # the non-teacher KD arms are selected at one tau, as in v1
 SELECT_VAL_SIZE = {"smoke": 128, "cpu": 10_000, "full": 10_000}
@@ -83,35 +83,26 @@ class ArmSelection:
         return self.selection.lr
 
 
-def edge_of(lr: float, grid: Iterable[float]) -> str:
-    """"top" / "bottom" when `lr` is the grid's largest / smallest rate, "" inside it."""
-    g = sorted(float(x) for x in grid)
-    if len(g) < 2:
-        return "top"  # a one-rate grid ranks nothing: every choice is at its edge
-    return "top" if math.isclose(lr, g[-1]) else "bottom" if math.isclose(lr, g[0]) else ""
-
-
 def select_arm(profile: str, arm: str, base: RunConfig, epochs: int, store: ResultStore, train: bool,
                progress: bool = True) -> ArmSelection | None:
-    """One arm's selection with edge extension: choose on the grid; while the choice is at an edge (and fewer
-    than MAX_EXTENSIONS were added) add the next rate beyond that edge and choose again. Deterministic from the
+    """One arm's selection with edge extension (`tuning.extend_at_edges`: while the choice is at an edge and
+    fewer than MAX_EXTENSIONS were added, the next rate beyond that edge joins the grid). Deterministic from the
     records, so the book (train=False) recovers the same choice; None while a needed candidate is missing."""
     from kdutils.chapters.invariance.plan import _selection
     from kdutils.training.group_runner import run_grouped
 
-    grid = list(rv.LR_GRID_V2[profile])
-    for ext in range(rv.MAX_EXTENSIONS + 1):
+    def chosen_on(grid: tuple[float, ...]) -> float | None:
         cfgs = candidates(profile, arm, base, epochs, grid)
         if train:
             run_grouped([c for c in cfgs if store.get(c) is None], store, progress=progress)
-        if any(store.get(c) is None for c in cfgs):
-            return None
-        sel = _selection(arm, cfgs, store)
-        edge = edge_of(sel.lr, grid)
-        if not edge or ext == rv.MAX_EXTENSIONS:
-            return ArmSelection(sel, tuple(sorted(grid)), ext, edge)
-        grid = grid + [max(grid) * rv.EXTEND_FACTOR] if edge == "top" else [min(grid) / rv.EXTEND_FACTOR] + grid
-    raise AssertionError("unreachable")
+        return None if any(store.get(c) is None for c in cfgs) else _selection(arm, cfgs, store).lr
+
+    base_grid = rv.LR_GRID_V2[profile]
+    grid, lr = extend_at_edges(base_grid, chosen_on, rv.MAX_EXTENSIONS, rv.EXTEND_FACTOR)
+    if lr is None:
+        return None
+    sel = _selection(arm, candidates(profile, arm, base, epochs, grid), store)
+    return ArmSelection(sel, grid, len(grid) - len(base_grid), edge_of(sel.lr, grid))
 
 
 def select_v2(profile: str, pair: str, store: ResultStore | None = None, train: bool = False,
