@@ -48,3 +48,10 @@ def test_paired_difference_uses_common_keys_only():
 def test_bad_input_is_refused(bad):
     with pytest.raises(ValueError):
         nested_interval(bad)
+
+
+def test_arms_without_a_common_key_give_an_open_interval_and_a_readable_description():
+    """Partly recorded arms may share no (teacher, student) key yet: inconclusive, never a crash."""
+    res = nested_paired_difference({(0, 0): 1.0}, {(1, 1): 2.0})
+    assert res.n_outer == 0 and res.interval.low == -math.inf and res.interval.high == math.inf
+    assert "0 outer x 0 inner" in res.describe("pts")

@@ -50,7 +50,7 @@ class NestedInterval:
     def describe(self, unit: str = "", digits: int = 2) -> str:
         """E.g. "+0.31 pts [-0.20, 0.82], two-level t ..., n=3 (3 teachers x 2 seeds; sd teachers 0.21, seeds 0.15)"."""
         base = self.interval.describe(unit, digits)
-        counts = sorted(set(self.inner_counts.values()))
+        counts = sorted(set(self.inner_counts.values())) or [0]  # no paired values yet: "0 outer x 0 inner"
         inner = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
         comp = lambda v: f"{math.sqrt(v):.{digits}f}" if math.isfinite(v) else "n/a"  # noqa: E731
         return (f"{base} ({self.n_outer} outer x {inner} inner; sd between {comp(self.between_var)}, "
