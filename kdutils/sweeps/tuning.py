@@ -171,5 +171,6 @@ def edge_notes(rows: Iterable[dict[str, Any]], prefix: str = "") -> list[str]:
                          f"{(max(accs) - min(accs)) * 100:.1f} points)")
     return notes
 
-__all__ = ["ROLE_PREFIX", "Selection", "VAL_METRICS", "choose", "edge_notes", "edge_of", "extend_at_edges", "load_selection", "run_selection",
+__all__ = ["ROLE_PREFIX", "Selection", "VAL_METRICS", "choose", "edge_notes", "edge_of", "extend_at_edges",
+           "load_selection", "run_selection",
            "selection_configs", "validation_view"]

@@ -28,10 +28,8 @@ import numpy as np
 from kdutils.chapters.does_kd_work import matched
 from kdutils.chapters.does_kd_work import plan as dkw
 from kdutils.chapters.does_kd_work.tables import (  # noqa: F401 (PAPER, _ms: re-exported for the notebooks)
-    CHANCE_ACC, DATASET_NAMES, PAPER, POLICY_NAMES, _complete,
-                                                  _failures, _ms, arm, baseline_table, line_barrier,
-                                                  matched_scores, pct, pct_plain, plain_scores, scale, student_table, teacher_table,
-                                                  version_of)
+    CHANCE_ACC, DATASET_NAMES, PAPER, POLICY_NAMES, _complete, _failures, _ms, arm, baseline_table, line_barrier,
+    matched_scores, pct, pct_plain, plain_scores, scale, student_table, teacher_table, version_of)
 if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
     import pandas as pd
 else:

@@ -244,5 +244,6 @@ def recipe(profile: str, dataset: str = "fashion_mnist", version: str | None = N
     return replace(r, seeds=capped(r.seeds), policy_seeds=capped(r.policy_seeds))
 
 
-__all__ = ["ALPHA", "BASE_POLICY", "CPU_WIDTHS", "DATASETS", "EXPERIMENT", "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES",
+__all__ = ["ALPHA", "BASE_POLICY", "CPU_WIDTHS", "DATASETS", "EXPERIMENT",
+           "OOD_DATASET", "PAPER_AGREEMENT", "PAPER_ENSEMBLES",
            "POLICIES", "Policy", "Recipe", "TAU", "VERSIONS", "latest", "recipe"]
