@@ -138,3 +138,20 @@ def test_report_before_the_run_says_not_yet_run(tmp_path):
     (title, text), = report_v3.page_sections("cpu", ResultStore(tmp_path))
     assert "not recorded yet" in text and "--shard 1/2" in text and "--shard 2/2" in text
     assert "LS 0.2" in report_v3.not_run_markdown("cpu") and "Table B.5" in report_v3.not_run_markdown("cpu")
+
+
+def test_the_recorded_attempt_gives_each_judged_claim_its_effect_for_the_scorecard():
+    """The scorecard's effect column reads `Verdict.effect`: from the committed records, every claim judged on
+    recorded students carries each part's interval there."""
+    from pathlib import Path
+
+    from kdutils.chapters.ls_kd import report_v3
+    from kdutils.verdicts.verdict import NOT_YET_RUN
+
+    store = ResultStore(Path(__file__).resolve().parents[1] / "results")
+    vs = report_v3.verdicts("cpu", store)
+    judged = [v for v in vs if v.parts and v.label != NOT_YET_RUN]
+    if not judged:
+        pytest.skip("no recorded v3 students at profile cpu")
+    for v in judged:
+        assert v.effect and all(f.key in v.effect for f in v.parts if f.effect), v.claim

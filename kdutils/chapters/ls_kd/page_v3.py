@@ -250,9 +250,14 @@ def earlier_attempts(profile: str, store: ResultStore) -> list[tuple[str, Any]]:
                 "convergence standard, so every claim read \"not testable at this scale\" and the scale changed "
                 "(its records stay in `results/`).")
         out.append((text, teacher_table(teachers, store, f"Attempt {r.attempt}'s teachers")))
-        lines = power_lines(r, RECIPES_V3[profile], store, cv3.MIN_SAME_TAU)
-        power = ("**Power of the current attempt**: " + lines[0].removeprefix("power: ") + ":\n\n"
+        current = RECIPES_V3[profile]
+        lines = power_lines(r, current, store, cv3.MIN_SAME_TAU)
+        power = ("**Power of the current attempt, as planned**: " + lines[0].removeprefix("power: ") + ":\n\n"
                  + "\n".join(f"- {x.strip()}" for x in lines[1:]))
+        seen = power_lines(current, current, store, cv3.MIN_SAME_TAU)
+        if any("detects" in x for x in seen[1:]):  # the current attempt's students are recorded: its own spread
+            power += ("\n\n**As recorded** (the same computation from the current attempt's own records):\n\n"
+                      + "\n".join(f"- {x.strip()}" for x in seen[1:]))
         out.append(("", present.markdown(power)))
     return out
 

@@ -255,7 +255,8 @@ def verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:
         stab = None
         if halves and j.label not in (NOT_YET_RUN,):
             stab = Stability(j.label, halves[0][n].label, halves[1][n].label, (seeds[0],), (seeds[1],))
-        out.append(to_verdict(j, evidence.get(n, ""), scale, stability_=stab))
+        effect = "; ".join(f"{f.key}: {f.effect}" for f in j.parts if f.effect)  # the scorecard's effect column
+        out.append(to_verdict(j, evidence.get(n, ""), scale, effect, stability_=stab))
     return out
 
 
