@@ -169,6 +169,8 @@ def test_count_and_same_setting_gates():
     assert not g.passed and "LS 0: 1" in g.reason and "LS 0.1" not in g.reason
     assert not gates.at_least("teachers", {}, 1).passed
     assert gates.same_setting("one rate", {"a": [0.1, 0.1], "b": [0.1]}).passed
+    # passing, it says so in one number (the page repeats the gate under every claim); failing, it lists the arms
+    assert gates.same_setting("one rate", {"a": [0.1], "b": [0.1]}).measured == {"learning rate": 0.1, "arms": 2}
     g = gates.same_setting("one rate", {"a": [0.1], "b": [0.03]})
     assert not g.passed and "a 0.1; b 0.03" in g.reason
     part = rules.find(Claim("x", "greater", key="x"), stats.t_interval([1.0, 1.1, 1.2]))

@@ -138,9 +138,9 @@ def same_setting(name: str, values: Mapping[str, Iterable[Any]], what: str = "le
     at different rates differ in more than the factor under test, so the comparison cannot isolate it."""
     seen = {arm: sorted({float(v) for v in vs}) for arm, vs in values.items()}
     distinct = sorted({v for vs in seen.values() for v in vs})
+    if len(distinct) == 1:  # one number says it all (a page repeats the gate under every claim)
+        return Gate(name, True, f"every arm at {what} {distinct[0]:g}", {what: distinct[0], "arms": len(seen)})
     measured = {f"{what} ({arm})": (vs[0] if len(vs) == 1 else math.nan) for arm, vs in seen.items()}
-    if len(distinct) == 1:
-        return Gate(name, True, f"every arm at {what} {distinct[0]:g}", measured)
     listed = "; ".join(f"{arm} {', '.join(f'{v:g}' for v in vs)}" for arm, vs in seen.items())
     return Gate(name, False, f"the arms ran at different {what}s ({listed})", measured)
 
