@@ -83,7 +83,8 @@ def config(profile: str, dataset: str, index: int, lr: float, version: str | Non
 
 
 def _arm(dataset: str) -> str:
-    return f"plain model, students' budget ({dataset})"
+    """The selection's name on the page (its table has a data column, so the data set is not repeated)."""
+    return "plain model (students' budget)"
 
 
 def selection(profile: str, dataset: str, version: str | None = None,
