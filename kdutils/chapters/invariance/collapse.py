@@ -54,7 +54,7 @@ def judge_collapse(table: pd.DataFrame, profile: str) -> Judgement | None:
         return None
     alone = stats.t_interval(_accuracies(table, student, "student"))
     gate = gates.premise("the MLP alone learns", alone, LINE, "greater")
-    fmt = lambda iv: iv.describe("pts", digits=1, scale=100)  # noqa: E731
+    fmt = lambda iv: iv.describe("%", digits=1, scale=100, signed=False)  # noqa: E731  (a level, not a difference)
     iv = stats.t_interval(rev)
     reverse = find(C4.parts[0], iv, effect=f"accuracy {fmt(iv)}", core=True)
     j = judge(C4, [reverse], [gate])
