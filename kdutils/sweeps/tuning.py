@@ -162,11 +162,11 @@ def edge_notes(rows: Iterable[dict[str, Any]], prefix: str = "") -> list[str]:
         chosen = [r for r in g if r.get("chosen")]
         if not chosen or len(g) < 2:
             continue
-        lrs = [float(r["lr"]) for r in g]
         lr, acc = float(chosen[0]["lr"]), float(chosen[0].get("val_accuracy") or math.nan)
-        if lr in (min(lrs), max(lrs)):
+        edge = edge_of(lr, (float(r["lr"]) for r in g))
+        if edge:
             accs = [float(r.get("val_accuracy") or math.nan) for r in g]
-            notes.append(f"{prefix}{arm}: chose {lr:g}, the {'lowest' if lr == min(lrs) else 'highest'} rate of its "
+            notes.append(f"{prefix}{arm}: chose {lr:g}, the {'lowest' if edge == 'bottom' else 'highest'} rate of its "
                          f"grid (validation accuracy {acc:.1%}; the candidates span "
                          f"{(max(accs) - min(accs)) * 100:.1f} points)")
     return notes
