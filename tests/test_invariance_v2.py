@@ -87,6 +87,9 @@ def test_claim3_worse_nll_contradicts_when_accuracy_is_only_noisy():
     v = claims.verdict_generalisation(_gen_table((0.94, 0.97, 0.955), 0.4), "cpu")
     assert v.label == "not reproduced"
     assert "NLL: not reproduced" in v.parts[0].reason and "accuracy: inconclusive" in v.parts[0].reason
+    # the contradicting measure is in the part's effect (what the verdict box and the scorecard show), not only
+    # accuracy's interval
+    assert v.parts[0].effect.startswith("accuracy ") and "; NLL +" in v.parts[0].effect and "; ECE " in v.parts[0].effect
 
 
 def test_claim3_true_reproduced_and_false_not_reproduced():

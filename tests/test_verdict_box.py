@@ -55,3 +55,28 @@ def test_a_failed_gates_text_is_shown_once_under_gates_and_only_named_under_why(
     assert "failed gate: KD has room (main student) (measured under gates)" in html
     own = verdict_box.box_html(_verdict(label=v.NOT_TESTABLE, gates=(room,), reason="the teacher is too weak"))
     assert "the teacher is too weak" in own and "failed gate:" not in own  # a reason of its own stays
+
+
+def test_a_box_shows_parts_with_their_intervals_short_and_passing_gates_by_name():
+    from kdutils.verdicts.gates import Gate
+    from kdutils.verdicts.rules import Finding
+
+    long_tail = ", two-level t over outer-unit means 95%, n=6 (6 outer x 2 inner; sd between 0.51, within 0.95)"
+    parts = (Finding("tau 1", v.REPRODUCED, "the interval lies wholly above 0 pts",
+                     effect="+0.56 pts [0.20, 0.91]" + long_tail),
+             Finding("tau 2", v.NOT_REPRODUCED, "the other side",
+                     effect="+1.68 pts [0.80, 2.57], paired t 95%, n=6 (paper -72)"),
+             Finding("row c", v.NOT_TESTABLE, "no temperature passes the fidelity gate"))
+    gates = (Gate("teachers converged", True, "all 12 converged", {"lowest": 0.972}),
+             Gate("one learning rate", True, "every arm at 0.3"), Gate("KD has room", False, "below the margin"))
+    effect = "tau 1: +0.56 pts [0.20, 0.91]" + long_tail + "; tau 2: +1.68 pts [0.80, 2.57], paired t 95%, n=6"
+    html = verdict_box.box_html(_verdict(label=v.NOT_REPRODUCED, parts=parts, gates=gates, effect=effect))
+    assert "✅ tau 1: reproduced, +0.56 pts [0.20, 0.91], n=6</li>" in html  # method and variance split cut
+    assert "tau 2: not reproduced, +1.68 pts [0.80, 2.57], n=6 (paper -72)" in html  # the paper's figure stays
+    assert "row c: not testable at this scale (no temperature passes the fidelity gate)" in html  # no effect: why
+    assert "two-level t" not in html and "lies wholly above" not in html
+    assert "✓ teachers converged · ✓ one learning rate" in html and "all 12 converged" not in html
+    assert "✗ KD has room: fails (below the margin)" in html  # a failed gate stays in full
+    assert "kd-vb-k\">effect" not in html  # every interval of the effect is in the parts: not said twice
+    extra = verdict_box.box_html(_verdict(parts=parts[:1], effect=effect))
+    assert "kd-vb-k\">effect" in extra and "[0.80, 2.57]" in extra  # an interval the parts lack keeps the line

@@ -1,14 +1,16 @@
 """The verdict box: what a chapter found, at the top of its page, before any table.
 
-Why: a reader in a hurry wants the verdict first. Each box shows one claim, its verdict (with its gates and
-parts when the rule has them, and the rule's one-line reason), the effect with its interval, the scale it holds
-at, and a link down (or across, from a chapter's landing page) to the claim's evidence, where the chapter
-displays the verdict in full under the claim's anchor (`present.claim_anchor`). Everything in a box comes from
-the chapter's `Verdict` objects; nothing is typed.
+Why: a reader in a hurry wants the verdict first. Each box shows one claim, its verdict, the rule's one-line
+reason, its gates and parts when the rule has them, the effect with its interval, the scale it holds at, and a
+link down (or across, from a chapter's landing page) to the claim's evidence, where the chapter displays the
+verdict in full under the claim's anchor (`present.claim_anchor`). A box is kept short: passing gates by name,
+each part with its interval but not the interval's method, and the effect line only where the parts do not
+already show its intervals. Everything in a box comes from the chapter's `Verdict` objects; nothing is typed.
 """
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -38,6 +40,42 @@ def _describe(item: Any) -> str:
     return str(fn()) if callable(fn) else str(item)
 
 
+# ", paired t 95%, n=5" or ", two-level t over outer-unit means 95%, n=6 (6 outer x 2 inner; sd ...)": the
+# method names stay in the evidence below the boxes; a box keeps the interval and n.
+_METHOD_TAIL = re.compile(r"(\]),\s[^\[\];()]*?\d+%,\s(n=\d+)(?:\s\(\d+ outer x \d+ inner[^()]*\))?")
+_INTERVAL = re.compile(r"\[[^\[\]]+\]")
+
+
+def short_interval(text: str) -> str:
+    """An effect with its intervals' method names cut ("+2.0 pts [1.0, 3.0], n=5"), for a box's part lines."""
+    return _METHOD_TAIL.sub(r"\1, \2", text)
+
+
+def _part_line(p: Any) -> str:
+    """A part in a box: badge, key, label and its effect, short. A part without an effect keeps its reason
+    (often why it is not testable). The part's full sentence stays in the evidence under the claim."""
+    badge = _v.BADGES.get(getattr(p, "label", ""), "")
+    key, effect = getattr(p, "key", None), str(getattr(p, "effect", "") or "")
+    if key is None:
+        text = _describe(p)
+    elif effect:
+        text = f"{key}: {p.label}, {short_interval(effect)}"
+    else:
+        text = f"{key}: {p.label} ({p.reason})" if getattr(p, "reason", "") else f"{key}: {p.label}"
+    return f"<li>{html.escape(badge)} {_plain(text)}</li>"
+
+
+def _gates_html(gates: tuple[Any, ...]) -> str:
+    """Passing gates by name on one line (their measurements are in the evidence); failed ones in full."""
+    passed = [g for g in gates if getattr(g, "passed", None) is True]
+    failed = [g for g in gates if getattr(g, "passed", None) is not True]
+    items = [f"<li>✗ {_plain(_describe(g))}</li>" if getattr(g, "passed", None) is False
+             else f"<li>{_plain(_describe(g))}</li>" for g in failed]
+    if passed:
+        items.append("<li>" + " · ".join(f"✓ {_plain(getattr(g, 'name', g))}" for g in passed) + "</li>")
+    return '<p><span class="kd-vb-k">gates</span></p><ul>' + "".join(items) + "</ul>"
+
+
 def _plain(text: Any) -> str:
     """Verdict text for HTML: backticks dropped, devices shortened, escaped."""
     return html.escape(present.readable_text(present.shorten_devices(str(text).replace("`", ""))))
@@ -62,16 +100,15 @@ def box_html(v: Any, n: int | None = None, href: str | None = None, scale: bool 
     if reason:
         out.append(f'<p><span class="kd-vb-k">why</span> {_plain(reason)}</p>')
     if gates:
-        out.append('<p><span class="kd-vb-k">gates</span></p><ul>'
-                   + "".join(f"<li>{_plain(_describe(g))}</li>" for g in gates) + "</ul>")
+        out.append(_gates_html(gates))
     parts = tuple(getattr(v, "parts", ()) or ())
+    shown = ""
     if parts:
-        badges = _v.BADGES
-        out.append('<p><span class="kd-vb-k">parts</span></p><ul>' + "".join(
-            f"<li>{html.escape(badges.get(getattr(p, 'label', ''), ''))} {_plain(_describe(p))}</li>"
-            for p in parts) + "</ul>")
+        shown = "".join(_part_line(p) for p in parts)
+        out.append('<p><span class="kd-vb-k">parts</span></p><ul>' + shown + "</ul>")
     effect = str(getattr(v, "effect", "") or "")
-    if effect:
+    intervals = [html.escape(i) for i in _INTERVAL.findall(effect)]
+    if effect and not (intervals and all(i in shown for i in intervals)):  # not when the parts show them all
         out.append(f'<p><span class="kd-vb-k">effect</span> {_plain(effect)}</p>')
     if scale:
         out.append(f'<p><span class="kd-vb-k">scale</span> {_plain(v.scale)}</p>')

@@ -366,14 +366,14 @@ def _transfer_row(table, pair, student) -> Finding | None:
             ms.append(find(part, iv, effect=iv.describe("%", digits=1, scale=100), core=True))
         c = combine(ms)
         taus.append(Finding(f"tau {tau:g}", c.label, "; ".join(f.describe() for f in ms), core=True,
-                            effect=f"IM gap closed at tau={tau:g}: {ms[0].effect}"))
+                            effect=f"tau={tau:g}: " + ", ".join(f"{f.key} {f.effect}" for f in ms)))
     if not taus or all(t.label == NOT_TESTABLE for t in taus):
         return _untestable(name, "no temperature passes the fidelity gate (the distilled student never agrees with "
                                  "its teacher clearly more than the student alone)")
     c = combine(taus)
     shown = [t for t in taus if t.effect]
     return Finding(name, c.label, f"{c.reason}: " + "; ".join(t.describe() for t in taus),
-                   effect=shown[-1].effect if shown else "")
+                   effect=("gap closed, " + "; ".join(t.effect for t in shown)) if shown else "")
 
 
 def _aug_row(table, pair, student) -> Finding | None:
@@ -401,7 +401,7 @@ def _aug_row(table, pair, student) -> Finding | None:
                           f.interval, f.power, True, f.effect))
     c = combine(ms)
     return Finding(name, c.label, "; ".join(f.describe() for f in ms),
-                   effect=f"IM KD - augmented {ms[0].effect}" if ms else "")
+                   effect="KD - augmented: " + "; ".join(f"{f.key} {f.effect}" for f in ms) if ms else "")
 
 
 def _gen_row(table, pair, student) -> Finding | None:
@@ -424,7 +424,7 @@ def _gen_row(table, pair, student) -> Finding | None:
         ms.append(compare(part, kd, alone, effect))
     c = combine(ms, core=("accuracy",))
     return Finding(name, c.label, f"tau={tau:g} (chosen on validation); " + "; ".join(f.describe() for f in ms),
-                   effect=f"accuracy {ms[0].effect}")
+                   effect="; ".join(f"{f.key} {f.effect}" for f in ms))
 
 
 def _judge(claim: Claim, row_fn, table, profile):
