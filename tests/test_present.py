@@ -70,6 +70,16 @@ def test_no_nan_in_rendered_html_and_status_visible():
     assert 'class="kd-text kd-bad"' in html or 'class="kd-bad"' in html
 
 
+def test_a_chance_run_is_marked_but_its_not_applicable_cells_stay_empty():
+    # a run at chance finished and was measured: its status is marked, but the teacher's tau is empty by design
+    df = pd.DataFrame({"role": ["teacher", "distilled"], "tau": [np.nan, 4.0], "accuracy": [0.034, np.nan],
+                       "status": ["chance", "diverged"]})
+    t = present.results_table(df, {"role": "arm", "tau": "τ", "accuracy": "test accuracy"})
+    assert t.frame.loc[0, "τ"] == present.MISSING and t.frame.loc[0, "test accuracy"] == "0.034"
+    assert t.frame.loc[0, "status"] == "chance" and (0, "status") in t.bad_cells and (0, "τ") not in t.bad_cells
+    assert t.frame.loc[1, "test accuracy"] == "diverged"  # a diverged run's missing measurement names why
+
+
 def test_toggle_only_above_max_rows():
     df = pd.DataFrame({"x": range(20), "status": ["ok"] * 20})
     short = present.results_table(df.head(5), max_rows=10).to_html()

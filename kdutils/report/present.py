@@ -32,6 +32,10 @@ from kdutils.report.numbers import (MISSING, RATE_FORMATS, _fixed, _is_missing, 
 OK_STATUSES = frozenset({"ok", "", "nan", "none"})
 """Run statuses that mean "finished normally"; any other status is shown in the cells it left empty."""
 
+MEASURED_STATUSES = frozenset({"chance"})
+"""Failed statuses of runs that finished and were measured (accuracy at chance level): the run's status column
+is marked, but its empty cells are empty by design (a teacher's tau), so they show "—", not the status."""
+
 PAGE_WIDTH_IN = 7.5
 """Figure width in inches: at the book's 100 dpi it fills the ~750 px content column of a 1280 px window, so
 10-pt text stays about 10 px tall on screen."""
@@ -209,8 +213,8 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
 
     df: one row per run or per aggregated arm. columns: which columns to show, in order, as {column: readable
     name} (or a list, shown with `readable` names); None shows all. status: the column holding the run status;
-    it is always shown (right after the chosen columns) when the table has it, and a non-ok run's empty
-    cells show its status instead of "—". paper: {our column: column holding the paper's value}; the paper's
+    it is always shown (right after the chosen columns) when the table has it, and the empty cells of a run
+    that failed before it was measured (diverged, not "chance") show its status instead of "—". paper: {our column: column holding the paper's value}; the paper's
     value is shown right after ours as "<name> (paper)". formats: per-column formatter overriding the default
     number format. device: a column shortened with `short_device`. links: {column: column holding a URL}:
     the cell links there (the URL column itself is not shown unless chosen). wrap: columns of long text
@@ -251,6 +255,7 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
     for i in range(len(data)):
         st = str(data.at[i, status]) if has_status and not _is_missing(data.at[i, status]) else "ok"
         failed = st.lower() not in OK_STATUSES
+        unmeasured = failed and st.lower() not in MEASURED_STATUSES
         for src, header, is_paper in order:
             v = data.at[i, src]
             if src == device:
@@ -259,7 +264,7 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
                 s = formats[src](v)
             else:
                 s = _fixed(v, digits)
-            if s == MISSING and failed and not is_paper:
+            if s == MISSING and unmeasured and not is_paper:
                 s = st
                 bad.add((i, header))
             if has_status and src == status:
