@@ -89,7 +89,8 @@ def test_claim3_worse_nll_contradicts_when_accuracy_is_only_noisy():
     assert "NLL: not reproduced" in v.parts[0].reason and "accuracy: inconclusive" in v.parts[0].reason
     # the contradicting measure is in the part's effect (what the verdict box and the scorecard show), not only
     # accuracy's interval
-    assert v.parts[0].effect.startswith("accuracy ") and "; NLL +" in v.parts[0].effect and "; ECE " in v.parts[0].effect
+    effect = v.parts[0].effect
+    assert effect.startswith("accuracy ") and "; NLL +" in effect and "; ECE " in effect
 
 
 def test_claim3_true_reproduced_and_false_not_reproduced():
@@ -214,3 +215,17 @@ def test_the_page_keeps_v1_until_v2_is_recorded(tmp_path):
     text = tables.recipe_sentence("cpu", store)
     assert text.count("recipe v1") == 3 and "run_v2 --dry-run" in text
     assert tables.edge_table("cpu", store).empty  # nothing selected: nothing to flag
+
+
+def test_the_scale_names_each_pairs_folds_and_sizes():
+    # a page mid-way from v1 to v2: one pair on five folds with a larger student transfer set, one on three
+    cpu = "cpu: x86_64, 1 threads"
+    rows = [{"pair": "resnet_mlp", "role": r, "fold": f, "n_train": n, "n_test": 5000, "device": cpu}
+            for f in range(5) for r, n in (("teacher", 8000), ("student", 16000), ("distilled", 16000))]
+    rows += [{"pair": "deepsets_mlp", "role": r, "fold": f, "n_train": 48000, "n_test": 5000, "device": None}
+             for f in range(3) for r in ("teacher", "student")]
+    scale = claims._scale(pd.DataFrame(rows), "cpu")
+    assert "ResNet -> MLP: folds 0-4 of 5, 8,000 training examples for teachers, 16,000 for students" in scale
+    assert "DeepSets -> MLP: folds 0-2 of 5, 48,000 training examples" in scale and "DGCNN" not in scale
+    assert scale.endswith("5,000 test examples per run, on CPU (1 thread)")
+    assert claims._folds_text([0, 2]) == "folds 0, 2" and claims._folds_text([3]) == "fold 3"

@@ -229,16 +229,35 @@ def transfer_table(table: pd.DataFrame, profile: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _folds_text(folds: list[int]) -> str:
+    """ "folds 0-4" for a run of folds, else "folds 0, 2" """
+    if len(folds) > 2 and folds == list(range(folds[0], folds[-1] + 1)):
+        return f"folds {folds[0]}-{folds[-1]}"
+    return ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds))
+
+
+def _pair_scale(t: pd.DataFrame, pair: str) -> str:
+    """One pair's folds and training-set sizes (teachers' and students' apart where they differ: recipe v2's
+    students train on a larger transfer set than its teachers)."""
+    folds = sorted(int(f) for f in set(t["fold"].dropna()))
+    teacher = t["role"].astype(str).str.startswith("teacher")
+
+    def sizes(rows: pd.DataFrame) -> str:
+        return "/".join(f"{int(n):,}" for n in sorted(set(rows["n_train"].dropna())))
+    tn, sn = sizes(t[teacher]), sizes(t[~teacher])
+    n = f"{sn} training examples" if tn in ("", sn) else f"{tn} training examples for teachers, {sn} for students"
+    return f"{check_pair(pair).title.split(' (')[0]}: {_folds_text(folds)} of {K_FOLDS}, {n}"
+
+
 def _scale(table: pd.DataFrame, profile: str) -> str:
+    """The scale of a verdict: per pair its folds and training sizes (the pairs can come from different
+    recipes, `tables.recipe_in_use`), then the test size and the devices."""
     from kdutils.report.present import short_device
 
     devices = ", ".join(sorted({short_device(d) for d in table["device"].dropna()})) or "unknown device"
-    folds = sorted(int(f) for f in set(table["fold"].dropna()))
-    n_train = sorted(int(n) for n in set(table["n_train"].dropna()))
-    n_test = sorted(int(n) for n in set(table["n_test"].dropna()))
-    return (f"profile `{profile}`, MNIST and set-MNIST, folds {folds} of {K_FOLDS}, "
-            f"{'/'.join(map(str, n_train))} training and {'/'.join(map(str, n_test))} test examples per run, "
-            f"on {devices}")
+    n_test = "/".join(f"{int(n):,}" for n in sorted(set(table["n_test"].dropna())))
+    pairs = "; ".join(_pair_scale(table[table.pair == p], p) for p in PAIRS if (table.pair == p).any())
+    return f"profile `{profile}`, MNIST and set-MNIST ({pairs}), {n_test} test examples per run, on {devices}"
 
 
 def _not_yet(claim: str, profile: str) -> Verdict:
