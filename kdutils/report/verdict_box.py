@@ -61,7 +61,8 @@ def _part_line(p: Any) -> str:
     elif effect:
         text = f"{key}: {p.label}, {short_interval(effect)}"
     else:
-        text = f"{key}: {p.label} ({p.reason})" if getattr(p, "reason", "") else f"{key}: {p.label}"
+        reason = short_interval(str(getattr(p, "reason", "") or ""))
+        text = f"{key}: {p.label} ({reason})" if reason else f"{key}: {p.label}"
     return f"<li>{html.escape(badge)} {_plain(text)}</li>"
 
 
