@@ -185,6 +185,22 @@ def rank_check(profile: str, store: ResultStore | None = None) -> dict[str, Any]
             "short_epochs": got[0][0].train.epochs, "full_epochs": got[1][0].train.epochs}
 
 
+def rank_check_rerun_configs(profile: str, store: ResultStore | None = None) -> list[RunConfig] | None:
+    """Where the rank check disagrees on the best rate: the checked arm's final runs (every fold) at the rate
+    the full-length runs rank best, so the page can show whether the arm's result depends on the choice. They
+    are recorded beside the final runs and enter no verdict. None while the check is not recorded or agrees."""
+    rc = rank_check(profile, store)
+    if rc is None or rc["same_choice"]:
+        return None
+    best = rc["lrs"][max(range(len(rc["full"])), key=rc["full"].__getitem__)]
+    pair, student, tau = rv.RANK_CHECK
+    sel = select_v2(profile, pair, store)
+    if sel is None:
+        return None
+    lrs = {**{a: s.lr for a, s in sel.items()}, arm_key("distilled", student, tau): best}
+    return [rv.kd_v2(profile, pair, student, tau, "distilled", fold, "forward", lrs) for fold in rv.FOLDS_V2[profile]]
+
+
 # ---- extra metrics (from checkpoints, without retraining) ----------------------------------------------------
 
 def _extra_keys(cfg: RunConfig) -> list[str]:
@@ -285,8 +301,12 @@ def run_shard(profile: str, shard: int = 0, n_shards: int = 1, store: ResultStor
             if got is not None:
                 run_grouped(got[1], store, progress=progress)
             done["rank_check"] = rank_check(profile, store)
+            with thread_limit(profile):
+                for cfg in rank_check_rerun_configs(profile, store) or []:
+                    add_extra_v2(cfg, runner.run(cfg, store, progress=False), store, lrs)
     return done
 
 
 __all__ = ["ArmSelection", "SHARDS", "add_extra_v2", "candidates", "edge_of", "final_configs", "rank_check",
-           "rank_check_configs", "run_shard", "select_arm", "select_v2", "shard_pairs", "stage_bases"]
+           "rank_check_configs", "rank_check_rerun_configs", "run_shard", "select_arm", "select_v2", "shard_pairs",
+           "stage_bases"]
