@@ -229,3 +229,23 @@ def test_the_scale_names_each_pairs_folds_and_sizes():
     assert "DeepSets -> MLP: folds 0-2 of 5, 48,000 training examples" in scale and "DGCNN" not in scale
     assert scale.endswith("5,000 test examples per run, on CPU (1 thread)")
     assert claims._folds_text([0, 2]) == "folds 0, 2" and claims._folds_text([3]) == "fold 3"
+
+
+def test_a_disagreeing_rank_check_reruns_the_checked_arm_at_the_full_length_best_rate(monkeypatch):
+    import types
+
+    pair, student, tau = rv.RANK_CHECK
+    arms = {**{a: 1e-3 for a in ("teacher", "teacher_prime")},
+            recipes.arm_key("student", student): 2e-3, recipes.arm_key("distilled", student, tau): 4.5e-3}
+    sel = {a: types.SimpleNamespace(lr=lr) for a, lr in arms.items()}
+    monkeypatch.setattr(plan_v2, "select_v2", lambda profile, p, store=None: sel)
+    check = {"lrs": [1.5e-3, 4.5e-3, 1.35e-2], "short": [0.5, 0.7, 0.6], "full": [0.5, 0.6, 0.7], "same_choice": False}
+    monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: check)
+    cfgs = plan_v2.rank_check_rerun_configs("cpu")
+    assert [c.data.fold for c in cfgs] == list(rv.FOLDS_V2["cpu"])
+    assert {(c.role, c.tau, c.kd_direction, c.train.lr) for c in cfgs} == {("distilled", tau, "forward", 1.35e-2)}
+    # the same arm at its selected rate is a final run; the rerun differs only in its rate
+    final = rv.kd_v2("cpu", pair, student, tau, "distilled", 0, "forward", arms)
+    assert final.train.lr == 4.5e-3 and cfgs[0].with_(train=final.train).key() == final.key()
+    monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: {**check, "same_choice": True})
+    assert plan_v2.rank_check_rerun_configs("cpu") is None  # agreeing lengths: nothing to rerun

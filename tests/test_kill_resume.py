@@ -72,10 +72,12 @@ def test_killed_and_interrupted_chapter_run_resumes_to_the_uninterrupted_records
             time.sleep(0.05)
         time.sleep(rng.uniform(0.0, 0.5) / (attempt + 1))
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
         if proc.returncode != 0:
             break
-    assert proc.returncode == 130, f"{why} exit {proc.returncode} (try {attempt + 1}): {err[-2000:]}"
+    landed_first = len(list((victim / "results").glob("*/*.json")))
+    assert proc.returncode == 130, (f"{why} exit {proc.returncode} (try {attempt + 1}, {landed_first} records): "
+                                    f"{err[-2000:]} | stdout: {out[-1000:]}")
     assert "rerun the same command to resume" in err and "Traceback" not in err, err[-2000:]
 
     landed = []
