@@ -138,7 +138,8 @@ def testability(table: pd.DataFrame, pair: str, student: str) -> tuple[Decision,
 
 def testability_table(table: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Per row of Figure 1: teacher and student accuracy, the paired gap with its interval, the minimum
-    testable gap and the decision."""
+    testable gap, how many teacher and student-alone runs failed (scored at chance, so one failed run can
+    widen the gap's interval past 0) and the decision."""
     rows = []
     for pair, student in figure_rows(profile):
         d, gap, min_gap = testability(table, pair, student)
@@ -151,6 +152,7 @@ def testability_table(table: pd.DataFrame, profile: str) -> pd.DataFrame:
                      "student acc": float(np.mean(list(a.values.values()))) if a.values else math.nan,
                      "gap (teacher - student)": gap.describe(digits=2, scale=100, unit="pts"),
                      "min testable gap": f"{min_gap * 100:.2f} pts" if math.isfinite(min_gap) else "—",
+                     "failed runs (teacher / alone)": f"{t.failed} / {a.failed}",
                      "testable": "yes" if d.label == REPRODUCED else "no: " + d.reason})
     return pd.DataFrame(rows)
 

@@ -30,7 +30,7 @@ here, never the other way round, so that running the chapter does not depend on 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -38,7 +38,7 @@ from kdutils.chapters.invariance.recipes import (DATASETS, EXPERIMENT_PREFIX, K_
                                                  RUN_ORDER, Stage, arm_key, check_pair, kd_config, recipe,
                                                  resolve_dataset, resolve_students, student_config, teacher_config,
                                                  transformation, FOLDS, PAIRS, REVERSE_TAUS, Net, _data,
-                                                 resolve_direction, resolve_fold)
+                                                 Recipe, resolve_direction, resolve_fold)
 from kdutils.config import RunConfig
 from kdutils.data.symmetry import TRANSFORMATIONS
 from kdutils.metrics import agreement, flip_rate, invariance_metric, predict_logits, predictive_kl
@@ -365,18 +365,25 @@ def _pair_of(cfg: RunConfig) -> str:
 # Text helpers for the notebooks
 
 
-def describe(profile: str, pair: str, dataset: str | None = None, student: str | None = None) -> str:
-    """The recipe of one pair at one profile, as the notebooks print it."""
+def describe(profile: str, pair: str, dataset: str | None = None, student: str | None = None,
+             rec: Recipe | None = None, n_transfer: int | None = None, lr_grid: Sequence[float] | None = None,
+             folds: Sequence[int] | None = None) -> str:
+    """The recipe of one pair at one profile, as the notebooks print it. `rec`, `n_transfer` (the students' and
+    KD runs' training-set size, where it differs from the teachers'), `lr_grid` and `folds` describe another
+    recipe version (`plan_v2.describe_v2`); by default the pair's v1 recipe."""
     dataset = resolve_dataset(pair, dataset)
-    rec = recipe(pair, profile, dataset)
+    rec = rec or recipe(pair, profile, dataset)
     im, aug = transformation(pair, dataset)
     info = DATASETS[dataset]
     opts = ", ".join(f"{k}={v}" for k, v in info.options[profile].items())
     students = resolve_students(pair, profile, student, dataset)
+    sizes = (f"teachers {rec.n_train or 'all'}, students and KD runs {n_transfer}" if n_transfer
+             and n_transfer != rec.n_train else f"{rec.n_train or 'all'}")
     lines = [
         f"pair {pair}: {PAIR_INFO[pair].title}; profile {profile}; dataset {dataset}" + (f" ({opts})" if opts else ""),
-        f"  training examples per run: {rec.n_train or 'all'} (drawn from the fold's {K_FOLDS - 1}/{K_FOLDS} of the "
-        f"training split when a fold is set); test examples: {rec.n_test or 'all'}",
+        f"  training examples per run: {sizes} (drawn from the fold's {K_FOLDS - 1}/{K_FOLDS} of the "
+        f"training split when a fold is set); test examples: {rec.n_test or 'all'}"
+        + (f"; folds {', '.join(map(str, folds))}" if folds is not None else ""),
         f"  teacher : {rec.teacher.describe()}, {rec.teacher_train.describe()}",
         f"  teacher': {rec.teacher_prime.describe()}, {rec.teacher_prime_train.describe()}",
     ]
@@ -385,8 +392,9 @@ def describe(profile: str, pair: str, dataset: str | None = None, student: str |
                      f"KD {rec.distill_train.describe()}")
     lines.append(f"  IM transformation {im!r}; augmentation {aug!r}")
     if dataset in tuned_datasets(pair):
+        grid = LR_GRID[profile] if lr_grid is None else lr_grid
         lines.append(f"  learning rates: each arm's own, selected on a validation split from Adam "
-                     f"{', '.join(f'{lr:g}' for lr in LR_GRID[profile])} (the rates above are the recipe's defaults)")
+                     f"{', '.join(f'{lr:g}' for lr in grid)} (the rates above are the recipe's defaults)")
     return "\n".join(lines)
 
 

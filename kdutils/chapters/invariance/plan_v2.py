@@ -307,6 +307,16 @@ def run_shard(profile: str, shard: int = 0, n_shards: int = 1, store: ResultStor
     return done
 
 
-__all__ = ["ArmSelection", "SHARDS", "add_extra_v2", "candidates", "edge_of", "final_configs", "rank_check",
+__all__ = ["ArmSelection", "SHARDS", "add_extra_v2", "candidates", "describe_v2", "edge_of", "final_configs", "rank_check",
            "rank_check_configs", "rank_check_rerun_configs", "run_shard", "select_arm", "select_v2", "shard_pairs",
            "stage_bases"]
+
+
+def describe_v2(profile: str, pair: str) -> str:
+    """A pair's v2 recipe as the page prints it: v1's teachers, v2's student stages and transfer set, v2's rate
+    grid and folds (`plan.describe` with v2's parts)."""
+    from kdutils.chapters.invariance.plan import describe
+
+    r = rv.recipe_v2(pair, profile)
+    return describe(profile, pair, rec=r.base, n_transfer=r.n_transfer, lr_grid=rv.LR_GRID_V2[profile],
+                    folds=rv.FOLDS_V2[profile]).replace(f"profile {profile};", f"profile {profile}, recipe v2;", 1)

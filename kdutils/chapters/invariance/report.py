@@ -184,25 +184,38 @@ def paper_beside_ours(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def recipe_text(profile: str, pair: str, store: ResultStore | None = None) -> str:
+    """The recipe of the runs the page shows for a pair: v2's once its records replace v1's
+    (`tables.recipe_in_use`), else v1's."""
+    from kdutils.chapters.invariance.plan import describe
+    from kdutils.chapters.invariance.plan_v2 import describe_v2
+    from kdutils.chapters.invariance.tables import recipe_in_use
+
+    return describe_v2(profile, pair) if recipe_in_use(profile, pair, store) == "v2" else describe(profile, pair)
+
+
 def previous_recipe_markdown(profile: str, store: ResultStore | None = None) -> str:
-    """What the earlier recipe's records (on disk, out of the tables) gave the teachers and students alone,
-    beside the current recipe: why the set-MNIST teachers were strengthened."""
+    """What the earlier recipes' teachers (on disk, out of the tables) reached, beside the current teachers:
+    grouped by training-set size, with their distinct folds and their number of runs."""
     everything = results_table(profile, store=store, current_only=False)
     current = results_table(profile, store=store)
     if everything.empty:
         return ""
     old = everything[~everything.key.isin(set(current.key))]
+
+    def group(t: pd.DataFrame) -> str:
+        folds = sorted(int(f) for f in set(t.fold.dropna()))
+        return (f"{t.accuracy.mean():.3f} on {int(t.n_train.max()):,} training examples per run ({len(t)} "
+                f"run{'s' * (len(t) != 1)}, folds {', '.join(map(str, folds))})")
     lines = []
     for pair in PAIRS:
         o = old[(old.pair == pair) & (old.role == "teacher")]
         c = current[(current.pair == pair) & (current.role == "teacher")]
         if o.empty:
             continue
-        now = (f"{c.accuracy.mean():.3f} ({int(c.n_train.max())} examples, {len(c)} fold{'s' * (len(c) != 1)})"
-               if not c.empty
-               else "not yet run")
-        lines.append(f"- {PAIR_INFO[pair].title}: teacher accuracy {o.accuracy.mean():.3f} with the earlier recipe "
-                     f"({int(o.n_train.max())} training examples per run, {len(o)} folds), {now} now.")
+        earlier = "; ".join(group(t) for _, t in o.groupby("n_train"))
+        lines.append(f"- {PAIR_INFO[pair].title}: teacher accuracy {earlier} in earlier recipes; "
+                     f"{group(c) if not c.empty else 'not yet run'} now.")
     return "\n".join(lines)
 
 
