@@ -256,6 +256,11 @@ def test_claim1_fidelity_gate_and_disagreeing_measures():
     assert v.label == "not reproduced" and "IM (L1): not reproduced" in v.parts[0].reason
     # both measures close more than half the gap: not reproduced
     assert claims.verdict_transfer(_table(im_kd=0.4, flip_kd=0.1), "cpu").label == "not reproduced"
+    # the per-temperature table labels each temperature as the verdict does: a contradicted measure beside a
+    # reproduced one is "not reproduced" there too, and a failed fidelity gate is "not testable", not "inconclusive"
+    tt = claims.transfer_table(_table(im_kd=0.4, flip_kd=0.29), "cpu")
+    assert set(tt.label) == {"not reproduced"}
+    assert set(claims.transfer_table(_table(agree_kd=0.85), "cpu").label) == {"not testable at this scale"}
 
 
 def test_claims_are_not_testable_when_the_teacher_is_not_clearly_better():
