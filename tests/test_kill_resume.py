@@ -60,9 +60,11 @@ def test_killed_and_interrupted_chapter_run_resumes_to_the_uninterrupted_records
     rng = random.Random(seed)
     why = f"(KDUTILS_KILL_SEED={seed})"
 
-    # Ctrl-C once a first record is down: exit 130 and one line saying how to resume, no traceback. Records are
-    # written a group at a time, so the run can end before the signal lands: that draw tests nothing, and the
-    # next try starts over in a fresh folder (a finished run would leave the kills below nothing to kill).
+    # Ctrl-C once a first record is down: exit 130 and one line saying how to resume, no traceback. Twice, in
+    # whole-suite runs beside other training, the run exited 0 instead (cause not found: alone, even on a loaded
+    # machine, its ten records land one by one over about 5 s and Ctrl-C always gave 130). A draw whose run
+    # exits 0 tests nothing, so the next try starts over in a fresh folder (a finished run would leave the kills
+    # below nothing to kill); a failure names its records and its output.
     for attempt in range(3):
         victim = tmp_path / f"victim{attempt}"
         proc = _start(victim)
