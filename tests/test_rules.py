@@ -200,6 +200,9 @@ def test_seeds_needed_reaches_the_minimum_effect():
     assert p.enough is False and p.needed == n and f"{n} seeds would reach it" in p.describe()
     assert power.power_of(0.05, 5, 0.2).enough is True
     assert power.seeds_needed(100.0, 1e-3) is None
+    # a small SD (accuracy as a fraction) keeps two significant digits instead of printing "0.00"
+    small = power.power_of(0.003, 5).describe()
+    assert "(paired SD 0.003;" in small and "effect 0.00 " not in small and "0.0" in small
 
 
 # ------------------------------------------------------------------------------------------------- stats

@@ -105,11 +105,13 @@ class Power:
         u = unit if unit == "%" else f" {unit}" if unit else ""
         if not math.isfinite(self.detectable):
             return f"no detectable effect can be computed at n={self.n}"
-        text = (f"smallest detectable effect {self.detectable * scale:.{digits}f}{u} at n={self.n} (paired SD "
-                f"{self.sd * scale:.{digits}f}{u}; alpha {ALPHA:g}, power {POWER:g}, noncentral t)")
+        def num(v: float) -> str:  # small values keep two significant digits: an SD of 0.003 is not "0.00"
+            return f"{v:.2g}" if 0 < abs(v) < 0.1 else f"{v:.{digits}f}"
+        text = (f"smallest detectable effect {num(self.detectable * scale)}{u} at n={self.n} (paired SD "
+                f"{num(self.sd * scale)}{u}; alpha {ALPHA:g}, power {POWER:g}, noncentral t)")
         if self.min_effect is None:
             return text
-        m = f"{self.min_effect * scale:.{digits}f}{u}"
+        m = f"{num(self.min_effect * scale)}{u}"
         if self.enough:
             return f"{text}, at or below the minimum effect {m}"
         more = f"{self.needed} seeds would reach it" if self.needed else f"more than {MAX_SEEDS} seeds would be needed"
