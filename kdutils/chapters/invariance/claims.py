@@ -357,8 +357,10 @@ PART_GEN = {"accuracy": Claim("accuracy KD - alone", "greater", MIN_ACC_GAIN, "p
 
 def _row_gate(table, pair, student) -> gates.Gate:
     d, gap, min_gap = testability(table, pair, student)
-    return gates.Gate("teacher better than the student alone", d.label == REPRODUCED, d.reason,
-                      {"gap": gap.mean, "low": gap.low, "high": gap.high, "min gap": min_gap})
+    failed = arm_scores(table, pair, student, "student", "accuracy").failed
+    return gates.Gate("teacher better than the student alone", d.label == REPRODUCED, d.reason,  # in pts, as shown
+                      {"gap (pts)": 100 * gap.mean, "low": 100 * gap.low, "high": 100 * gap.high,
+                       "min gap": 100 * min_gap, "failed student-alone runs": failed})
 
 
 def _untestable(name: str, why: str) -> Finding:
