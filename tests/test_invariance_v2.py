@@ -249,3 +249,20 @@ def test_a_disagreeing_rank_check_reruns_the_checked_arm_at_the_full_length_best
     assert final.train.lr == 4.5e-3 and cfgs[0].with_(train=final.train).key() == final.key()
     monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: {**check, "same_choice": True})
     assert plan_v2.rank_check_rerun_configs("cpu") is None  # agreeing lengths: nothing to rerun
+
+
+def test_the_rank_check_table_marks_each_lengths_best_rate_and_the_text_says_whether_they_agree(monkeypatch):
+    from kdutils.chapters.invariance import report
+
+    check = {"arm": "select:distilled-dsinv-tau4", "lrs": [1.5e-3, 4.5e-3, 1.35e-2], "short": [0.5, 0.7, 0.6],
+             "full": [0.5, 0.6, 0.7], "kendall_tau": 1 / 3, "same_choice": False, "short_epochs": 3, "full_epochs": 6}
+    monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: check)
+    monkeypatch.setattr(report, "rank_check_rerun_table", lambda profile, store=None: pd.DataFrame())
+    t = report.rank_check_table("cpu")
+    assert list(t["best at"]) == ["", "selection", "final length"]
+    text = report.rank_check_markdown("cpu")
+    assert "DISAGREE on the best rate" in text and "not yet recorded" in text  # the rerun is still to run
+    monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: {**check, "full": [0.5, 0.7, 0.6],
+                                                                           "same_choice": True})
+    assert list(report.rank_check_table("cpu")["best at"]) == ["", "selection and final length", ""]
+    assert "they agree on the best rate" in report.rank_check_markdown("cpu")

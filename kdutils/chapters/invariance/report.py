@@ -247,56 +247,76 @@ def selection_markdown(profile: str, store: ResultStore | None = None) -> str:
 
 
 def rank_check_markdown(profile: str, store: ResultStore | None = None) -> str:
-    """Recipe v2's recorded check that selection-length runs rank the rates as full-length runs do."""
+    """Recipe v2's recorded check that selection-length runs rank the rates as full-length runs do (the rates'
+    accuracies are in `rank_check_table`), and where they disagree, what the checked arm gives at the
+    full-length best rate (`rank_check_rerun_table`)."""
     from kdutils.chapters.invariance.plan_v2 import rank_check
 
     rc = rank_check(profile, store)
     if rc is None:
         return "Rank-order check (recipe v2): not yet run."
     verdict = "agree" if rc["same_choice"] else "DISAGREE"
-    accs = "; ".join(f"{x:g}: {a:.1%} / {b:.1%}" for x, a, b in zip(rc["lrs"], rc["short"], rc["full"]))
-    text = (f"Rank-order check (recipe v2, arm {rc['arm'].removeprefix('select:')}): {rc['short_epochs']}-epoch and "
-            f"{rc['full_epochs']}-epoch runs over rates {', '.join(f'{x:g}' for x in rc['lrs'])} have Kendall's "
-            f"tau {rc['kendall_tau']:.2f} between their validation-accuracy rankings, and {verdict} on the best rate "
-            f"(validation accuracy, short / full: {accs}).")
-    rerun = "" if rc["same_choice"] else rank_check_rerun_markdown(profile, store)
-    return text + (" " + rerun if rerun else "")
+    text = (f"Rank-order check (recipe v2, arm {rc['arm'].removeprefix('select:')}): the {rc['short_epochs']}-epoch "
+            f"and {rc['full_epochs']}-epoch runs' validation-accuracy rankings of the rates have Kendall's tau "
+            f"{rc['kendall_tau']:.2f}, and they {verdict} on the best rate (first table below).")
+    if rc["same_choice"]:
+        return text
+    rerun = rank_check_rerun_table(profile, store)
+    if rerun.empty:
+        return text + (" The checked arm's final runs at the full-length best rate are not yet recorded "
+                       "(`python -m kdutils.chapters.invariance.run_v2 --profile cpu --shard 1/2`).")
+    gates = set(rerun["fidelity gate"])
+    outcome = (f"the fidelity gate {gates.pop()} at both rates" if len(gates) == 1
+               else "the fidelity gate's outcome depends on the rate")
+    return text + (" So the checked arm was also trained for its final runs at the full-length best rate (second "
+                   f"table): {outcome}. Those runs are recorded beside the final runs and enter no verdict.")
 
 
-def rank_check_rerun_markdown(profile: str, store: ResultStore | None = None) -> str:
+def rank_check_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
+    """The rank check's rates with their validation accuracy at selection length and at full length."""
+    from kdutils.chapters.invariance.plan_v2 import rank_check
+
+    rc = rank_check(profile, store)
+    if rc is None:
+        return pd.DataFrame()
+    best_short = max(range(len(rc["short"])), key=rc["short"].__getitem__)
+    best_full = max(range(len(rc["full"])), key=rc["full"].__getitem__)
+    return pd.DataFrame([{"learning rate": lr,
+                          f"val accuracy, {rc['short_epochs']} epochs (selection)": a,
+                          f"val accuracy, {rc['full_epochs']} epochs (final length)": b,
+                          "best at": " and ".join(n for n, i in (("selection", best_short), ("final length", best_full))
+                                                  if i == k)}
+                         for k, (lr, a, b) in enumerate(zip(rc["lrs"], rc["short"], rc["full"]))])
+
+
+def rank_check_rerun_table(profile: str, store: ResultStore | None = None) -> pd.DataFrame:
     """Where the rank check disagrees: the checked arm's fidelity gate and accuracy at the selected rate beside
     the same arm's final runs at the full-length best rate (`plan_v2.rank_check_rerun_configs`), paired over
-    folds with the student alone. Shown, not judged: it says whether the arm's result hangs on the rate."""
+    folds with the student alone. Shown, not judged: it says whether the arm's result hangs on the rate. Empty
+    while the check agrees or the runs are not recorded."""
     from kdutils.chapters.invariance.claims import fidelity_gate
     from kdutils.chapters.invariance.plan_v2 import rank_check_rerun_configs
     from kdutils.chapters.invariance.recipe_v2 import RANK_CHECK
 
     store = store or ResultStore()
     cfgs = rank_check_rerun_configs(profile, store)
-    if not cfgs:
-        return ""
+    if not cfgs or any(store.get(c) is None for c in cfgs):
+        return pd.DataFrame()
     pair, student, tau = RANK_CHECK
-    lr = cfgs[0].train.lr
-    if any(store.get(c) is None for c in cfgs):
-        return (f"The checked arm's final runs at the full-length best rate ({lr:g}) are not yet recorded "
-                "(`python -m kdutils.chapters.invariance.run_v2 --profile cpu --shard 1/2`).")
     table = results_table(profile, pairs=(pair,), store=store)
     everything = results_table(profile, pairs=(pair,), store=store, current_only=False)
     arm = (table.role == "distilled") & (table.student == student) & (table.tau == tau) & (table.direction == "forward")
     rerun = everything[everything.key.isin({c.key() for c in cfgs})]
-    swapped = pd.concat([table[~arm], rerun], ignore_index=True)
-    lines = []
-    for name, t in (("selected", table), ("full-length best", swapped)):
+    rows = []
+    for name, t in (("selected", table), ("full-length best", pd.concat([table[~arm], rerun], ignore_index=True))):
         rate = sorted(set(t[(t.role == "distilled") & (t.student == student) & (t.tau == tau)
                             & (t.direction == "forward")].lr))
         gate, gain = fidelity_gate(t, pair, student, tau)
         acc = stats.paired_difference(arm_scores(t, pair, student, "distilled", "accuracy", tau, "forward").values,
                                       arm_scores(t, pair, student, "student", "accuracy").values)
-        passes = "passes" if gate.label == REPRODUCED else "fails"
-        lines.append(f"at the {name} rate ({', '.join(f'{x:g}' for x in rate)}): agreement gain over the student "
-                     f"alone {gain.describe('pts', digits=1, scale=100)}, so the fidelity gate {passes}; accuracy "
-                     f"minus the student alone {acc.describe('pts', digits=1, scale=100)}")
-    row = _row_label(pair, student)
-    return (f"Because the two lengths disagree, the checked arm ({row}, teacher -> student at tau = {tau:g}) was "
-            f"also trained for its final runs at the full-length best rate: " + "; ".join(lines) + ". These runs "
-            "are recorded beside the final runs and enter no verdict.")
+        rows.append({"arm": f"{_row_label(pair, student)}, tau {tau:g}",
+                     "rate": f"{name} ({', '.join(map(str, rate))})",
+                     "agreement gain over alone": gain.describe("pts", digits=1, scale=100),
+                     "fidelity gate": "passes" if gate.label == REPRODUCED else "fails",
+                     "accuracy minus alone": acc.describe("pts", digits=1, scale=100)})
+    return pd.DataFrame(rows)
