@@ -94,6 +94,13 @@ def test_effect_is_shown_when_the_verdict_has_one():
     assert card.iloc[0].effect == "-17 errors [-25, -9], paired t, n=3"
     html = scorecard.scorecard_table(card).to_html()
     assert "-17 errors [-25, -9]" in html and "❔ inconclusive at this scale" in html
+    # the table keeps each interval and its n and leaves the method to the claim's evidence
+    card = scorecard.scorecard("cpu", chapters=(_chapter(lambda profile: [V(
+        claim="c", label="inconclusive at this scale", evidence="e", scale="s",
+        effect="tau 1: +0.56 pts [0.20, 0.91], two-level t over outer-unit means 95%, n=6 (6 outer x 2 inner; sd "
+               "between 0.00, within 0.82); tau 2: -1.0 pts [-2.0, 0.1], paired t 95%, n=5 (paper -72)")]),))
+    cell = scorecard.scorecard_table(card).frame.iloc[0]["effect (95% interval)"]
+    assert cell == "tau 1: +0.56 pts [0.20, 0.91], n=6; tau 2: -1.0 pts [-2.0, 0.1], n=5 (paper -72)"
 
 
 def test_every_planned_chapter_is_listed_with_its_claims():

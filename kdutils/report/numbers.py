@@ -226,3 +226,13 @@ def claim_anchor(claim: str, words: int = 8) -> str:
 def readable(name: Any) -> str:
     """A column name as a header: "train_agreement" -> "train agreement" (a record's key is not prose)."""
     return str(name).replace("_", " ")
+
+
+# ", paired t 95%, n=5" or ", two-level t over outer-unit means 95%, n=6 (6 outer x 2 inner; sd ...)": a
+# summary (a verdict box, the scorecard) keeps the interval and n; the method is named in the claim's evidence.
+_METHOD_TAIL = re.compile(r"(\]),\s[^\[\];()]*?\d+%,\s(n=\d+)(?:\s\(\d+ outer x \d+ inner[^()]*\))?")
+
+
+def short_interval(text: str) -> str:
+    """An effect with its intervals' method names cut ("+2.0 pts [1.0, 3.0], n=5"), for summaries."""
+    return _METHOD_TAIL.sub(r"\1, \2", text)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from kdutils.report import present
 from kdutils.report.chapter import Chapter, all_chapters
+from kdutils.report.numbers import short_interval
 from kdutils.verdicts.verdict import BADGES, NOT_YET_RUN
 
 
@@ -202,7 +203,8 @@ def scorecard_table(card: pd.DataFrame, from_page: str = "notebooks/scorecard",
                         claim=card["claim"].where(~own, card["claim"] + " (the chapter's own check, not counted)"),
                         href=card["page"].map(lambda p: page_link(p, from_page)),
                         claim_href=[claim_href(p, c, from_page) for p, c in zip(card["page"], card["claim"])],
-                        effect=card["effect"].where(~no_verdict, card["evidence"]).replace("", "—"),
+                        effect=card["effect"].map(short_interval)  # method names are in each claim's evidence
+                        .where(~no_verdict, card["evidence"]).replace("", "—"),
                         **{k: v.replace("", "—") for k, v in extra.items()})
     table = present.results_table(shown, {"paper": "paper", "claim": "claim", "verdict": "verdict (evidence)",
                                           "parts": "parts", "gates": "gates", "effect": "effect (95% interval)",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from kdutils.report import present
+from kdutils.report.numbers import short_interval
 from kdutils.verdicts import verdict as _v
 
 _CSS = ("<style>.kd-vboxes{display:grid;grid-template-columns:repeat(auto-fill,minmax(20em,1fr));gap:0.6em;"
@@ -40,15 +41,7 @@ def _describe(item: Any) -> str:
     return str(fn()) if callable(fn) else str(item)
 
 
-# ", paired t 95%, n=5" or ", two-level t over outer-unit means 95%, n=6 (6 outer x 2 inner; sd ...)": the
-# method names stay in the evidence below the boxes; a box keeps the interval and n.
-_METHOD_TAIL = re.compile(r"(\]),\s[^\[\];()]*?\d+%,\s(n=\d+)(?:\s\(\d+ outer x \d+ inner[^()]*\))?")
 _INTERVAL = re.compile(r"\[[^\[\]]+\]")
-
-
-def short_interval(text: str) -> str:
-    """An effect with its intervals' method names cut ("+2.0 pts [1.0, 3.0], n=5"), for a box's part lines."""
-    return _METHOD_TAIL.sub(r"\1, \2", text)
 
 
 def _part_line(p: Any) -> str:
