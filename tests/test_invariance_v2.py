@@ -220,11 +220,14 @@ def test_the_page_keeps_v1_until_v2_is_recorded(tmp_path):
 def test_the_scale_names_each_pairs_folds_and_sizes():
     # a page mid-way from v1 to v2: one pair on five folds with a larger student transfer set, one on three
     cpu = "cpu: x86_64, 1 threads"
-    rows = [{"pair": "resnet_mlp", "role": r, "fold": f, "n_train": n, "n_test": 5000, "device": cpu}
-            for f in range(5) for r, n in (("teacher", 8000), ("student", 16000), ("distilled", 16000))]
-    rows += [{"pair": "deepsets_mlp", "role": r, "fold": f, "n_train": 48000, "n_test": 5000, "device": None}
-             for f in range(3) for r in ("teacher", "student")]
-    scale = claims._scale(pd.DataFrame(rows), "cpu")
+    rows = [{"pair": "resnet_mlp", "dataset": "mnist", "role": r, "fold": f, "n_train": n, "n_test": 5000,
+             "device": cpu} for f in range(5) for r, n in (("teacher", 8000), ("student", 16000), ("distilled", 16000))]
+    rows += [{"pair": "deepsets_mlp", "dataset": "set_mnist_jitter", "role": r, "fold": f, "n_train": 48000,
+              "n_test": 5000, "device": None} for f in range(3) for r in ("teacher", "student")]
+    table = pd.DataFrame(rows)
+    scale = claims._scale(table, "cpu")
+    assert scale.startswith("profile `cpu`, MNIST and set-MNIST (ResNet -> MLP")
+    assert claims._scale(table[table.pair == "resnet_mlp"], "cpu").startswith("profile `cpu`, MNIST (ResNet")
     assert "ResNet -> MLP: folds 0-4 of 5, 8,000 training examples for teachers, 16,000 for students" in scale
     assert "DeepSets -> MLP: folds 0-2 of 5, 48,000 training examples" in scale and "DGCNN" not in scale
     assert scale.endswith("5,000 test examples per run, on CPU (1 thread)")

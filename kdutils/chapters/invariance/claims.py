@@ -260,7 +260,9 @@ def _scale(table: pd.DataFrame, profile: str) -> str:
     devices = ", ".join(sorted({short_device(d) for d in table["device"].dropna()})) or "unknown device"
     n_test = "/".join(f"{int(n):,}" for n in sorted(set(table["n_test"].dropna())))
     pairs = "; ".join(_pair_scale(table[table.pair == p], p) for p in PAIRS if (table.pair == p).any())
-    return f"profile `{profile}`, MNIST and set-MNIST ({pairs}), {n_test} test examples per run, on {devices}"
+    data = " and ".join(sorted({"MNIST" if d == "mnist" else "set-MNIST" if str(d).startswith("set_mnist") else str(d)
+                                for d in table["dataset"].dropna()}))
+    return f"profile `{profile}`, {data} ({pairs}), {n_test} test examples per run, on {devices}"
 
 
 def _not_yet(claim: str, profile: str) -> Verdict:

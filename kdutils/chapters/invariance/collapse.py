@@ -77,7 +77,7 @@ def verdict_collapse(table: pd.DataFrame, profile: str, code: str = "") -> Verdi
                 f"test accuracy over folds {folds} against twice chance ({LINE:g}); failed runs at chance. "
                 "Beside it, the same arm with the forward KL (not scored).")
     effect = "; ".join(f"{p.key}: {p.effect}" for p in j.parts if p.effect)
-    return to_verdict(j, evidence, c._scale(table, profile), effect, None, code)
+    return to_verdict(j, evidence, c._scale(table[table.pair == PAIR], profile), effect, None, code)  # its pair's
 
 
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:

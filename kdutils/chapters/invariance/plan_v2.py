@@ -307,9 +307,9 @@ def run_shard(profile: str, shard: int = 0, n_shards: int = 1, store: ResultStor
     return done
 
 
-__all__ = ["ArmSelection", "SHARDS", "add_extra_v2", "candidates", "describe_v2", "edge_of", "final_configs", "rank_check",
-           "rank_check_configs", "rank_check_rerun_configs", "run_shard", "select_arm", "select_v2", "shard_pairs",
-           "stage_bases"]
+__all__ = ["ArmSelection", "SHARDS", "add_extra_v2", "candidates", "describe_v2", "edge_of", "final_configs",
+           "rank_check", "rank_check_configs", "rank_check_rerun_configs", "run_shard", "select_arm", "select_v2",
+           "shard_pairs", "stage_bases"]
 
 
 def describe_v2(profile: str, pair: str) -> str:
