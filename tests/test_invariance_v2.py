@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from kdutils.chapters.invariance import claims, collapse, cost_v2, modelnet_demo, plan_v2, recipes
+from kdutils.chapters.invariance import claims, collapse, cost_v2, modelnet_demo, plan_v2, recipes, tables
 from kdutils.chapters.invariance import recipe_v2 as rv
 from kdutils.config import DataConfig, RunConfig, TrainConfig
 from kdutils.store.store import ResultStore
@@ -225,13 +225,13 @@ def test_the_scale_names_each_pairs_folds_and_sizes():
     rows += [{"pair": "deepsets_mlp", "dataset": "set_mnist_jitter", "role": r, "fold": f, "n_train": 48000,
               "n_test": 5000, "device": None} for f in range(3) for r in ("teacher", "student")]
     table = pd.DataFrame(rows)
-    scale = claims._scale(table, "cpu")
+    scale = tables.scale_text(table, "cpu")
     assert scale.startswith("profile `cpu`, MNIST and set-MNIST (ResNet -> MLP")
-    assert claims._scale(table[table.pair == "resnet_mlp"], "cpu").startswith("profile `cpu`, MNIST (ResNet")
+    assert tables.scale_text(table[table.pair == "resnet_mlp"], "cpu").startswith("profile `cpu`, MNIST (ResNet")
     assert "ResNet -> MLP: folds 0-4 of 5, 8,000 training examples for teachers, 16,000 for students" in scale
     assert "DeepSets -> MLP: folds 0-2 of 5, 48,000 training examples" in scale and "DGCNN" not in scale
     assert scale.endswith("5,000 test examples per run, on CPU (1 thread)")
-    assert claims._folds_text([0, 2]) == "folds 0, 2" and claims._folds_text([3]) == "fold 3"
+    assert tables._folds_text([0, 2]) == "folds 0, 2" and tables._folds_text([3]) == "fold 3"
 
 
 def test_a_disagreeing_rank_check_reruns_the_checked_arm_at_the_full_length_best_rate(monkeypatch):
@@ -242,7 +242,8 @@ def test_a_disagreeing_rank_check_reruns_the_checked_arm_at_the_full_length_best
             recipes.arm_key("student", student): 2e-3, recipes.arm_key("distilled", student, tau): 4.5e-3}
     sel = {a: types.SimpleNamespace(lr=lr) for a, lr in arms.items()}
     monkeypatch.setattr(plan_v2, "select_v2", lambda profile, p, store=None: sel)
-    check = {"lrs": [1.5e-3, 4.5e-3, 1.35e-2], "short": [0.5, 0.7, 0.6], "full": [0.5, 0.6, 0.7], "same_choice": False}
+    check = {"lrs": [1.5e-3, 4.5e-3, 1.35e-2], "short": [0.5, 0.7, 0.6], "full": [0.5, 0.6, 0.7], "best_short": 1,
+             "best_full": 2, "same_choice": False}
     monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: check)
     cfgs = plan_v2.rank_check_rerun_configs("cpu")
     assert [c.data.fold for c in cfgs] == list(rv.FOLDS_V2["cpu"])
@@ -258,7 +259,8 @@ def test_the_rank_check_table_marks_each_lengths_best_rate_and_the_text_says_whe
     from kdutils.chapters.invariance import report
 
     check = {"arm": "select:distilled-dsinv-tau4", "lrs": [1.5e-3, 4.5e-3, 1.35e-2], "short": [0.5, 0.7, 0.6],
-             "full": [0.5, 0.6, 0.7], "kendall_tau": 1 / 3, "same_choice": False, "short_epochs": 3, "full_epochs": 6}
+             "full": [0.5, 0.6, 0.7], "kendall_tau": 1 / 3, "best_short": 1, "best_full": 2, "same_choice": False,
+             "short_epochs": 3, "full_epochs": 6}
     monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: check)
     monkeypatch.setattr(report, "rank_check_rerun_table", lambda profile, store=None: pd.DataFrame())
     t = report.rank_check_table("cpu")
@@ -266,6 +268,6 @@ def test_the_rank_check_table_marks_each_lengths_best_rate_and_the_text_says_whe
     text = report.rank_check_markdown("cpu")
     assert "DISAGREE on the best rate" in text and "not yet recorded" in text  # the rerun is still to run
     monkeypatch.setattr(plan_v2, "rank_check", lambda profile, store=None: {**check, "full": [0.5, 0.7, 0.6],
-                                                                           "same_choice": True})
+                                                                           "best_full": 1, "same_choice": True})
     assert list(report.rank_check_table("cpu")["best at"]) == ["", "selection and final length", ""]
     assert "they agree on the best rate" in report.rank_check_markdown("cpu")

@@ -214,8 +214,9 @@ def results_table(df: pd.DataFrame, columns: Mapping[str, str] | Sequence[str] |
     df: one row per run or per aggregated arm. columns: which columns to show, in order, as {column: readable
     name} (or a list, shown with `readable` names); None shows all. status: the column holding the run status;
     it is always shown (right after the chosen columns) when the table has it, and the empty cells of a run
-    that failed before it was measured (diverged, not "chance") show its status instead of "—". paper: {our column: column holding the paper's value}; the paper's
-    value is shown right after ours as "<name> (paper)". formats: per-column formatter overriding the default
+    that failed before it was measured (diverged, not "chance") show its status instead of "—". paper: {our
+    column: column holding the paper's value}; the paper's value is shown right after ours as "<name> (paper)".
+    formats: per-column formatter overriding the default
     number format. device: a column shortened with `short_device`. links: {column: column holding a URL}:
     the cell links there (the URL column itself is not shown unless chosen). wrap: columns of long text
     (claims, evidence) that wrap instead of widening the table; wide: the wrapped columns given the most room

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kdutils.chapters.invariance.recipes import (DATASETS, K_FOLDS, PAIRS, TAUS, _row_label, check_pair,
+from kdutils.chapters.invariance.recipes import (DATASETS, PAIRS, TAUS, _row_label, check_pair,
                                                  experiment_name)
-from kdutils.chapters.invariance.tables import figure_rows, results_table
+from kdutils.chapters.invariance.tables import figure_rows, results_table, scale_text
 if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
     import pandas as pd
 else:
@@ -201,6 +201,33 @@ def fidelity_tau(table: pd.DataFrame, pair: str, student: str) -> float | None:
     return best
 
 
+@dataclass(frozen=True)
+class TauTransfer:
+    """Claim 1 at one temperature, as both the verdict and its table judge it: the fidelity gate, and per
+    measure the interval of the gap closed (g) with its finding."""
+
+    gate: Decision
+    gain: stats.Interval  # agreement with the teacher, distilled minus alone
+    intervals: dict[str, stats.Interval]  # measure -> interval of g
+    findings: list[Finding]  # one per measure, in MEASURES' order
+    failed: int  # failed distilled runs
+
+    @property
+    def label(self) -> str:
+        """Not testable behind a failed gate; else both measures combined by the shared rule."""
+        return NOT_TESTABLE if self.gate.label != REPRODUCED else combine(self.findings).label
+
+
+def _tau_transfer(table: pd.DataFrame, pair: str, student: str, tau: float) -> TauTransfer:
+    gate, gain = fidelity_gate(table, pair, student, tau)
+    intervals, findings, failed = {}, [], 0
+    for m, part in PART_TRANSFER.items():
+        g, failed = _gap_closed(table, pair, student, tau, m)
+        iv = intervals[m] = stats.t_interval(list(g.values()))
+        findings.append(find(part, iv, effect=iv.describe("%", digits=1, scale=100), core=True))
+    return TauTransfer(gate, gain, intervals, findings, failed)
+
+
 def transfer_table(table: pd.DataFrame, profile: str) -> pd.DataFrame:
     """Claim 1 in detail: per row and temperature, the fidelity gate and the fraction of the self-vs-teacher gap
     that distillation closes in IM and in flip rate, each with its interval and decision."""
@@ -210,59 +237,19 @@ def transfer_table(table: pd.DataFrame, profile: str) -> pd.DataFrame:
         for tau in TAUS:
             if _rows(table, pair, student, "distilled", tau, "forward").empty:
                 continue
-            gate, diff = fidelity_gate(table, pair, student, tau)
+            tt = _tau_transfer(table, pair, student, tau)
             row = {"row": _row_label(pair, student), "tau": tau,
                    "highest validation agreement": "✔" if ft == tau else "" if ft is not None else "n/a (v1)",
-                   "agreement gain over alone": diff.describe(digits=1, scale=100, unit="pts"),
-                   "fidelity gate": "passes" if gate.label == REPRODUCED else "fails"}
-            found = []
-            for m, name in MEASURES.items():
-                g, failed = _gap_closed(table, pair, student, tau, m)
-                iv = stats.t_interval(list(g.values()))
-                f = find(PART_TRANSFER[m], iv, core=True)  # as the verdict judges it (`_transfer_row`)
-                found.append(f)
-                row[f"gap closed ({name})"] = iv.describe(digits=1, scale=100, unit="%")
+                   "agreement gain over alone": tt.gain.describe(digits=1, scale=100, unit="pts"),
+                   "fidelity gate": "passes" if tt.gate.label == REPRODUCED else "fails"}
+            for (m, name), f in zip(MEASURES.items(), tt.findings):
+                row[f"gap closed ({name})"] = tt.intervals[m].describe(digits=1, scale=100, unit="%")
                 row[f"decision ({name})"] = f.label
-                row[f"_g_{m}"] = iv.mean
-            row["failed KD runs"] = failed
-            # the label the verdict gives this temperature: not testable behind a failed gate, else both measures
-            # combined by the shared rule (one reproduced beside one inconclusive is "partly reproduced")
-            row["label"] = NOT_TESTABLE if gate.label != REPRODUCED else combine(found).label
+                row[f"_g_{m}"] = tt.intervals[m].mean
+            row["failed KD runs"] = tt.failed
+            row["label"] = tt.label  # the label the verdict gives this temperature (`_transfer_row`)
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _folds_text(folds: list[int]) -> str:
-    """ "folds 0-4" for a run of folds, else "folds 0, 2" """
-    if len(folds) > 2 and folds == list(range(folds[0], folds[-1] + 1)):
-        return f"folds {folds[0]}-{folds[-1]}"
-    return ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds))
-
-
-def _pair_scale(t: pd.DataFrame, pair: str) -> str:
-    """One pair's folds and training-set sizes (teachers' and students' apart where they differ: recipe v2's
-    students train on a larger transfer set than its teachers)."""
-    folds = sorted(int(f) for f in set(t["fold"].dropna()))
-    teacher = t["role"].astype(str).str.startswith("teacher")
-
-    def sizes(rows: pd.DataFrame) -> str:
-        return "/".join(f"{int(n):,}" for n in sorted(set(rows["n_train"].dropna())))
-    tn, sn = sizes(t[teacher]), sizes(t[~teacher])
-    n = f"{sn} training examples" if tn in ("", sn) else f"{tn} training examples for teachers, {sn} for students"
-    return f"{check_pair(pair).title.split(' (')[0]}: {_folds_text(folds)} of {K_FOLDS}, {n}"
-
-
-def _scale(table: pd.DataFrame, profile: str) -> str:
-    """The scale of a verdict: per pair its folds and training sizes (the pairs can come from different
-    recipes, `tables.recipe_in_use`), then the test size and the devices."""
-    from kdutils.report.present import short_device
-
-    devices = ", ".join(sorted({short_device(d) for d in table["device"].dropna()})) or "unknown device"
-    n_test = "/".join(f"{int(n):,}" for n in sorted(set(table["n_test"].dropna())))
-    pairs = "; ".join(_pair_scale(table[table.pair == p], p) for p in PAIRS if (table.pair == p).any())
-    data = " and ".join(sorted({"MNIST" if d == "mnist" else "set-MNIST" if str(d).startswith("set_mnist") else str(d)
-                                for d in table["dataset"].dropna()}))
-    return f"profile `{profile}`, {data} ({pairs}), {n_test} test examples per run, on {devices}"
 
 
 def _not_yet(claim: str, profile: str) -> Verdict:
@@ -380,19 +367,13 @@ def _transfer_row(table, pair, student) -> Finding | None:
     for tau in TAUS:
         if _rows(table, pair, student, "distilled", tau, "forward").empty:
             continue
-        fid, diff = fidelity_gate(table, pair, student, tau)
-        if fid.label != REPRODUCED:
+        tt = _tau_transfer(table, pair, student, tau)
+        if tt.gate.label != REPRODUCED:
             taus.append(_untestable(f"tau {tau:g}", f"fidelity gate fails: agreement gain over alone "
-                                                    f"{diff.describe('pts', digits=1, scale=100)}"))
+                                                    f"{tt.gain.describe('pts', digits=1, scale=100)}"))
             continue
-        ms = []
-        for m, part in PART_TRANSFER.items():
-            g_, _ = _gap_closed(table, pair, student, tau, m)
-            iv = stats.t_interval(list(g_.values()))
-            ms.append(find(part, iv, effect=iv.describe("%", digits=1, scale=100), core=True))
-        c = combine(ms)
-        taus.append(Finding(f"tau {tau:g}", c.label, "; ".join(f.describe() for f in ms), core=True,
-                            effect=f"tau={tau:g}: " + ", ".join(f"{f.key} {f.effect}" for f in ms)))
+        taus.append(Finding(f"tau {tau:g}", tt.label, "; ".join(f.describe() for f in tt.findings), core=True,
+                            effect=f"tau={tau:g}: " + ", ".join(f"{f.key} {f.effect}" for f in tt.findings)))
     if not taus or all(t.label == NOT_TESTABLE for t in taus):
         return _untestable(name, "no temperature passes the fidelity gate (the distilled student never agrees with "
                                  "its teacher clearly more than the student alone)")
@@ -483,7 +464,7 @@ def _verdict(key: str, claim: Claim, row_fn, table: pd.DataFrame, profile: str, 
     evidence = (f"One part per row of the paper's Figure 1, paired over folds {folds}; failed runs are scored at the "
                 f"worst value (accuracy at chance, IM 2, flip rate 1), never dropped. {EVIDENCE[key]}")
     effect = "; ".join(f"{f.key}: {f.effect}" for f in j.parts if f.effect)
-    return to_verdict(j, evidence, _scale(table, profile), effect, stab, code)
+    return to_verdict(j, evidence, scale_text(table, profile), effect, stab, code)
 
 
 def verdict_transfer(table: pd.DataFrame, profile: str, code: str = "") -> Verdict:

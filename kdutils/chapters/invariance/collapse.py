@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from kdutils.chapters.invariance import claims as c
 from kdutils.chapters.invariance.recipes import COLLAPSE_FACTOR, DATASETS
-from kdutils.chapters.invariance.tables import figure_rows, results_table
+from kdutils.chapters.invariance.tables import figure_rows, results_table, scale_text
 if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
     import pandas as pd
 else:
@@ -77,7 +77,7 @@ def verdict_collapse(table: pd.DataFrame, profile: str, code: str = "") -> Verdi
                 f"test accuracy over folds {folds} against twice chance ({LINE:g}); failed runs at chance. "
                 "Beside it, the same arm with the forward KL (not scored).")
     effect = "; ".join(f"{p.key}: {p.effect}" for p in j.parts if p.effect)
-    return to_verdict(j, evidence, c._scale(table[table.pair == PAIR], profile), effect, None, code)  # its pair's
+    return to_verdict(j, evidence, scale_text(table[table.pair == PAIR], profile), effect, None, code)  # its pair's
 
 
 def chapter_verdicts(profile: str, store: ResultStore | None = None) -> list[Verdict]:

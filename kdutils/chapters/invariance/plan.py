@@ -367,10 +367,10 @@ def _pair_of(cfg: RunConfig) -> str:
 
 def describe(profile: str, pair: str, dataset: str | None = None, student: str | None = None,
              rec: Recipe | None = None, n_transfer: int | None = None, lr_grid: Sequence[float] | None = None,
-             folds: Sequence[int] | None = None) -> str:
+             folds: Sequence[int] | None = None, version: str = "") -> str:
     """The recipe of one pair at one profile, as the notebooks print it. `rec`, `n_transfer` (the students' and
-    KD runs' training-set size, where it differs from the teachers'), `lr_grid` and `folds` describe another
-    recipe version (`plan_v2.describe_v2`); by default the pair's v1 recipe."""
+    KD runs' training-set size, where it differs from the teachers'), `lr_grid`, `folds` and `version` (its name)
+    describe another recipe version (`plan_v2.describe_v2`); by default the pair's v1 recipe."""
     dataset = resolve_dataset(pair, dataset)
     rec = rec or recipe(pair, profile, dataset)
     im, aug = transformation(pair, dataset)
@@ -380,7 +380,8 @@ def describe(profile: str, pair: str, dataset: str | None = None, student: str |
     sizes = (f"teachers {rec.n_train or 'all'}, students and KD runs {n_transfer}" if n_transfer
              and n_transfer != rec.n_train else f"{rec.n_train or 'all'}")
     lines = [
-        f"pair {pair}: {PAIR_INFO[pair].title}; profile {profile}; dataset {dataset}" + (f" ({opts})" if opts else ""),
+        f"pair {pair}: {PAIR_INFO[pair].title}; profile {profile}{f', recipe {version}' if version else ''}; "
+        f"dataset {dataset}" + (f" ({opts})" if opts else ""),
         f"  training examples per run: {sizes} (drawn from the fold's {K_FOLDS - 1}/{K_FOLDS} of the "
         f"training split when a fold is set); test examples: {rec.n_test or 'all'}"
         + (f"; folds {', '.join(map(str, folds))}" if folds is not None else ""),

@@ -180,8 +180,9 @@ def rank_check(profile: str, store: ResultStore | None = None) -> dict[str, Any]
     a, b = [acc(r) for r in short], [acc(r) for r in full]
     lrs = [c.train.lr for c in got[0]]
     res = kendalltau(a, b)
+    best_short, best_full = (max(range(len(x)), key=x.__getitem__) for x in (a, b))  # index of each length's best
     return {"arm": got[0][0].role, "lrs": lrs, "short": a, "full": b, "kendall_tau": float(res.statistic),
-            "same_choice": int(max(range(len(a)), key=a.__getitem__)) == int(max(range(len(b)), key=b.__getitem__)),
+            "best_short": best_short, "best_full": best_full, "same_choice": best_short == best_full,
             "short_epochs": got[0][0].train.epochs, "full_epochs": got[1][0].train.epochs}
 
 
@@ -192,7 +193,7 @@ def rank_check_rerun_configs(profile: str, store: ResultStore | None = None) -> 
     rc = rank_check(profile, store)
     if rc is None or rc["same_choice"]:
         return None
-    best = rc["lrs"][max(range(len(rc["full"])), key=rc["full"].__getitem__)]
+    best = rc["lrs"][rc["best_full"]]
     pair, student, tau = rv.RANK_CHECK
     sel = select_v2(profile, pair, store)
     if sel is None:
@@ -319,4 +320,4 @@ def describe_v2(profile: str, pair: str) -> str:
 
     r = rv.recipe_v2(pair, profile)
     return describe(profile, pair, rec=r.base, n_transfer=r.n_transfer, lr_grid=rv.LR_GRID_V2[profile],
-                    folds=rv.FOLDS_V2[profile]).replace(f"profile {profile};", f"profile {profile}, recipe v2;", 1)
+                    folds=rv.FOLDS_V2[profile], version=rv.VERSION)

@@ -12,10 +12,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from kdutils.chapters.invariance.claims import (PAPER_MNIST, _scale, arm_scores, testability_table,
+from kdutils.chapters.invariance.claims import (PAPER_MNIST, arm_scores, testability_table,
                                                 verdict_augmentation, verdict_generalisation, verdict_transfer)
 from kdutils.chapters.invariance.recipes import PAIR_INFO, PAIRS, REVERSE_TAUS, experiment_name, _row_label
-from kdutils.chapters.invariance.tables import figure_rows, current_keys, results_table, selection_table
+from kdutils.chapters.invariance.tables import figure_rows, current_keys, results_table, scale_text, selection_table
 from kdutils.store.store import ResultStore
 from kdutils.verdicts import stats
 from kdutils.verdicts.verdict import NOT_REPRODUCED, REPRODUCED, beats
@@ -138,7 +138,7 @@ def summary_markdown(profile: str, store: ResultStore | None = None) -> str:
     testable_rows = int((tests["testable"] == "yes").sum()) if not tests.empty else 0
     names = ("KD does not transfer the invariance", "augmentation is what works", "KD improves generalisation")
     claims = "; ".join(f"*{n}*: **{v.label}**" for n, v in zip(names, verdicts))
-    return (f"**Our reproduction** ({_scale(table, profile)}; {len(table)} runs of the current recipe, "
+    return (f"**Our reproduction** ({scale_text(table, profile)}; {len(table)} runs of the current recipe, "
             f"{failed} of them failed and counted as such; every arm's learning rate chosen on a validation "
             f"split): {testable_rows} of {len(tests)} teacher -> student rows have a teacher clearly better "
             f"than the student alone. Claims: {claims}. Each verdict below gives its paired 95% intervals over "
@@ -279,13 +279,11 @@ def rank_check_table(profile: str, store: ResultStore | None = None) -> pd.DataF
     rc = rank_check(profile, store)
     if rc is None:
         return pd.DataFrame()
-    best_short = max(range(len(rc["short"])), key=rc["short"].__getitem__)
-    best_full = max(range(len(rc["full"])), key=rc["full"].__getitem__)
     return pd.DataFrame([{"learning rate": lr,
                           f"val accuracy, {rc['short_epochs']} epochs (selection)": a,
                           f"val accuracy, {rc['full_epochs']} epochs (final length)": b,
-                          "best at": " and ".join(n for n, i in (("selection", best_short), ("final length", best_full))
-                                                  if i == k)}
+                          "best at": " and ".join(n for n, i in (("selection", rc["best_short"]),
+                                                                 ("final length", rc["best_full"])) if i == k)}
                          for k, (lr, a, b) in enumerate(zip(rc["lrs"], rc["short"], rc["full"]))])
 
 
@@ -294,7 +292,7 @@ def rank_check_rerun_table(profile: str, store: ResultStore | None = None) -> pd
     the same arm's final runs at the full-length best rate (`plan_v2.rank_check_rerun_configs`), paired over
     folds with the student alone. Shown, not judged: it says whether the arm's result hangs on the rate. Empty
     while the check agrees or the runs are not recorded."""
-    from kdutils.chapters.invariance.claims import fidelity_gate
+    from kdutils.chapters.invariance.claims import _rows, fidelity_gate
     from kdutils.chapters.invariance.plan_v2 import rank_check_rerun_configs
     from kdutils.chapters.invariance.recipe_v2 import RANK_CHECK
 
@@ -305,12 +303,11 @@ def rank_check_rerun_table(profile: str, store: ResultStore | None = None) -> pd
     pair, student, tau = RANK_CHECK
     table = results_table(profile, pairs=(pair,), store=store)
     everything = results_table(profile, pairs=(pair,), store=store, current_only=False)
-    arm = (table.role == "distilled") & (table.student == student) & (table.tau == tau) & (table.direction == "forward")
+    arm = table.index.isin(_rows(table, pair, student, "distilled", tau, "forward").index)
     rerun = everything[everything.key.isin({c.key() for c in cfgs})]
     rows = []
     for name, t in (("selected", table), ("full-length best", pd.concat([table[~arm], rerun], ignore_index=True))):
-        rate = sorted(set(t[(t.role == "distilled") & (t.student == student) & (t.tau == tau)
-                            & (t.direction == "forward")].lr))
+        rate = sorted(set(_rows(t, pair, student, "distilled", tau, "forward").lr))
         gate, gain = fidelity_gate(t, pair, student, tau)
         acc = stats.paired_difference(arm_scores(t, pair, student, "distilled", "accuracy", tau, "forward").values,
                                       arm_scores(t, pair, student, "student", "accuracy").values)

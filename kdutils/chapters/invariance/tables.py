@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from kdutils.chapters.invariance.plan import configs, select_lrs, tuned_datasets
-from kdutils.chapters.invariance.recipes import (COLLAPSE_FACTOR, DATASETS, PAIR_INFO, PAIRS, ROLES, check_pair,
-                                                 experiment_name, recipe, resolve_dataset, _row_label)
+from kdutils.chapters.invariance.recipes import (COLLAPSE_FACTOR, DATASETS, K_FOLDS, PAIR_INFO, PAIRS, ROLES,
+                                                 check_pair, experiment_name, recipe, resolve_dataset, _row_label)
 if TYPE_CHECKING:  # the type checker reads pandas' own names; at run time pandas is imported on first use
     import pandas as pd
 else:
@@ -131,6 +131,38 @@ def results_table(profile: str, pairs: Iterable[str] | None = None, dataset: str
     order = {r: i for i, r in enumerate(ROLES)}
     return out.sort_values(["pair", "student", "role", "tau", "direction", "fold"],
                            key=lambda s: s.map(order) if s.name == "role" else s).reset_index(drop=True)
+
+
+def _folds_text(folds: list[int]) -> str:
+    """ "folds 0-4" for a run of folds, else "folds 0, 2" """
+    if len(folds) > 2 and folds == list(range(folds[0], folds[-1] + 1)):
+        return f"folds {folds[0]}-{folds[-1]}"
+    return ("fold " if len(folds) == 1 else "folds ") + ", ".join(map(str, folds))
+
+
+def _pair_scale(t: pd.DataFrame, pair: str) -> str:
+    """One pair's folds and training-set sizes (teachers' and students' apart where they differ: recipe v2's
+    students train on a larger transfer set than its teachers)."""
+    folds = sorted(int(f) for f in set(t["fold"].dropna()))
+    teacher = t["role"].astype(str).str.startswith("teacher")
+
+    def sizes(rows: pd.DataFrame) -> str:
+        return "/".join(f"{int(n):,}" for n in sorted(set(rows["n_train"].dropna())))
+    tn, sn = sizes(t[teacher]), sizes(t[~teacher])
+    n = f"{sn} training examples" if tn in ("", sn) else f"{tn} training examples for teachers, {sn} for students"
+    return f"{check_pair(pair).title.split(' (')[0]}: {_folds_text(folds)} of {K_FOLDS}, {n}"
+
+
+def scale_text(table: pd.DataFrame, profile: str) -> str:
+    """The scale of a verdict: per pair its folds and training sizes (the pairs can come from different
+    recipes, `tables.recipe_in_use`), then the test size and the devices."""
+    from kdutils.report.present import short_device
+
+    devices = ", ".join(sorted({short_device(d) for d in table["device"].dropna()})) or "unknown device"
+    n_test = "/".join(f"{int(n):,}" for n in sorted(set(table["n_test"].dropna())))
+    pairs = "; ".join(_pair_scale(table[table.pair == p], p) for p in PAIRS if (table.pair == p).any())
+    data = " and ".join(sorted({DATASETS[d].label if d in DATASETS else str(d) for d in table["dataset"].dropna()}))
+    return f"profile `{profile}`, {data} ({pairs}), {n_test} test examples per run, on {devices}"
 
 
 def point_table(records: list[dict[str, Any]]) -> pd.DataFrame:
